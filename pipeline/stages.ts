@@ -1,0 +1,136 @@
+// The study's pipeline, declared in one place. Defaults are the study's
+// (../shared/SPEC.md). The engine derives everything else: order, cache keys,
+// what is stale and why.
+import type { StageDef } from "./types.ts";
+
+const seed = { type: "int", default: 42, min: 0, doc: "seed of every random draw of the stage" } as const;
+const evalEvery = (n: number) =>
+  ({ type: "int", default: n, min: 1, doc: "evaluate every N steps and at the last step" }) as const;
+
+export const STAGES: StageDef[] = [
+  {
+    name: "download",
+    doc: "fetch the CIFAR-10 binary archive, verify it, extract the six batch files",
+    deps: [],
+    module: "data/download_stage.ts",
+    outputs: ["cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/test_batch.bin"],
+    params: {
+      url: {
+        type: "string",
+        default: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+        doc: "http(s) URL or local path of the archive; 'synthetic' makes a small fake one",
+      },
+      synthetic_train: { type: "int", default: 500, min: 10, doc: "images per training batch file when url=synthetic" },
+      synthetic_test: { type: "int", default: 500, min: 10, doc: "test images when url=synthetic" },
+    },
+  },
+  {
+    name: "preprocess",
+    doc: "float32, minus the training set's per-pixel mean image (NHWC .npy files)",
+    deps: ["download"],
+    module: "data/preprocess_stage.ts",
+    outputs: ["train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy", "mean.npy", "summary.json"],
+    params: {},
+  },
+  {
+    name: "train-numpy-mlp",
+    doc: "MLP with hand-written forward/backward and plain SGD (no autograd)",
+    deps: ["preprocess"],
+    module: "models/numpy_mlp/stage.ts",
+    outputs: ["history.json"],
+    params: {
+      hidden: { type: "ints", default: [100], min: 1, doc: "hidden layer sizes" },
+      lr: { type: "float", default: 2e-3, min: 0, doc: "SGD learning rate" },
+      batch: { type: "int", default: 200, min: 1, doc: "mini-batch size" },
+      steps: { type: "int", default: 1500, min: 1, doc: "training steps" },
+      eval_every: evalEvery(100),
+      seed,
+    },
+  },
+  {
+    name: "train-torch-mlp",
+    doc: "the same MLP with automatic differentiation (tfjs), Adam; the study's Table 1",
+    deps: ["preprocess"],
+    module: "models/torch_mlp/stage.ts",
+    outputs: ["history.json"],
+    params: {
+      hidden: { type: "ints", default: [100], min: 1, doc: "hidden layer sizes" },
+      lr: { type: "float", default: 2e-3, min: 0, doc: "Adam learning rate" },
+      batch: { type: "int", default: 200, min: 1, doc: "mini-batch size" },
+      steps: { type: "int", default: 1500, min: 1, doc: "training steps" },
+      dropout: { type: "bool", default: false, doc: "Dropout p=0.5 after each hidden ReLU" },
+      batchnorm: { type: "bool", default: false, doc: "BatchNorm before each Linear" },
+      eval_every: evalEvery(100),
+      seed,
+    },
+    variants: {
+      default: {},
+      ga1: { hidden: [1000, 500, 250, 100], lr: 1.68e-4, batch: 1609, steps: 4681 },
+      "ga1-dropout": { hidden: [1000, 500, 250, 100], lr: 1.68e-4, batch: 1609, steps: 4681, dropout: true },
+      "ga1-dropout-batchnorm": {
+        hidden: [1000, 500, 250, 100],
+        lr: 1.68e-4,
+        batch: 1609,
+        steps: 4681,
+        dropout: true,
+        batchnorm: true,
+      },
+      ga2: { hidden: [1000, 100], lr: 1.5e-4, batch: 1824, steps: 3030 },
+      ga3: { hidden: [1000, 1000], lr: 5.72e-5, batch: 809, steps: 4365 },
+    },
+  },
+  {
+    name: "train-batchnorm",
+    doc: "custom batch norm (autograd vs hand-written backward): checks, and GA1+dropout+BN trained with both",
+    deps: ["preprocess"],
+    module: "models/batchnorm/stage.ts",
+    outputs: ["history.json", "checks.json"],
+    params: {
+      hidden: { type: "ints", default: [1000, 500, 250, 100], min: 1, doc: "hidden layer sizes" },
+      lr: { type: "float", default: 1.68e-4, min: 0, doc: "Adam learning rate" },
+      batch: { type: "int", default: 1609, min: 1, doc: "mini-batch size" },
+      steps: { type: "int", default: 4681, min: 1, doc: "training steps" },
+      eval_every: evalEvery(100),
+      seed,
+    },
+  },
+  {
+    name: "train-cnn",
+    doc: "the study's small VGG, Adam, batch norm after every conv",
+    deps: ["preprocess"],
+    module: "models/cnn/stage.ts",
+    outputs: ["history.json"],
+    params: {
+      lr: { type: "float", default: 1e-4, min: 0, doc: "Adam learning rate" },
+      batch: { type: "int", default: 32, min: 1, doc: "mini-batch size" },
+      steps: { type: "int", default: 5000, min: 1, doc: "training steps" },
+      eval_every: evalEvery(500),
+      width: { type: "float", default: 1, min: 0, doc: "channel multiplier (1 = the study's VGG; smaller for smoke runs)" },
+      seed,
+    },
+  },
+  {
+    name: "search-mlp",
+    doc: "the study's evolutionary hyper-parameter search, selecting on a validation split",
+    deps: ["preprocess"],
+    module: "models/search/stage.ts",
+    outputs: ["search.json"],
+    params: {
+      population: { type: "int", default: 10, min: 2, doc: "individuals per generation" },
+      generations: { type: "int", default: 5, min: 1, doc: "generations" },
+      validation: { type: "int", default: 5000, min: 1, doc: "training images held out for selection" },
+      step_scale: { type: "float", default: 1, min: 0, doc: "multiply every individual's steps (a cheap search: 0.1)" },
+      budget_steps: { type: "int", default: 0, min: 0, doc: "stop after this many training steps in all (0: no limit)" },
+      seed,
+    },
+  },
+  {
+    name: "report",
+    doc: "figures (Vega-Lite → SVG/PNG), Table 1 beside the study's, REPORT.md and index.html",
+    deps: ["train-numpy-mlp", "train-torch-mlp", "train-batchnorm", "train-cnn"],
+    module: "reports/build/stage.ts",
+    outputs: ["REPORT.md", "index.html"],
+    params: {},
+    publish: "reports",
+  },
+];

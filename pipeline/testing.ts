@@ -1,0 +1,38 @@
+// A StageContext for unit tests of one stage module, without the engine.
+import type { ParamValue, Progress, StageContext } from "./types.ts";
+
+export async function makeTestContext(opts: {
+  stage: string;
+  params: Record<string, ParamValue>;
+  inputs?: Record<string, string>;
+  quiet?: boolean;
+}): Promise<StageContext & { cleanup(): Promise<void> }> {
+  const base = await Deno.makeTempDir({ prefix: "stage-test-" });
+  const outDir = `${base}/out`;
+  const checkpointDir = `${base}/checkpoint`;
+  await Deno.mkdir(outDir);
+  await Deno.mkdir(checkpointDir);
+  const memo = new Map<string, unknown>();
+  return {
+    stage: opts.stage,
+    params: opts.params,
+    inputs: opts.inputs ?? {},
+    outDir,
+    checkpointDir,
+    root: Deno.cwd(),
+    progress(p: Progress) {
+      if (!opts.quiet) console.error(`[${opts.stage}] step ${p.step}/${p.total} loss ${p.loss ?? "-"}`);
+    },
+    log(message: string) {
+      if (!opts.quiet) console.error(`[${opts.stage}] ${message}`);
+    },
+    async memo<T>(key: unknown, fn: () => Promise<T>): Promise<T> {
+      const k = JSON.stringify(key);
+      if (!memo.has(k)) memo.set(k, await fn());
+      return memo.get(k) as T;
+    },
+    async cleanup() {
+      await Deno.remove(base, { recursive: true });
+    },
+  };
+}

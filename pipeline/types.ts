@@ -1,0 +1,103 @@
+// The contract between the engine and the stages. A stage is declared in
+// pipeline/stages.ts (name, upstream stages, typed parameters, module, outputs)
+// and implemented by a module that exports `run(ctx)`. Stages never deal with
+// caching: they read `ctx.inputs`, write into `ctx.outDir`, and return metrics.
+
+export type ParamValue = number | string | boolean | number[];
+
+export interface ParamSpec {
+  /** int / float: a number; ints: comma-separated integers ("1000,500"); string; bool. */
+  type: "int" | "float" | "ints" | "string" | "bool";
+  default: ParamValue;
+  doc: string;
+  /** Allowed values for a string parameter. */
+  choices?: string[];
+  /** Inclusive lower bound for numbers (and every element of ints). */
+  min?: number;
+}
+
+export interface StageDef {
+  name: string;
+  doc: string;
+  /** Upstream stage names. A stage with variants is addressed as a whole (all variants) or as name@variant. */
+  deps: string[];
+  params: Record<string, ParamSpec>;
+  /** Module path relative to the project root; it exports `run(ctx: StageContext)`. */
+  module: string;
+  /** Files the stage must write into ctx.outDir (relative paths). Others it writes are kept too. */
+  outputs: string[];
+  /** Named runs of one stage, each with its own parameters and cache entry (like DVC's foreach). */
+  variants?: Record<string, Record<string, ParamValue>>;
+  /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
+  publish?: string;
+}
+
+export interface Progress {
+  step: number;
+  total: number;
+  /** Items per step (e.g. the batch size), for samples/s. */
+  itemsPerStep?: number;
+  loss?: number;
+  /** Anything else worth one short field, e.g. { acc: 0.41 }. */
+  extra?: Record<string, number | string>;
+}
+
+export interface StageContext {
+  /** The resolved stage name, e.g. "train-torch-mlp@ga1". */
+  stage: string;
+  /** Validated parameters, typed as declared, defaults filled in. */
+  params: Record<string, ParamValue>;
+  /** Upstream stage name (resolved, with @variant) → directory holding its outputs. Read-only. */
+  inputs: Record<string, string>;
+  /** Write every output here; it is moved into the cache only when run() returns. */
+  outDir: string;
+  /** Survives a killed run of the same cache key; removed after success. Save checkpoints here. */
+  checkpointDir: string;
+  /** Project root (absolute). */
+  root: string;
+  /** Report progress: a live line on a terminal, a plain line every few seconds otherwise. */
+  progress(p: Progress): void;
+  /** One plain log line, prefixed with the stage name. */
+  log(message: string): void;
+  /**
+   * Cache a pure computation inside a stage (e.g. one individual of a search):
+   * the result of fn() is stored under hash(stage code, key) and reused on a rerun.
+   */
+  memo<T>(key: unknown, fn: () => Promise<T>): Promise<T>;
+}
+
+/** Thrown for bad input: printed as one line "error: <what> — <fix>", exit code 1. */
+export class PipelineError extends Error {
+  constructor(what: string, readonly fix: string) {
+    super(what);
+    this.name = "PipelineError";
+  }
+}
+
+/** One evaluation point of a training run (the study's curves). */
+export interface EvalPoint {
+  step: number;
+  /** Loss/accuracy of the current training mini-batch (as the study measured). */
+  trainLoss: number;
+  trainAcc: number;
+  /** Loss/accuracy on the whole test set. */
+  testLoss: number;
+  testAcc: number;
+}
+
+/**
+ * What every training stage writes as `history.json` and the report reads:
+ * curves, the final row, and what the run cost.
+ */
+export interface TrainingHistory {
+  run: string;
+  params: Record<string, ParamValue>;
+  /** e.g. "wasm (tfjs 4.22.0, 1 thread)" or "typed arrays + OpenBLAS". */
+  backend: string;
+  evals: EvalPoint[];
+  final: EvalPoint;
+  wallSeconds: number;
+  stepsPerSecond: number;
+  /** Free-form notes the report should show (e.g. deviations from the study). */
+  notes?: string[];
+}
