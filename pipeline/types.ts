@@ -32,6 +32,15 @@ export interface StageDef {
   publish?: string;
 }
 
+/** A named set of parameter overrides, e.g. "smoke": the whole pipeline on tiny synthetic data. */
+export interface Profile {
+  doc: string;
+  /** "stage.param" (or "stage@variant.param") → value. */
+  set: Record<string, ParamValue>;
+  /** Stage name → publish directory, replacing the stage's own. */
+  publish?: Record<string, string>;
+}
+
 export interface Progress {
   step: number;
   total: number;

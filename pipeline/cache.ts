@@ -1,0 +1,195 @@
+// The content-addressed cache under .cache/:
+//   objects/ab/cdef…   every output file, stored once by its SHA-256, read-only
+//   trees/<key>/…      a stage run's outputs as hard links to objects
+//   runs/<key>.json    the run entry; written last, so it is the commit point:
+//                      a run killed at any moment leaves no entry to trust
+//   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
+import { dirname, join, relative } from "node:path";
+import { canonicalJson, sha256, StatCache, writeFileAtomic } from "./hash.ts";
+import type { ParamValue } from "./types.ts";
+
+export interface RunEntry {
+  key: string;
+  stage: string;
+  params: Record<string, ParamValue>;
+  /** Upstream node → its outputsHash. */
+  inputs: Record<string, string>;
+  /** Project file → hash, of the stage module's import closure. */
+  code: Record<string, string>;
+  external: string[];
+  deno: string;
+  outputs: Record<string, { hash: string; size: number }>;
+  /** Hash of `outputs`: what downstream keys depend on. */
+  outputsHash: string;
+  metrics: Record<string, unknown>;
+  startedAt: string;
+  wallSeconds: number;
+}
+
+export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
+
+export class Store {
+  constructor(readonly dir: string, readonly stats: StatCache) {}
+
+  static async open(dir: string): Promise<Store> {
+    for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
+      await Deno.mkdir(join(dir, sub), { recursive: true });
+    }
+    return new Store(dir, await StatCache.open(join(dir, "stat.json")));
+  }
+
+  treeDir(key: string) {
+    return join(this.dir, "trees", key);
+  }
+  checkpointDir(key: string) {
+    return join(this.dir, "checkpoints", key);
+  }
+  private entryPath(key: string) {
+    return join(this.dir, "runs", `${key}.json`);
+  }
+  private objectPath(hash: string) {
+    return join(this.dir, "objects", hash.slice(0, 2), hash.slice(2));
+  }
+
+  async readEntry(key: string): Promise<RunEntry | undefined> {
+    try {
+      return JSON.parse(await Deno.readTextFile(this.entryPath(key)));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return undefined;
+      throw e;
+    }
+  }
+
+  /** Do the entry's files still hold the bytes it recorded? (stat cache first, bytes when stat changed) */
+  async verify(entry: RunEntry): Promise<Verdict> {
+    for (const [rel, { hash }] of Object.entries(entry.outputs)) {
+      let actual: string;
+      try {
+        actual = await this.stats.hash(join(this.treeDir(entry.key), rel));
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        actual = "missing";
+      }
+      if (actual !== hash) return { ok: false, file: rel, expected: hash, actual };
+    }
+    return { ok: true };
+  }
+
+  /** Forget a run whose bytes went bad: its entry, its tree, and the bad object. */
+  async discard(entry: RunEntry, badHash?: string) {
+    await Deno.remove(this.entryPath(entry.key)).catch(() => {});
+    await Deno.remove(this.treeDir(entry.key), { recursive: true }).catch(() => {});
+    if (badHash) await Deno.remove(this.objectPath(badHash)).catch(() => {});
+  }
+
+  /** A fresh private directory for one run; removed by the caller or by gc after a crash. */
+  async makeTmp(key: string): Promise<string> {
+    const dir = join(this.dir, "tmp", `${key.slice(0, 16)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}`);
+    await Deno.mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** Remove temporary directories of processes that no longer exist (killed runs). */
+  async gcTmp() {
+    for await (const e of Deno.readDir(join(this.dir, "tmp"))) {
+      const pid = Number(e.name.split(".")[1]);
+      if (pid && pid !== Deno.pid && !processAlive(pid)) {
+        await Deno.remove(join(this.dir, "tmp", e.name), { recursive: true }).catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * Move a finished run's files into the store and write its entry (last).
+   * `outDir` must be inside this store's tmp/ (same filesystem: renames are atomic).
+   */
+  async commit(outDir: string, partial: Omit<RunEntry, "outputs" | "outputsHash">): Promise<RunEntry> {
+    const outputs: RunEntry["outputs"] = {};
+    const treeTmp = `${outDir}.tree`;
+    await Deno.mkdir(treeTmp, { recursive: true });
+    const linked: Array<[string, string]> = [];
+    for (const rel of await listFiles(outDir)) {
+      const src = join(outDir, rel);
+      const info = await Deno.stat(src);
+      const hash = await this.stats.rehash(src);
+      this.stats.forget(src);
+      const obj = this.objectPath(hash);
+      let have = false;
+      try {
+        have = (await this.stats.hash(obj)) === hash;
+        if (!have) await Deno.remove(obj); // a corrupted object: replace it
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+      if (!have) {
+        await Deno.mkdir(dirname(obj), { recursive: true });
+        await Deno.chmod(src, 0o444);
+        await Deno.rename(src, obj);
+      }
+      await Deno.mkdir(dirname(join(treeTmp, rel)), { recursive: true });
+      await Deno.link(obj, join(treeTmp, rel));
+      linked.push([join(this.treeDir(partial.key), rel), hash]);
+      outputs[rel] = { hash, size: info.size };
+    }
+    const tree = this.treeDir(partial.key);
+    await Deno.remove(tree, { recursive: true }).catch(() => {}); // a leftover of a killed commit
+    await Deno.rename(treeTmp, tree);
+    // Linking changed the inodes' ctime: record the fresh stat with the hash we just computed.
+    for (const [path, hash] of linked) this.stats.remember(path, await Deno.stat(path), hash);
+    const entry: RunEntry = { ...partial, outputs, outputsHash: sha256(canonicalJson(outputs)) };
+    await writeFileAtomic(this.entryPath(entry.key), JSON.stringify(entry, null, 1));
+    await this.stats.save();
+    return entry;
+  }
+
+  /**
+   * Exclusive right to build `key` across processes. While another live
+   * process holds it, calls onWait once and polls; a dead holder's lock is stale.
+   */
+  async lock(name: string, onWait: (pid: number) => void): Promise<() => Promise<void>> {
+    const path = join(this.dir, "locks", `${name}.lock`);
+    let warned = false;
+    while (true) {
+      try {
+        using f = await Deno.open(path, { write: true, createNew: true });
+        await f.write(new TextEncoder().encode(String(Deno.pid)));
+        return () => Deno.remove(path).catch(() => {});
+      } catch (e) {
+        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      }
+      const pid = Number(await Deno.readTextFile(path).catch(() => "0"));
+      if (pid && !processAlive(pid)) {
+        await Deno.remove(path).catch(() => {});
+        continue;
+      }
+      if (!warned && pid) {
+        onWait(pid);
+        warned = true;
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return Deno.build.os !== "linux"; // without /proc, assume alive (never steal a live lock)
+  }
+}
+
+/** Every file under dir, as sorted relative paths with "/" separators. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else if (e.isFile) out.push(relative(dir, p).split("\\").join("/"));
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}

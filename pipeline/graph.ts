@@ -1,0 +1,138 @@
+// The stage graph: variants expanded into nodes, parameters resolved
+// (defaults ← variant ← profile ← --set), dependencies checked, topological order.
+import { checkParam, parseParam } from "./params.ts";
+import { type ParamValue, PipelineError, type StageDef } from "./types.ts";
+
+export interface Node {
+  /** "download", or "train-torch-mlp@ga1" for a variant. */
+  name: string;
+  def: StageDef;
+  params: Record<string, ParamValue>;
+  /** Resolved upstream node names. */
+  deps: string[];
+}
+
+export interface Override {
+  /** Stage name (all its variants) or name@variant. */
+  target: string;
+  param: string;
+  /** A raw command-line string (parsed by type) or an already typed value (profiles). */
+  raw?: string;
+  value?: ParamValue;
+}
+
+export class Graph {
+  readonly nodes = new Map<string, Node>();
+  /** Node names in an order where every node comes after its deps. */
+  readonly order: string[] = [];
+
+  constructor(readonly defs: StageDef[], overrides: Override[] = []) {
+    const byName = new Map<string, StageDef>();
+    for (const def of defs) {
+      if (byName.has(def.name)) throw new PipelineError(`stage ${def.name} is declared twice`, "rename one of them");
+      byName.set(def.name, def);
+    }
+    for (const def of defs) {
+      for (const variant of def.variants ? Object.keys(def.variants) : [undefined]) {
+        const name = variant ? `${def.name}@${variant}` : def.name;
+        const params: Record<string, ParamValue> = {};
+        for (const [key, spec] of Object.entries(def.params)) params[key] = spec.default;
+        for (const [key, value] of Object.entries(variant ? def.variants![variant] : {})) {
+          const spec = def.params[key];
+          if (!spec) throw unknownParam(name, key, def);
+          params[key] = checkParam(`${name}.${key}`, spec, value);
+        }
+        this.nodes.set(name, { name, def, params, deps: [] });
+      }
+    }
+    for (const node of this.nodes.values()) {
+      node.deps = node.def.deps.flatMap((dep) => {
+        const resolved = this.expand(dep);
+        if (!resolved.length) {
+          throw new PipelineError(
+            `stage ${node.name} depends on unknown stage ${dep}`,
+            `declare ${dep} in the pipeline or fix the deps of ${node.def.name}`,
+          );
+        }
+        return resolved;
+      });
+    }
+    for (const o of overrides) this.applyOverride(o);
+    this.sort();
+  }
+
+  /** A stage name → its node names (all variants), a name@variant → itself; unknown → []. */
+  expand(target: string): string[] {
+    if (this.nodes.has(target)) return [target];
+    return [...this.nodes.keys()].filter((n) => n.startsWith(`${target}@`));
+  }
+
+  /** Like expand, but an unknown name is a one-line error. */
+  resolve(target: string): string[] {
+    const found = this.expand(target);
+    if (!found.length) {
+      throw new PipelineError(
+        `unknown stage ${target}`,
+        `use one of: ${this.defs.map((d) => d.name).join(", ")} (or name@variant)`,
+      );
+    }
+    return found;
+  }
+
+  private applyOverride(o: Override) {
+    for (const name of this.resolve(o.target)) {
+      const node = this.nodes.get(name)!;
+      const spec = node.def.params[o.param];
+      if (!spec) throw unknownParam(o.target, o.param, node.def);
+      const where = `${o.target}.${o.param}`;
+      node.params[o.param] = o.raw !== undefined ? parseParam(where, spec, o.raw) : checkParam(where, spec, o.value!);
+    }
+  }
+
+  private sort() {
+    const state = new Map<string, "visiting" | "done">();
+    const visit = (name: string, path: string[]) => {
+      if (state.get(name) === "done") return;
+      if (state.get(name) === "visiting") {
+        const cycle = [...path.slice(path.indexOf(name)), name].join(" → ");
+        throw new PipelineError(`dependency cycle: ${cycle}`, "remove one of these deps in the pipeline declaration");
+      }
+      state.set(name, "visiting");
+      for (const dep of this.nodes.get(name)!.deps) visit(dep, [...path, name]);
+      state.set(name, "done");
+      this.order.push(name);
+    };
+    for (const name of this.nodes.keys()) visit(name, []);
+  }
+
+  /** The targets and everything upstream of them, in topological order. */
+  upstreamClosure(targets: string[]): string[] {
+    const wanted = new Set<string>();
+    const add = (name: string) => {
+      if (wanted.has(name)) return;
+      wanted.add(name);
+      for (const dep of this.nodes.get(name)!.deps) add(dep);
+    };
+    for (const t of targets) add(t);
+    return this.order.filter((n) => wanted.has(n));
+  }
+
+  /** Mermaid flowchart of the graph. */
+  mermaid(): string {
+    const id = (n: string) => n.replace(/[^A-Za-z0-9]/g, "_");
+    const lines = ["flowchart LR"];
+    for (const name of this.order) {
+      lines.push(`  ${id(name)}["${name}"]`);
+      for (const dep of this.nodes.get(name)!.deps) lines.push(`  ${id(dep)} --> ${id(name)}`);
+    }
+    return lines.join("\n");
+  }
+}
+
+function unknownParam(where: string, key: string, def: StageDef) {
+  const known = Object.keys(def.params);
+  return new PipelineError(
+    `unknown parameter ${where}.${key}`,
+    known.length ? `${def.name} takes: ${known.join(", ")}` : `${def.name} takes no parameters`,
+  );
+}

@@ -1,0 +1,79 @@
+// Typed parameters: parsing `--set stage.param=value`, validating, defaults.
+import { type ParamSpec, type ParamValue, PipelineError } from "./types.ts";
+
+function describe(spec: ParamSpec): string {
+  switch (spec.type) {
+    case "int":
+      return "an integer (e.g. 1500)";
+    case "float":
+      return "a number (e.g. 1e-4)";
+    case "ints":
+      return "comma-separated integers (e.g. 1000,500)";
+    case "bool":
+      return "true or false";
+    case "string":
+      return spec.choices ? `one of ${spec.choices.join(", ")}` : "a string";
+  }
+}
+
+/** Parse a command-line string into the declared type, or throw a one-line error. */
+export function parseParam(where: string, spec: ParamSpec, raw: string): ParamValue {
+  const bad = () =>
+    new PipelineError(`${where}=${raw}: expected ${describe(spec)}`, `pass ${where}=<${describe(spec)}>`);
+  let value: ParamValue;
+  switch (spec.type) {
+    case "int":
+    case "float": {
+      const n = raw.trim() === "" ? NaN : Number(raw);
+      if (!Number.isFinite(n) || (spec.type === "int" && !Number.isInteger(n))) throw bad();
+      value = n;
+      break;
+    }
+    case "ints": {
+      const parts = raw.split(",").map((s) => s.trim());
+      const ns = parts.map(Number);
+      if (parts.some((s) => s === "") || ns.some((n) => !Number.isInteger(n))) throw bad();
+      value = ns;
+      break;
+    }
+    case "bool":
+      if (raw !== "true" && raw !== "false") throw bad();
+      value = raw === "true";
+      break;
+    case "string":
+      value = raw;
+  }
+  return checkParam(where, spec, value);
+}
+
+/** Check a typed value (a default, a variant's value or a parsed one) against its declaration. */
+export function checkParam(where: string, spec: ParamSpec, value: ParamValue): ParamValue {
+  const fail = (why: string) => new PipelineError(`${where}=${JSON.stringify(value)}: ${why}`, `use ${describe(spec)}`);
+  const numbers = spec.type === "ints" ? value : [value];
+  if (spec.type === "ints" && (!Array.isArray(value) || value.length === 0)) throw fail("expected a non-empty list");
+  if (spec.type === "int" || spec.type === "float" || spec.type === "ints") {
+    for (const n of numbers as unknown[]) {
+      if (typeof n !== "number" || !Number.isFinite(n)) throw fail("not a number");
+      if (spec.type !== "float" && !Number.isInteger(n)) throw fail("not an integer");
+      if (spec.min !== undefined && n < spec.min) throw fail(`below the minimum ${spec.min}`);
+    }
+  }
+  if (spec.type === "bool" && typeof value !== "boolean") throw fail("not a boolean");
+  if (spec.type === "string") {
+    if (typeof value !== "string") throw fail("not a string");
+    if (spec.choices && !spec.choices.includes(value)) throw fail(`not one of ${spec.choices.join(", ")}`);
+  }
+  return value;
+}
+
+/** "train-cnn.lr=1e-3" → { target: "train-cnn", param: "lr", raw: "1e-3" }. */
+export function splitAssignment(text: string): { target: string; param: string; raw: string } {
+  const m = /^([^.=\s]+)\.([^=\s]+)=(.*)$/s.exec(text);
+  if (!m) {
+    throw new PipelineError(
+      `--set ${text}: not of the form stage.param=value`,
+      "write e.g. --set train-cnn.lr=1e-4",
+    );
+  }
+  return { target: m[1], param: m[2], raw: m[3] };
+}

@@ -1,0 +1,278 @@
+// The engine on toy pipelines in temporary projects: caching, staleness and
+// its reasons, parallel jobs, crash safety, corruption, concurrent runs.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Engine, type StageResult } from "../pipeline/engine.ts";
+import type { Override } from "../pipeline/graph.ts";
+import { PipelineError, type StageDef } from "../pipeline/types.ts";
+
+const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;
+
+// a ──┐
+//     ├── c      a imports lib/util.ts, which imports lib/deep.ts
+// b ──┘          b is independent of lib/
+const TOY_STAGES = `
+export const STAGES = [
+  { name: "a", doc: "", deps: [], module: "a.ts", outputs: ["a.txt"], params: { n: { type: "int", default: 1, doc: "" } } },
+  { name: "b", doc: "", deps: [], module: "b.ts", outputs: ["b.txt"], params: { wait: { type: "bool", default: false, doc: "" } } },
+  { name: "c", doc: "", deps: ["a", "b"], module: "c.ts", outputs: ["c.txt"], params: {} },
+];
+`;
+
+const EVENTS = `
+export async function event(root, text) {
+  await Deno.writeTextFile(root + "/events.log", text + "\\n", { append: true });
+}
+export async function rendezvous(root, me, other) {
+  // Proves two stages run at once: each waits until the other has started.
+  await Deno.writeTextFile(root + "/" + me + ".started", "");
+  for (let i = 0; i < 200; i++) {
+    try { await Deno.stat(root + "/" + other + ".started"); return; } catch { await new Promise((r) => setTimeout(r, 50)); }
+  }
+  throw new Error(me + " waited 10 s for " + other + ": not run in parallel");
+}
+`;
+
+const FILES: Record<string, string> = {
+  "stages.ts": TOY_STAGES,
+  "events.ts": EVENTS,
+  "lib/deep.ts": `export const factor = 10;\n`,
+  "lib/util.ts": `import { factor } from "./deep.ts";\nexport const scale = (n) => n * factor;\n`,
+  "a.ts": `import { scale } from "./lib/util.ts";
+import { event, rendezvous } from "./events.ts";
+export async function run(ctx) {
+  await event(ctx.root, "start a");
+  if (Deno.env.get("TOY_RENDEZVOUS")) await rendezvous(ctx.root, "a", "b");
+  if (Deno.env.get("TOY_SLOW")) await new Promise((r) => setTimeout(r, 1500));
+  try {
+    await Deno.stat(ctx.checkpointDir + "/half");
+    await event(ctx.root, "resumed a");
+  } catch { /* a fresh start */ }
+  if (Deno.env.get("TOY_HANG")) {
+    await Deno.writeTextFile(ctx.checkpointDir + "/half", "");
+    await Deno.writeTextFile(ctx.outDir + "/a.txt", "partial");
+    await Deno.writeTextFile(ctx.root + "/a.hanging", "");
+    await new Promise((r) => setTimeout(r, 60_000));
+  }
+  await Deno.writeTextFile(ctx.outDir + "/a.txt", String(scale(ctx.params.n)));
+  await event(ctx.root, "end a");
+  return { value: scale(ctx.params.n) };
+}
+`,
+  "b.ts": `import { event, rendezvous } from "./events.ts";
+export async function run(ctx) {
+  await event(ctx.root, "start b");
+  if (Deno.env.get("TOY_RENDEZVOUS")) await rendezvous(ctx.root, "b", "a");
+  await Deno.writeTextFile(ctx.outDir + "/b.txt", "b");
+  await event(ctx.root, "end b");
+  return {};
+}
+`,
+  "c.ts": `import { event } from "./events.ts";
+export async function run(ctx) {
+  await event(ctx.root, "start c");
+  const a = await Deno.readTextFile(ctx.inputs.a + "/a.txt");
+  const b = await Deno.readTextFile(ctx.inputs.b + "/b.txt");
+  await Deno.writeTextFile(ctx.outDir + "/c.txt", a + "+" + b);
+  await event(ctx.root, "end c");
+  return {};
+}
+`,
+};
+
+async function toyProject(): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "engine-test-" });
+  for (const [rel, text] of Object.entries(FILES)) {
+    await Deno.mkdir(join(root, rel, ".."), { recursive: true });
+    await Deno.writeTextFile(join(root, rel), text);
+  }
+  return root;
+}
+
+async function engineFor(root: string, overrides: Override[] = [], logs: string[] = []) {
+  const { STAGES } = await import(`file://${root}/stages.ts?${crypto.randomUUID()}`);
+  return Engine.open({ root, defs: STAGES as StageDef[], overrides, log: (l) => logs.push(l) });
+}
+
+async function events(root: string): Promise<string[]> {
+  try {
+    return (await Deno.readTextFile(join(root, "events.log"))).trim().split("\n");
+  } catch {
+    return [];
+  }
+}
+
+async function clearEvents(root: string) {
+  await Deno.remove(join(root, "events.log")).catch(() => {});
+}
+
+const outcomes = (rs: StageResult[]) => Object.fromEntries(rs.map((r) => [r.stage, r.outcome]));
+
+function cli(root: string, args: string[], env: Record<string, string> = {}) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--root", root, "--pipeline", join(root, "stages.ts"), ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+Deno.test("a cache hit does not rerun; outputs flow downstream", async () => {
+  const root = await toyProject();
+  const first = await (await engineFor(root)).reproduce();
+  assert.deepEqual(outcomes(first), { a: "ran", b: "ran", c: "ran" });
+  assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
+  await clearEvents(root);
+  const second = await (await engineFor(root)).reproduce();
+  assert.deepEqual(outcomes(second), { a: "up to date", b: "up to date", c: "up to date" });
+  assert.deepEqual(await events(root), []);
+  const lock = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json")));
+  assert.equal(lock.stages.a.metrics.value, 10);
+  assert.ok(lock.stages.a.code["lib/deep.ts"], "the lock records the import closure");
+});
+
+Deno.test("editing a file two imports down reruns exactly the affected stages, and status names it", async () => {
+  const root = await toyProject();
+  await (await engineFor(root)).reproduce();
+  await Deno.writeTextFile(join(root, "lib/deep.ts"), "export const factor = 100;\n");
+  const status = await (await engineFor(root)).status();
+  const a = status.find((s) => s.stage === "a")!;
+  assert.equal(a.outcome, "would run");
+  assert.deepEqual(a.reasons, ["code: lib/deep.ts changed"]);
+  assert.equal(status.find((s) => s.stage === "b")!.outcome, "up to date");
+  assert.deepEqual(status.find((s) => s.stage === "c")!.reasons, ["upstream a is stale"]);
+  await clearEvents(root);
+  const logs: string[] = [];
+  const rerun = await (await engineFor(root, [], logs)).reproduce();
+  assert.deepEqual(outcomes(rerun), { a: "ran", b: "up to date", c: "ran" });
+  assert.ok(logs.some((l) => l.includes("▶ a: running (code: lib/deep.ts changed)")), logs.join("\n"));
+  assert.ok(logs.some((l) => l.includes("▶ c: running (input a changed)")), logs.join("\n"));
+  assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "100+b");
+});
+
+Deno.test("a parameter change reruns that stage and its downstream only; going back restores from the run-cache", async () => {
+  const root = await toyProject();
+  await (await engineFor(root)).reproduce();
+  await clearEvents(root);
+  const changed = await (await engineFor(root, [{ target: "a", param: "n", raw: "3" }])).reproduce();
+  assert.deepEqual(outcomes(changed), { a: "ran", b: "up to date", c: "ran" });
+  assert.deepEqual(changed[0].reasons, ["param n: 1 → 3"]);
+  assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "30+b");
+  await clearEvents(root);
+  const back = await (await engineFor(root)).reproduce();
+  assert.deepEqual(outcomes(back), { a: "restored", b: "up to date", c: "restored" });
+  assert.deepEqual(await events(root), [], "a combination seen before is restored, not rerun");
+  assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
+});
+
+Deno.test("--jobs 2 runs independent stages at the same time", async () => {
+  const root = await toyProject();
+  const run = await cli(root, ["reproduce", "--jobs", "2"], { TOY_RENDEZVOUS: "1" }).output();
+  assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+  const ev = await events(root);
+  // Both started before either ended (each waited for the other to start).
+  assert.deepEqual(ev.slice(0, 2).sort(), ["start a", "start b"]);
+  assert.deepEqual(ev.slice(-2), ["start c", "end c"]);
+});
+
+Deno.test("SIGKILL during a stage leaves no trusted entry; a rerun gives the right result", async () => {
+  const root = await toyProject();
+  const child = cli(root, ["reproduce", "a"], { TOY_HANG: "1" }).spawn();
+  for (let i = 0; i < 200; i++) {
+    try {
+      await Deno.stat(join(root, "a.hanging"));
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  child.kill("SIGKILL");
+  await child.output();
+  await new Promise((r) => setTimeout(r, 1500)); // the orphaned worker notices and exits
+  const runs = [...Deno.readDirSync(join(root, ".cache/runs"))];
+  assert.deepEqual(runs, [], "no run entry after a kill");
+  const rerun = await (await engineFor(root)).reproduce({ targets: ["a"] });
+  assert.deepEqual(outcomes(rerun), { a: "ran" });
+  assert.ok((await events(root)).includes("resumed a"), "the rerun resumed from the killed run's checkpoint");
+  assert.equal(await Deno.readTextFile(join(root, "out/a/a.txt")), "10");
+  assert.deepEqual([...Deno.readDirSync(join(root, ".cache/tmp"))], [], "the killed run's temporary files are gone");
+});
+
+Deno.test("a flipped byte in a cached artefact is detected and rebuilt", async () => {
+  const root = await toyProject();
+  const first = await (await engineFor(root)).reproduce();
+  const file = join(root, ".cache/trees", first[0].key!, "a.txt");
+  await Deno.chmod(file, 0o644);
+  const bytes = await Deno.readFile(file);
+  bytes[0] ^= 1;
+  await Deno.writeFile(file, bytes);
+  const logs: string[] = [];
+  const again = await (await engineFor(root, [], logs)).reproduce();
+  assert.equal(outcomes(again).a, "ran");
+  assert.ok(logs.some((l) => /✗ a: cached a\.txt is corrupt/.test(l)), logs.join("\n"));
+  assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
+  assert.equal(outcomes(again).c, "up to date", "same bytes rebuilt: downstream stays valid");
+});
+
+Deno.test("two concurrent reproduce runs both finish with the right result, building each stage once", async () => {
+  const root = await toyProject();
+  const env = { TOY_SLOW: "1" };
+  const [one, two] = await Promise.all([
+    cli(root, ["reproduce"], env).output(),
+    cli(root, ["reproduce"], env).output(),
+  ]);
+  const err = (o: Deno.CommandOutput) => new TextDecoder().decode(o.stderr);
+  assert.equal(one.code, 0, err(one));
+  assert.equal(two.code, 0, err(two));
+  assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
+  assert.equal((await events(root)).filter((e) => e === "start a").length, 1);
+  assert.ok(/waiting for another reproduce/.test(err(one) + err(two)), err(one) + err(two));
+});
+
+Deno.test("bad input: one-line errors, non-zero exit", async () => {
+  const root = await toyProject();
+  const cases: Array<[string[], RegExp]> = [
+    [["reproduce", "nope"], /^error: unknown stage nope — use one of: a, b, c/],
+    [["reproduce", "--set", "a.n=abc"], /^error: a\.n=abc: expected an integer/],
+    [["reproduce", "--set", "a.zzz=1"], /^error: unknown parameter a\.zzz — a takes: n/],
+    [["reproduce", "--set", "oops"], /^error: --set oops: not of the form stage\.param=value/],
+    [["reproduce", "c", "--single"], /^error: c needs the outputs of a, which are not in the cache/],
+    [["frobnicate"], /^error: unknown command frobnicate/],
+  ];
+  for (const [args, pattern] of cases) {
+    const out = await cli(root, args).output();
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    assert.notEqual(out.code, 0, args.join(" "));
+    assert.match(stderr, pattern);
+    assert.equal(stderr.split("\n").length, 1, `one line for ${args.join(" ")}: ${stderr}`);
+  }
+});
+
+Deno.test("graph errors: cycles, unknown deps, a stage that fails or skips a declared output", async () => {
+  const root = await toyProject();
+  const def = (name: string, deps: string[], module = "b.ts", outputs = ["b.txt"]): StageDef => ({
+    name,
+    doc: "",
+    deps,
+    module,
+    outputs,
+    params: {},
+  });
+  await assert.rejects(
+    Engine.open({ root, defs: [def("x", ["y"]), def("y", ["x"])] }),
+    (e: PipelineError) => /dependency cycle: (x → y → x|y → x → y)/.test(e.message),
+  );
+  await assert.rejects(
+    Engine.open({ root, defs: [def("x", ["missing"])] }),
+    (e: PipelineError) => /x depends on unknown stage missing/.test(e.message),
+  );
+  await Deno.writeTextFile(join(root, "bad.ts"), `export async function run() { throw new Error("boom"); }`);
+  const failing = await Engine.open({ root, defs: [def("x", [], "bad.ts")], log: () => {} });
+  await assert.rejects(failing.reproduce(), (e: PipelineError) => /stage x crashed: boom/.test(e.message));
+  const skipping = await Engine.open({ root, defs: [def("x", [], "b.ts", ["other.txt"])], log: () => {} });
+  await assert.rejects(
+    skipping.reproduce(),
+    (e: PipelineError) => /stage x did not write its declared output other\.txt/.test(e.message),
+  );
+  assert.deepEqual([...Deno.readDirSync(join(root, ".cache/runs"))], [], "nothing cached from failed runs");
+});
