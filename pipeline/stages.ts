@@ -1,7 +1,7 @@
 // The study's pipeline, declared in one place. Defaults are the study's
 // (../shared/SPEC.md). The engine derives everything else: order, cache keys,
 // what is stale and why.
-import type { StageDef } from "./types.ts";
+import type { Profile, StageDef } from "./types.ts";
 
 const seed = { type: "int", default: 42, min: 0, doc: "seed of every random draw of the stage" } as const;
 const evalEvery = (n: number) =>
@@ -144,3 +144,33 @@ export const STAGES: StageDef[] = [
     publish: "reports",
   },
 ];
+
+/** Named sets of overrides: `deno task reproduce --profile smoke`. */
+export const PROFILES: Record<string, Profile> = {
+  smoke: {
+    doc:
+      "the whole pipeline on a tiny synthetic CIFAR-format set in about a minute: checks the plumbing, not the science",
+    set: {
+      "download.url": "synthetic",
+      "download.synthetic_train": 200,
+      "download.synthetic_test": 500,
+      "train-numpy-mlp.steps": 60,
+      "train-numpy-mlp.eval_every": 20,
+      "train-torch-mlp.steps": 30,
+      "train-torch-mlp.batch": 100,
+      "train-torch-mlp.eval_every": 10,
+      "train-batchnorm.steps": 20,
+      "train-batchnorm.batch": 100,
+      "train-batchnorm.eval_every": 10,
+      "train-cnn.steps": 6,
+      "train-cnn.batch": 8,
+      "train-cnn.width": 0.125,
+      "train-cnn.eval_every": 3,
+      "search-mlp.population": 3,
+      "search-mlp.generations": 2,
+      "search-mlp.step_scale": 0.005,
+      "search-mlp.validation": 200,
+    },
+    publish: { report: "reports/smoke" },
+  },
+};

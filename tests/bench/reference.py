@@ -1,0 +1,93 @@
+# The PyTorch CPU reference for tests/bench/cnn.ts: the same steps as ours,
+# timed the same way (median of a few runs after a warm-up). Prints one JSON
+# object. Run with Debian's interpreter: /usr/bin/python3 (python3-torch).
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+
+def vgg():
+    layers, c = [], 3
+    for out, n in [(64, 1), (128, 1), (256, 2), (512, 2), (512, 2)]:
+        for _ in range(n):
+            layers += [nn.Conv2d(c, out, 3, 1, 1), nn.BatchNorm2d(out), nn.ReLU()]
+            c = out
+        layers.append(nn.MaxPool2d(3, 2, 1))
+    layers += [nn.AvgPool2d(1, 1, 0), nn.Flatten(), nn.Linear(512, 10)]
+    return nn.Sequential(*layers)
+
+
+def median_ms(fn, reps):
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def cnn(batch=32, eval_batch=500):
+    model = vgg()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.randn(batch, 3, 32, 32) * 60
+    y = torch.randint(0, 10, (batch,))
+    lossf = nn.CrossEntropyLoss()
+
+    def step():
+        model.train()
+        opt.zero_grad()
+        loss = lossf(model(x), y)
+        loss.backward()
+        opt.step()
+
+    xe = torch.randn(eval_batch, 3, 32, 32) * 60
+
+    def evaluate():
+        model.eval()
+        with torch.no_grad():
+            model(xe).argmax(1)
+
+    return median_ms(step, reps), median_ms(evaluate, max(2, reps // 2))
+
+
+def mlp(batch=200):
+    model = nn.Sequential(nn.Linear(3072, 100), nn.ReLU(), nn.Linear(100, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    x = torch.randn(batch, 3072) * 60
+    y = torch.randint(0, 10, (batch,))
+    lossf = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        lossf(model(x), y).backward()
+        opt.step()
+
+    return median_ms(step, reps * 20)
+
+
+def sgemm(n=1024):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    ms = median_ms(lambda: a @ b, reps)
+    return 2 * n**3 / ms / 1e6
+
+
+cnn_step, cnn_eval = cnn()
+print(json.dumps({
+    "torch": torch.__version__,
+    "threads": threads,
+    "mkldnn": torch.backends.mkldnn.is_available(),
+    "sgemm_1024_gflops": sgemm(),
+    "cnn_step_ms": cnn_step,
+    "cnn_eval500_ms": cnn_eval,
+    "mlp_step_ms": mlp(),
+}))
