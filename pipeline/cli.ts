@@ -5,7 +5,7 @@ import { Engine, type StageResult } from "./engine.ts";
 import type { Override } from "./graph.ts";
 import { splitAssignment } from "./params.ts";
 import { formatDuration } from "./progress.ts";
-import { PipelineError, type Profile, type StageDef } from "./types.ts";
+import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
 const USAGE = `usage: deno task <command> [stage…] [options]
 commands:
@@ -20,7 +20,8 @@ options:
   --single                  only the named stages, from cached upstream outputs (like dvc repro -s)
   --dry-run                 say what would run and why, run nothing
   --jobs N                  run up to N independent stages at once (default 1)
-  --root DIR, --pipeline FILE   another project / stage declaration (tests use these)`;
+  --root DIR, --pipeline FILE   another project / stage declaration (tests use these)
+lasting overrides: pipeline/params.json, {"stage.param": value, …}, applied before --profile and --set`;
 
 interface Args {
   command: string;
@@ -95,11 +96,22 @@ async function main(argv: string[]): Promise<number> {
         `use one of: ${Object.keys(profiles).join(", ") || "(none declared)"}`,
       );
     }
-    for (const [where, value] of Object.entries(profile.set)) {
-      const dot = where.lastIndexOf(".");
-      overrides.push({ target: where.slice(0, dot), param: where.slice(dot + 1), value });
+    overrides.push(...assignments(profile.set));
+  }
+  // pipeline/params.json: the user's lasting overrides (like DVC's params.yaml), before profile and --set.
+  const paramsFile = resolve(args.root, "pipeline", "params.json");
+  let saved: Record<string, ParamValue> = {};
+  try {
+    saved = JSON.parse(await Deno.readTextFile(paramsFile));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new PipelineError(
+        `${paramsFile} is not valid JSON: ${(e as Error).message}`,
+        'write {"stage.param": value, …}',
+      );
     }
   }
+  overrides.unshift(...assignments(saved));
   for (const s of args.sets) overrides.push(splitAssignment(s));
   const engine = await Engine.open({
     root: args.root,
@@ -147,6 +159,14 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new PipelineError(`unknown command ${args.command}`, "use reproduce, status, dag or params (see --help)");
   }
+}
+
+/** {"stage.param": value} → overrides. */
+function assignments(set: Record<string, ParamValue>): Override[] {
+  return Object.entries(set).map(([where, value]) => {
+    const dot = where.lastIndexOf(".");
+    return { target: where.slice(0, dot), param: where.slice(dot + 1), value };
+  });
 }
 
 function statusLine(r: StageResult): string {

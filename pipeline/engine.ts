@@ -309,6 +309,7 @@ export class Engine {
         outDir,
         checkpointDir,
         root: this.opts.root,
+        jobs,
         memoDir: join(this.store.dir, "memo"),
         memoSalt: sha256(canonicalJson(parts.code)),
         resultFile: join(tmp, "result.json"),

@@ -20,6 +20,7 @@ export async function makeTestContext(opts: {
     outDir,
     checkpointDir,
     root: Deno.cwd(),
+    jobs: 1,
     progress(p: Progress) {
       if (!opts.quiet) console.error(`[${opts.stage}] step ${p.step}/${p.total} loss ${p.loss ?? "-"}`);
     },

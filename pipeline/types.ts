@@ -64,6 +64,8 @@ export interface StageContext {
   checkpointDir: string;
   /** Project root (absolute). */
   root: string;
+  /** How many processes the stage may use for independent work (`--jobs`; see pipeline/tasks.ts). */
+  jobs: number;
   /** Report progress: a live line on a terminal, a plain line every few seconds otherwise. */
   progress(p: Progress): void;
   /** One plain log line, prefixed with the stage name. */

@@ -15,6 +15,7 @@ export interface WorkerConfig {
   outDir: string;
   checkpointDir: string;
   root: string;
+  jobs: number;
   memoDir: string;
   /** Hash of the stage's code: memo entries are reused across parameter changes, not code changes. */
   memoSalt: string;
@@ -30,6 +31,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     outDir: config.outDir,
     checkpointDir: config.checkpointDir,
     root: config.root,
+    jobs: config.jobs,
     progress: (p) => progress.update(p),
     log: (m) => progress.log(m),
     async memo<T>(key: unknown, fn: () => Promise<T>): Promise<T> {
