@@ -13,12 +13,25 @@ export const STAGES: StageDef[] = [
     doc: "fetch the CIFAR-10 binary archive, verify it, extract the six batch files",
     deps: [],
     module: "data/download_stage.ts",
-    outputs: ["cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/test_batch.bin"],
+    outputs: [
+      "cifar-10-batches-bin/data_batch_1.bin",
+      "cifar-10-batches-bin/data_batch_2.bin",
+      "cifar-10-batches-bin/data_batch_3.bin",
+      "cifar-10-batches-bin/data_batch_4.bin",
+      "cifar-10-batches-bin/data_batch_5.bin",
+      "cifar-10-batches-bin/test_batch.bin",
+      "cifar-10-batches-bin/batches.meta.txt",
+    ],
     params: {
       url: {
         type: "string",
         default: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
         doc: "http(s) URL or local path of the archive; 'synthetic' makes a small fake one",
+      },
+      mirrors: {
+        type: "string",
+        default: "../shared/data/cifar-10-binary.tar.gz",
+        doc: "comma-separated fallbacks tried in order when url fails (verified by the same checksums)",
       },
       synthetic_train: { type: "int", default: 500, min: 10, doc: "images per training batch file when url=synthetic" },
       synthetic_test: { type: "int", default: 500, min: 10, doc: "test images when url=synthetic" },
