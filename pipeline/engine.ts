@@ -417,7 +417,11 @@ export class Engine {
       const node = this.graph.nodes.get(name)!;
       const staleDeps = node.deps.filter((d) => !known.has(d));
       if (staleDeps.length) {
-        out.push({ stage: name, outcome: "would run", reasons: staleDeps.map((d) => `upstream ${d} is stale`) });
+        out.push({
+          stage: name,
+          outcome: "would run",
+          reasons: [`upstream ${staleDeps.join(", ")} ${staleDeps.length > 1 ? "are" : "is"} stale`],
+        });
         continue;
       }
       let parts: KeyParts;
