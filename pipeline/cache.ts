@@ -5,7 +5,7 @@
 //                      a run killed at any moment leaves no entry to trust
 //   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
 import { dirname, join, relative } from "node:path";
-import { canonicalJson, sha256, StatCache, writeFileAtomic } from "./hash.ts";
+import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
 import type { ParamValue } from "./types.ts";
 
 export interface RunEntry {
@@ -29,13 +29,17 @@ export interface RunEntry {
 export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
 
 export class Store {
-  constructor(readonly dir: string, readonly stats: StatCache) {}
+  /**
+   * `remote`: a read-only store of the same layout (runs/, objects/), committed
+   * to git like a DVC remote, from which missing runs are fetched (see push()).
+   */
+  constructor(readonly dir: string, readonly stats: StatCache, readonly remote?: string) {}
 
-  static async open(dir: string): Promise<Store> {
+  static async open(dir: string, remote?: string): Promise<Store> {
     for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
       await Deno.mkdir(join(dir, sub), { recursive: true });
     }
-    return new Store(dir, await StatCache.open(join(dir, "stat.json")));
+    return new Store(dir, await StatCache.open(join(dir, "stat.json")), remote);
   }
 
   treeDir(key: string) {
@@ -52,12 +56,51 @@ export class Store {
   }
 
   async readEntry(key: string): Promise<RunEntry | undefined> {
+    return await readJson<RunEntry>(this.entryPath(key)) ?? await this.fetch(key);
+  }
+
+  /** Copy a run from the remote into this store, checking every file's hash; undefined if it is not there whole. */
+  private async fetch(key: string): Promise<RunEntry | undefined> {
+    if (!this.remote) return undefined;
+    const entry = await readJson<RunEntry>(join(this.remote, "runs", `${key}.json`));
+    if (!entry) return undefined;
+    const tmp = await this.makeTmp(key);
     try {
-      return JSON.parse(await Deno.readTextFile(this.entryPath(key)));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return undefined;
-      throw e;
+      for (const [rel, { hash }] of Object.entries(entry.outputs)) {
+        const src = join(this.remote, "objects", hash.slice(0, 2), hash.slice(2));
+        const dest = join(tmp, rel);
+        await Deno.mkdir(dirname(dest), { recursive: true });
+        try {
+          await Deno.copyFile(src, dest);
+        } catch (e) {
+          if (e instanceof Deno.errors.NotFound) return undefined;
+          throw e;
+        }
+        if ((await hashFile(dest)) !== hash) return undefined; // a damaged remote copy is never trusted
+      }
+      const { outputs: _o, outputsHash: _h, ...partial } = entry;
+      return await this.commit(tmp, partial);
+    } finally {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      await Deno.remove(`${tmp}.tree`, { recursive: true }).catch(() => {});
     }
+  }
+
+  /**
+   * Copy runs into the remote (entry + objects), skipping runs with a file over
+   * maxBytes: the remote holds results (curves, metrics, reports), not datasets.
+   */
+  async push(entry: RunEntry, maxBytes: number): Promise<boolean> {
+    if (!this.remote) return false;
+    if (Object.values(entry.outputs).some((o) => o.size > maxBytes)) return false;
+    for (const { hash } of Object.values(entry.outputs)) {
+      const dest = join(this.remote, "objects", hash.slice(0, 2), hash.slice(2));
+      await Deno.mkdir(dirname(dest), { recursive: true });
+      await writeFileAtomic(dest, await Deno.readFile(this.objectPath(hash)));
+    }
+    await Deno.mkdir(join(this.remote, "runs"), { recursive: true });
+    await writeFileAtomic(join(this.remote, "runs", `${entry.key}.json`), JSON.stringify(entry, null, 1) + "\n");
+    return true;
   }
 
   /** Do the entry's files still hold the bytes it recorded? (stat cache first, bytes when stat changed) */
@@ -168,6 +211,15 @@ export class Store {
       }
       await new Promise((r) => setTimeout(r, 150));
     }
+  }
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return undefined;
+    throw e;
   }
 }
 

@@ -11,6 +11,8 @@ const USAGE = `usage: deno task <command> [stage…] [options]
 commands:
   reproduce [stage…]   run what is stale, restore what is cached (default: every stage)
   status [stage…]      say, for each stage, whether it is up to date and exactly what changed
+  push [stage…]        copy finished runs (small outputs only) into pipeline/remote/, to commit:
+                       a fresh clone then restores them instead of training again
   dag                  print the stage graph as a Mermaid flowchart
   params [stage…]      list each stage's parameters, defaults and meaning
 options:
@@ -142,6 +144,12 @@ async function main(argv: string[]): Promise<number> {
       for (const r of results) console.log(statusLine(r));
       return 0;
     }
+    case "push": {
+      const { pushed, skipped } = await engine.push(args.targets);
+      console.error(`pushed to pipeline/remote: ${pushed.join(", ") || "nothing"}`);
+      if (skipped.length) console.error(`not pushed (not in the cache, or files over 8 MiB): ${skipped.join(", ")}`);
+      return 0;
+    }
     case "dag":
       console.log(engine.graph.mermaid());
       return 0;
@@ -157,7 +165,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new PipelineError(`unknown command ${args.command}`, "use reproduce, status, dag or params (see --help)");
+      throw new PipelineError(
+        `unknown command ${args.command}`,
+        "use reproduce, status, push, dag or params (see --help)",
+      );
   }
 }
 

@@ -18,6 +18,8 @@ export interface EngineOptions {
   cacheDir?: string;
   /** Default: <root>/pipeline/lock.json */
   lockFile?: string;
+  /** The committed remote store runs are fetched from and pushed to. Default: <root>/pipeline/remote */
+  remote?: string;
   /** Where a stage's outputs are copied, relative to root (default: its `publish`). */
   publish?: Record<string, string>;
   log?: (line: string) => void;
@@ -81,7 +83,7 @@ export class Engine {
   static async open(opts: EngineOptions): Promise<Engine> {
     const graph = new Graph(opts.defs, opts.overrides);
     const cacheDir = opts.cacheDir ?? Deno.env.get("PIPELINE_CACHE") ?? join(opts.root, ".cache");
-    const store = await Store.open(resolve(opts.root, cacheDir));
+    const store = await Store.open(resolve(opts.root, cacheDir), opts.remote ?? join(opts.root, "pipeline", "remote"));
     return new Engine(opts, graph, store, opts.lockFile ?? join(opts.root, "pipeline", "lock.json"));
   }
 
@@ -403,6 +405,21 @@ export class Engine {
       await writeFileAtomic(dest, await Deno.readFile(join(this.store.treeDir(entry.key), rel)));
     }
     await writeFileAtomic(join(this.opts.root, publish, "provenance.json"), JSON.stringify(provenance(entry), null, 2));
+  }
+
+  /** Copy the lock file's runs (those without big files) into the remote, to commit with the lock. */
+  async push(targets?: string[], maxBytes = 8 << 20): Promise<{ pushed: string[]; skipped: string[] }> {
+    const lock = await this.readLock();
+    const names = targets?.length ? targets.flatMap((t) => this.graph.resolve(t)) : Object.keys(lock.stages);
+    const pushed: string[] = [];
+    const skipped: string[] = [];
+    for (const name of names) {
+      const key = lock.stages[name]?.key;
+      const entry = key ? await this.store.readEntry(key) : undefined;
+      if (entry && (await this.store.verify(entry)).ok && (await this.store.push(entry, maxBytes))) pushed.push(name);
+      else skipped.push(name);
+    }
+    return { pushed, skipped };
   }
 
   /** For each selected stage: up to date, restorable, or stale and exactly why. */

@@ -276,3 +276,26 @@ Deno.test("graph errors: cycles, unknown deps, a stage that fails or skips a dec
   );
   assert.deepEqual([...Deno.readDirSync(join(root, ".cache/runs"))], [], "nothing cached from failed runs");
 });
+
+Deno.test("pushed runs are restored from the committed remote on a machine without the cache", async () => {
+  const root = await toyProject();
+  await (await engineFor(root)).reproduce();
+  const { pushed } = await (await engineFor(root)).push();
+  assert.deepEqual(pushed.sort(), ["a", "b", "c"]);
+  await Deno.remove(join(root, ".cache"), { recursive: true });
+  await clearEvents(root);
+  const again = await (await engineFor(root)).reproduce();
+  assert.deepEqual(outcomes(again), { a: "up to date", b: "up to date", c: "up to date" });
+  assert.deepEqual(await events(root), [], "nothing retrained");
+  assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
+  // A tampered remote object is refused (and the stage rebuilt), never trusted.
+  await Deno.remove(join(root, ".cache"), { recursive: true });
+  const entry = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json"))).stages.a;
+  const hash = entry.outputs["a.txt"];
+  await Deno.writeTextFile(join(root, "pipeline/remote/objects", hash.slice(0, 2), hash.slice(2)), "666");
+  const status = await (await engineFor(root)).status(["a"]);
+  assert.equal(status[0].outcome, "would run", "a damaged remote run is not restorable");
+  const rebuilt = await (await engineFor(root)).reproduce({ targets: ["a"] });
+  assert.equal(outcomes(rebuilt).a, "ran");
+  assert.equal(await Deno.readTextFile(join(root, "out/a/a.txt")), "10");
+});
