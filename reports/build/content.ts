@@ -1,0 +1,557 @@
+// What the report says: sections built from the inputs (ours) and study.ts
+// (the study's numbers). Every number of ours names its source stage, whose
+// provenance (cache key, code hash, file hash) closes the report.
+import type { EvalPoint } from "../../pipeline/types.ts";
+import { curveSpec, type Figure, searchSpec, table1Spec } from "./charts.ts";
+import type { Block } from "./document.ts";
+import { extraFields, findTables, type ReportInputs, type Run, type Source, type Table } from "./inputs.ts";
+import { EXPECTED, QUIRKS, STUDY_SETTINGS, TABLE1 } from "./study.ts";
+
+export const TITLE = "Reproducing “Assignment 1: MLPs, CNNs and Backpropagation” on CIFAR-10";
+
+// ---------------------------------------------------------------- formatting
+
+const MINUS = "−";
+export const pct = (x: number | null | undefined) =>
+  typeof x === "number" && Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : "–";
+/** ours − study, in percentage points (the unit is in the column's head). */
+export const pts = (ours: number | null | undefined, study: number) => {
+  if (typeof ours !== "number" || !Number.isFinite(ours)) return "–";
+  const d = (ours - study) * 100;
+  return `${d >= 0.05 ? "+" : d <= -0.05 ? MINUS : "±"}${Math.abs(d).toFixed(1)}`;
+};
+const seconds = (s: number) =>
+  !Number.isFinite(s) || s < 0
+    ? "–"
+    : s < 10
+    ? `${s.toFixed(1)} s`
+    : s < 59.5
+    ? `${s.toFixed(0)} s`
+    : s < 3600
+    ? `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, "0")} s`
+    : `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")} min`;
+const rate = (x: number) => (!Number.isFinite(x) ? "–" : x >= 100 ? x.toFixed(0) : x.toPrecision(3));
+
+/** A generic cell: numbers compactly, booleans as ✓/✗, lists and objects inline. */
+export function cell(v: unknown, key = ""): string {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "boolean") return v ? "✓" : "✗";
+  if (typeof v === "number") {
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(2) : String(+v.toPrecision(4));
+  }
+  if (Array.isArray(v) && v.every((x) => typeof x === "number")) return v.join(/shape|dims/i.test(key) ? "×" : ", ");
+  if (typeof v === "object") return `\`${JSON.stringify(v)}\``;
+  return String(v);
+}
+
+const provId = (stage: string) => `prov-${stage.replace(/[^a-zA-Z0-9]+/g, "-")}`;
+const src = (s: Source | Run) => {
+  const stage = "history" in s ? s.stage : s.stage;
+  return `[\`${stage}\`](#${provId(stage)})`;
+};
+
+/** The parameters a run really used: its history's, else the engine's record. */
+const paramsOf = (r: Run): Record<string, unknown> => ({ ...r.source.provenance?.params, ...r.history.params });
+
+/** "steps 30 (study 1500)" for every setting that differs from the study's. */
+function deviations(r: Run | Record<string, unknown>, study: Record<string, unknown>): string[] {
+  const p = "history" in r && "source" in r ? paramsOf(r as Run) : r;
+  const same = (a: unknown, b: unknown) =>
+    typeof a === "number" && typeof b === "number"
+      ? Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b))
+      : JSON.stringify(a) === JSON.stringify(b);
+  return Object.entries(study)
+    .filter(([k, v]) => k in p && !same(p[k], v))
+    .map(([k, v]) => `${k} ${cell(p[k], k)} (study ${cell(v, k)})`);
+}
+
+function tableBlock(t: Table, limit = 60): Block[] {
+  const cols = [...new Set(t.rows.flatMap((r) => Object.keys(r)))];
+  const rows = t.rows.slice(0, limit).map((r) => cols.map((c) => cell(r[c], c)));
+  const right = cols.map((c, i) => (t.rows.every((r) => typeof r[c] === "number" || r[c] == null) ? i : -1))
+    .filter((i) => i >= 0);
+  const out: Block[] = [];
+  if (t.title) out.push({ kind: "para", text: `**${t.title}**` });
+  out.push({ kind: "table", head: cols, rows, right });
+  if (t.rows.length > limit) out.push({ kind: "para", text: `(first ${limit} of ${t.rows.length} rows)` });
+  return out;
+}
+
+function scalarsBlock(scalars: Record<string, unknown>): Block[] {
+  const items = Object.entries(scalars).map(([k, v]) => `${k}: ${cell(v, k)}`);
+  return items.length ? [{ kind: "list", items }] : [];
+}
+
+// ---------------------------------------------------------------- the report
+
+export interface Built {
+  blocks: Block[];
+  figures: Figure[];
+  metrics: Record<string, number | string>;
+}
+
+export function buildReport(inp: ReportInputs): Built {
+  const figures: Figure[] = [];
+  const figure = (id: string, number: number, caption: string, spec: Figure["spec"]): Block => {
+    const f = { id, number, caption, spec };
+    figures.push(f);
+    return { kind: "figure", figure: f };
+  };
+  const pair = (n: number, slug: string, name: string, run: Run): Block[] => [
+    figure(
+      `fig${n}-${slug}-accuracy`,
+      n,
+      `${name}: accuracy of the training batch and the whole test set`,
+      curveSpec(`${name}: accuracy`, run.curves.slice(0, 1), "accuracy"),
+    ),
+    figure(
+      `fig${n + 1}-${slug}-loss`,
+      n + 1,
+      `${name}: loss of the training batch and the whole test set`,
+      curveSpec(`${name}: loss`, run.curves.slice(0, 1), "loss"),
+    ),
+  ];
+
+  const torch = TABLE1.map((row) => ({ row, run: inp.torch.get(row.variant)! }));
+  const best = torch.reduce((a, b) => (b.run.history.final.testAcc > a.run.history.final.testAcc ? b : a));
+  const studyBest = TABLE1.reduce((a, b) => (b.testAcc > a.testAcc ? b : a));
+  const bnRow = TABLE1.find((r) => r.batchnorm)!;
+  const finalOf = (evals: EvalPoint[]) => evals[evals.length - 1];
+
+  // Runs that did not use the study's settings (a smoke profile, an override).
+  const off: string[] = [];
+  for (const { row, run } of torch) {
+    const d = deviations(run, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
+    if (d.length) off.push(`\`${run.stage}\`: ${d.join(", ")}`);
+  }
+  for (const run of [inp.numpy, inp.batchnorm, inp.cnn]) {
+    const d = deviations(run, STUDY_SETTINGS[run.stage]);
+    if (d.length) off.push(`\`${run.stage}\`: ${d.join(", ")}`);
+  }
+  const searchParams = inp.search &&
+    { ...inp.search.source.provenance?.params, ...(inp.search.data as { params?: object } | null)?.params };
+  if (searchParams) {
+    const d = deviations(searchParams, STUDY_SETTINGS["search-mlp"]);
+    if (d.length) off.push(`\`search-mlp\`: ${d.join(", ")}`);
+  }
+
+  const b: Block[] = [];
+  b.push({ kind: "heading", level: 1, text: TITLE });
+  b.push({
+    kind: "para",
+    text: "This report is written by the pipeline's `report` stage from the outputs of the training stages. " +
+      "The study's numbers come from one file, `reports/build/study.ts`, typed in from the study's Table 1 and " +
+      "`SPEC.md`; every other number is read from a stage's output and names that stage, whose cache key, code " +
+      "hash and file hashes are listed under [Provenance](#provenance). Test accuracy is over the whole test set, " +
+      "train accuracy over the last training mini-batch (as the study measured it); differences are " +
+      "ours minus the study's, in percentage points.",
+  });
+  if (off.length) {
+    b.push({
+      kind: "note",
+      text: `${off.length} run(s) did not use the study's settings, so their differences from the study say ` +
+        `nothing about the reproduction (a smoke run checks the plumbing, not the science): ${off.join("; ")}.`,
+    });
+  }
+
+  const searchPick = inp.search ? asSearch(inp.search.data)?.pick : undefined;
+
+  // ------------------------------------------------------------ summary
+  const bnCurves = inp.batchnorm.curves;
+  b.push({ kind: "heading", level: 2, text: "Summary", id: "summary" });
+  b.push({
+    kind: "table",
+    head: ["result (test accuracy)", "study", "ours", "difference (pts)", "source"],
+    right: [1, 2, 3],
+    rows: [
+      [
+        "hand-written MLP, SGD",
+        `${pct(EXPECTED.numpyMlpTestAcc)} (assignment)`,
+        pct(inp.numpy.history.final.testAcc),
+        pts(inp.numpy.history.final.testAcc, EXPECTED.numpyMlpTestAcc),
+        src(inp.numpy),
+      ],
+      ...torch.map(({ row, run }) => [
+        `autograd MLP, ${row.label}`,
+        pct(row.testAcc),
+        pct(run.history.final.testAcc),
+        pts(run.history.final.testAcc, row.testAcc),
+        src(run),
+      ]),
+      [
+        `best autograd MLP: ours ${best.row.label}, study's ${studyBest.label}`,
+        pct(studyBest.testAcc),
+        pct(best.run.history.final.testAcc),
+        pts(best.run.history.final.testAcc, studyBest.testAcc),
+        src(best.run),
+      ],
+      [
+        `assignment's target for the best MLP: ≥ ${pct(EXPECTED.bestMlpTarget)}`,
+        pct(EXPECTED.bestMlpTarget),
+        pct(best.run.history.final.testAcc),
+        best.run.history.final.testAcc >= EXPECTED.bestMlpTarget ? "met" : "**not met**",
+        src(best.run),
+      ],
+      ...bnCurves.map((c) => [
+        `custom batch norm (${bnRow.label}), ${c.label} backward`,
+        pct(bnRow.testAcc),
+        pct(finalOf(c.evals).testAcc),
+        pts(finalOf(c.evals).testAcc, bnRow.testAcc),
+        src(inp.batchnorm),
+      ]),
+      ...(searchPick
+        ? [[
+          `evolutionary search's pick, selected on validation (study's best GA pick ${studyBest.label}, selected on test)`,
+          pct(studyBest.testAcc),
+          pct(searchPick.test_acc as number),
+          pts(searchPick.test_acc as number, studyBest.testAcc),
+          src(inp.search!.source),
+        ]]
+        : []),
+      [
+        "CNN (small VGG)",
+        `${pct(EXPECTED.cnnTestAcc)} (assignment)`,
+        pct(inp.cnn.history.final.testAcc),
+        pts(inp.cnn.history.final.testAcc, EXPECTED.cnnTestAcc),
+        src(inp.cnn),
+      ],
+    ],
+  });
+
+  // ------------------------------------------------------------ 1. numpy MLP
+  const settings = (r: Run) =>
+    Object.entries(paramsOf(r)).map(([k, v]) => `${k} ${cell(v, k)}`).join(", ") || "not recorded";
+  b.push({ kind: "heading", level: 2, text: "1. MLP with hand-written backpropagation" });
+  b.push({
+    kind: "para",
+    text: `Linear → ReLU → Linear → softmax, every forward and backward written by hand, plain SGD (the study's ` +
+      `figures 1–2). Settings: ${settings(inp.numpy)}. Backend: ${inp.numpy.history.backend}. Final test ` +
+      `accuracy ${pct(inp.numpy.history.final.testAcc)} (assignment: about ${pct(EXPECTED.numpyMlpTestAcc)}).`,
+  });
+  b.push(...pair(1, "numpy-mlp", "Hand-written MLP", inp.numpy));
+
+  // ------------------------------------------------------------ 2. autograd MLP, Table 1
+  b.push({ kind: "heading", level: 2, text: "2. MLP with automatic differentiation: Table 1" });
+  b.push({
+    kind: "para",
+    text: "The study's Table 1, its numbers beside ours. Each row is one variant of `train-torch-mlp` with the " +
+      "study's settings (“settings”: whether ours were the same; the note above says how they differ); " +
+      "source: `train-torch-mlp@<variant>`.",
+  });
+  b.push({
+    kind: "table",
+    head: [
+      "run",
+      "hidden",
+      "lr",
+      "batch",
+      "steps",
+      "train acc, study",
+      "ours",
+      "Δ (pts)",
+      "test acc, study",
+      "ours",
+      "Δ (pts)",
+      "settings",
+      "source",
+    ],
+    right: [2, 3, 4, 5, 6, 7, 8, 9, 10],
+    rows: torch.map(({ row, run }) => {
+      const d = deviations(run, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
+      const f = run.history.final;
+      return [
+        row.label,
+        row.hidden.join(","),
+        cell(row.lr),
+        String(row.batch),
+        String(row.steps),
+        pct(row.trainAcc),
+        pct(f.trainAcc),
+        pts(f.trainAcc, row.trainAcc),
+        pct(row.testAcc),
+        pct(f.testAcc),
+        pts(f.testAcc, row.testAcc),
+        d.length ? "**differ**" : "same",
+        `[@${row.variant}](#${provId(run.stage)})`,
+      ];
+    }),
+  });
+  const def = inp.torch.get("default")!;
+  b.push({
+    kind: "para",
+    text: `The default run (figures 3–4) and the best of our six runs by final test accuracy, ` +
+      `**${best.row.label}** (figures 5–6; the study's best was ${studyBest.label}). Backend: ${def.history.backend}.`,
+  });
+  b.push(...pair(3, "torch-mlp-default", "Autograd MLP, default", def));
+  b.push(...pair(5, "torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.run));
+  b.push(
+    figure(
+      "fig11-table1",
+      11,
+      "Table 1 as a chart: the study's test accuracy beside ours (not in the study)",
+      table1Spec(torch.flatMap(({ row, run }) => [
+        { run: row.label, source: "study", test: row.testAcc },
+        { run: row.label, source: "ours", test: run.history.final.testAcc },
+      ])),
+    ),
+  );
+
+  // ------------------------------------------------------------ 3. batch norm
+  b.push({ kind: "heading", level: 2, text: "3. Custom batch normalisation" });
+  b.push({
+    kind: "para",
+    text: "Batch norm for MLP activations in two versions: composed of framework ops and differentiated " +
+      "automatically, and with the hand-written backward of the study's eqs. 46, 50 and 69. The checks below " +
+      `are those of the assignment (source: ${src(inp.checks.source)}, \`checks.json\`).`,
+  });
+  if (inp.checks.tables.length) { for (const t of inp.checks.tables) b.push(...tableBlock(t)); }
+  else b.push({ kind: "para", text: "`checks.json` holds no table of checks." });
+  b.push(...scalarsBlock(inp.checks.scalars));
+  b.push({
+    kind: "para",
+    text: `Both versions trained in the ${bnRow.label} network (settings: ${settings(inp.batchnorm)}); ` +
+      (bnCurves.length > 1
+        ? `the dashes tell the ${bnCurves.map((c) => c.label).join(" and ")} backward apart (where the curves ` +
+          "coincide, the dashed line hides under the solid one)."
+        : "the run carries one curve only (no second backward was recorded)."),
+  });
+  const extras = extraFields(inp.batchnorm.history);
+  if (Object.keys(extras).length) {
+    b.push({ kind: "para", text: `Also recorded by the run (${src(inp.batchnorm)}):` });
+    b.push(...scalarsBlock(extras));
+  }
+  b.push(
+    figure(
+      "fig9-batchnorm-accuracy",
+      9,
+      `Batch-norm MLP, ${bnCurves.map((c) => c.label).join(" vs ")} backward: accuracy (not in the study)`,
+      curveSpec("Custom batch norm: accuracy", bnCurves, "accuracy"),
+    ),
+    figure(
+      "fig10-batchnorm-loss",
+      10,
+      `Batch-norm MLP, ${bnCurves.map((c) => c.label).join(" vs ")} backward: loss (not in the study)`,
+      curveSpec("Custom batch norm: loss", bnCurves, "loss"),
+    ),
+  );
+
+  // ------------------------------------------------------------ 4. CNN
+  b.push({ kind: "heading", level: 2, text: "4. Convolutional network" });
+  b.push({
+    kind: "para",
+    text: `The study's small VGG with a batch norm after every conv, Adam (figures 7–8). Settings: ` +
+      `${settings(inp.cnn)}. Backend: ${inp.cnn.history.backend}. Final test accuracy ` +
+      `${pct(inp.cnn.history.final.testAcc)} (assignment: about ${pct(EXPECTED.cnnTestAcc)}).`,
+  });
+  b.push(...pair(7, "cnn", "CNN", inp.cnn));
+
+  // ------------------------------------------------------------ 5. search
+  b.push({ kind: "heading", level: 2, text: "5. Evolutionary hyper-parameter search" });
+  if (!inp.search) {
+    b.push({
+      kind: "para",
+      text: "Skipped: the search (`search-mlp`) is not among this report's inputs. Add it to the report's " +
+        "dependencies in `pipeline/stages.ts` to show it here.",
+    });
+  } else {
+    b.push({
+      kind: "para",
+      text: `The study's evolutionary search, selecting on a validation split held out of the training set ` +
+        `instead of on the test set (source: ${src(inp.search.source)}, \`search.json\`).`,
+    });
+    const search = asSearch(inp.search.data);
+    if (search) {
+      if (search.note) b.push({ kind: "para", text: `The search's own note: ${search.note}.` });
+      const rows = search.rows;
+      b.push(
+        figure(
+          "fig12-search",
+          12,
+          "Search: validation accuracy of every individual, and the best of each generation (not in the study)",
+          searchSpec(rows, "generation", "val_acc", Object.keys(rows[0])),
+        ),
+      );
+      if (search.pick) {
+        b.push({ kind: "para", text: "The final pick, the only individual evaluated on the test set:" });
+        b.push(...tableBlock({ rows: [search.pick] }));
+      }
+      b.push(...scalarsBlock(search.scalars));
+      b.push(...tableBlock({ title: "every individual evaluated", rows }));
+    } else {
+      // Not the shape this report knows: show whatever tables it holds.
+      const { tables, scalars } = findTables(inp.search.data);
+      const plot = searchPlot(tables);
+      if (plot) b.push(figure("fig12-search", 12, "Search: every individual evaluated (not in the study)", plot));
+      b.push(...scalarsBlock(scalars));
+      for (const t of tables) b.push(...tableBlock(t));
+    }
+  }
+
+  // ------------------------------------------------------------ 6. cost
+  const runs: Run[] = [inp.numpy, ...torch.map((t) => t.run), inp.batchnorm, inp.cnn];
+  b.push({ kind: "heading", level: 2, text: "6. What each run cost" });
+  b.push({
+    kind: "para",
+    text: "Wall time of the training as the stage measured it, and of the whole stage process as the engine " +
+      "measured it (start-up, data loading and evaluations included).",
+  });
+  b.push({
+    kind: "table",
+    head: ["stage", "backend", "steps", "batch", "training time", "steps/s", "images/s", "stage time (engine)"],
+    right: [2, 3, 4, 5, 6, 7],
+    // A run that trained several curves (the batch norm: autograd and manual) gets a row per curve.
+    rows: runs.flatMap((r) => {
+      const p = paramsOf(r);
+      const steps = typeof p.steps === "number" ? p.steps : r.history.final.step;
+      const batch = typeof p.batch === "number" ? p.batch : NaN;
+      const several = r.curves.length > 1;
+      return r.curves.map((c, i) => [
+        several ? `${src(r)} (${c.label})` : src(r),
+        r.history.backend,
+        String(steps),
+        Number.isFinite(batch) ? String(batch) : "–",
+        seconds(c.wallSeconds ?? NaN),
+        rate(c.stepsPerSecond ?? NaN),
+        rate((c.stepsPerSecond ?? NaN) * batch),
+        r.source.provenance && i === 0 ? seconds(r.source.provenance.wall_s) : "–",
+      ]);
+    }).concat(
+      inp.search
+        ? [[
+          src(inp.search.source),
+          "–",
+          cell((inp.search.data as { steps_used?: number } | null)?.steps_used),
+          "–",
+          "–",
+          "–",
+          "–",
+          inp.search.source.provenance ? seconds(inp.search.source.provenance.wall_s) : "–",
+        ]]
+        : [],
+    ),
+  });
+
+  // ------------------------------------------------------------ 7. differences
+  b.push({ kind: "heading", level: 2, text: "7. Where we differ from the study's code" });
+  b.push({
+    kind: "table",
+    head: ["what", "the study's code", "ours"],
+    rows: QUIRKS.map((q) => [q.what, q.study, q.ours]),
+  });
+  // Each distinct note once, with every stage that recorded it.
+  const notes = new Map<string, string[]>();
+  for (const r of runs) for (const n of r.history.notes ?? []) notes.set(n, [...(notes.get(n) ?? []), r.stage]);
+  if (notes.size) {
+    b.push({ kind: "para", text: "Notes the runs recorded:" });
+    b.push({
+      kind: "list",
+      items: [...notes].map(([n, stages]) => `${stages.map((s) => `\`${s}\``).join(", ")}: ${n}`),
+    });
+  }
+
+  // ------------------------------------------------------------ 8. provenance
+  b.push({ kind: "heading", level: 2, text: "Provenance", id: "provenance" });
+  b.push({
+    kind: "para",
+    text: "For every input: the engine's cache key of the run, the hash of its code (its import closure), the " +
+      "SHA-256 of each file this report read (checked against the engine's record), parameters, Deno and npm " +
+      "versions, and when it ran. The study's numbers: `reports/build/study.ts` (the study's Table 1 and text; " +
+      "expected accuracies from the assignment, via `SPEC.md`).",
+  });
+  const sources: Source[] = [...runs.map((r) => r.source), inp.checks.source];
+  if (inp.search) sources.push(inp.search.source);
+  const byStage = new Map<string, Source[]>();
+  for (const s of sources) byStage.set(s.stage, [...(byStage.get(s.stage) ?? []), s]);
+  for (const [stage, files] of byStage) {
+    b.push({ kind: "heading", level: 3, text: `\`${stage}\``, id: provId(stage) });
+    const p = files[0].provenance;
+    const fileItems = files.map((f) =>
+      `\`${f.file}\` sha256 \`${f.sha256}\`${
+        f.verified === true
+          ? " (matches the engine's record)"
+          : f.verified === false
+          ? " (**differs from the engine's record**)"
+          : ""
+      }`
+    );
+    if (!p) {
+      b.push({ kind: "list", items: ["provenance unavailable (run through the engine)", ...fileItems] });
+      continue;
+    }
+    b.push({
+      kind: "list",
+      items: [
+        `cache key \`${p.key}\``,
+        `code hash \`${p.code_hash}\``,
+        ...fileItems,
+        `parameters: ${Object.entries(p.params).map(([k, v]) => `${k} ${cell(v, k)}`).join(", ") || "none"}`,
+        `Deno ${p.deno}; npm: ${p.npm.join(", ") || "none"}`,
+        `started ${p.started}, ${seconds(p.wall_s)}`,
+      ],
+    });
+  }
+
+  return {
+    blocks: b,
+    figures,
+    metrics: {
+      figures: figures.length,
+      best_variant: best.row.variant,
+      best_test_acc: best.run.history.final.testAcc,
+      numpy_test_acc: inp.numpy.history.final.testAcc,
+      cnn_test_acc: inp.cnn.history.final.testAcc,
+      off_study_settings: off.length,
+    },
+  };
+}
+
+/** A chart of the search if some table has a generation and an accuracy-like column; else none. */
+function searchPlot(tables: Table[]): Figure["spec"] | undefined {
+  for (const t of tables) {
+    const keys = [...new Set(t.rows.flatMap((r) => Object.keys(r)))];
+    const numeric = keys.filter((k) => t.rows.every((r) => typeof r[k] === "number"));
+    const x = numeric.find((k) => /^gen/i.test(k));
+    const y = numeric.find((k) => /val.*acc|fitness/i.test(k)) ?? numeric.find((k) => /acc/i.test(k));
+    if (x && y) {
+      // Flat values only (a hidden layout becomes "1000,500"), so the spec stays plain data.
+      const flat = (v: unknown) => (Array.isArray(v) ? v.join(",") : v && typeof v === "object" ? undefined : v);
+      const tooltip = keys.filter((k) => t.rows.some((r) => flat(r[k]) !== undefined));
+      const rows = t.rows.map((r) => Object.fromEntries(tooltip.map((k) => [k, flat(r[k]) ?? null])));
+      return searchSpec(rows, x, y, tooltip);
+    }
+  }
+  return undefined;
+}
+
+/** search.json as the search-mlp stage writes it (models/search/stage.ts SearchRecord), flattened for tables. */
+function asSearch(data: unknown):
+  | { rows: Record<string, unknown>[]; pick?: Record<string, unknown>; note?: string; scalars: Record<string, unknown> }
+  | undefined {
+  const d = data as Record<string, unknown> | null;
+  const gens = d?.generations;
+  if (!Array.isArray(gens) || !gens.every((g) => g && Array.isArray(g.individuals))) return undefined;
+  const rows: Record<string, unknown>[] = gens.flatMap((g) =>
+    (g.individuals as Record<string, unknown>[]).map((ind) => ({ generation: g.generation, ...flatIndividual(ind) }))
+  );
+  if (!rows.length || !rows.every((r) => typeof r.val_acc === "number")) return undefined;
+  const pick = d!.pick && typeof d!.pick === "object" ? flatIndividual(d!.pick as Record<string, unknown>) : undefined;
+  const scalars: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(d!)) {
+    if (!["generations", "pick", "note", "params"].includes(k) && (v === null || typeof v !== "object")) scalars[k] = v;
+  }
+  return { rows, pick, note: typeof d!.note === "string" ? d!.note : undefined, scalars };
+}
+
+/** { genes: {layout, lr, batch, steps}, hidden: [..], val_acc, … } → hidden "1000,500", lr, batch, steps, accuracies. */
+function flatIndividual(ind: Record<string, unknown>): Record<string, unknown> {
+  const genes = (ind.genes && typeof ind.genes === "object" ? ind.genes : {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if (Array.isArray(ind.hidden)) out.hidden = ind.hidden.join(",");
+  for (const k of ["lr", "batch", "steps"]) out[k] = ind[k] ?? genes[k];
+  for (const [k, v] of Object.entries(ind)) {
+    if (!(k in out) && k !== "genes" && (v === null || typeof v !== "object")) out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,235 @@
+// Reads and checks what the upstream stages wrote: each training run's
+// history.json, the batch-norm checks, the optional search, and the engine's
+// _provenance.json next to them. Bad or missing input is one PipelineError.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { type EvalPoint, PipelineError, type TrainingHistory } from "../../pipeline/types.ts";
+import { TABLE1 } from "./study.ts";
+
+/** What the engine writes next to every input (engine.ts `provenance`). */
+export interface Provenance {
+  stage: string;
+  key: string;
+  params: Record<string, unknown>;
+  code_hash: string;
+  outputs: Record<string, string>;
+  deno: string;
+  /** "name@version" of every npm package the stage's code reaches. */
+  npm: string[];
+  started: string;
+  wall_s: number;
+}
+
+/** One file read from an input, with its hash (checked against the provenance when there is one). */
+export interface Source {
+  stage: string;
+  file: string;
+  sha256: string;
+  /** true: matches the engine's record; false: differs; undefined: no record. */
+  verified?: boolean;
+  provenance?: Provenance;
+}
+
+/** A named curve: the history's own evals, or an extra one it carries (the manual batch norm). */
+export interface Curve {
+  label: string;
+  evals: EvalPoint[];
+  /** The cost of this curve's run, when the history records it beside the curve. */
+  wallSeconds?: number;
+  stepsPerSecond?: number;
+}
+
+export interface Run {
+  stage: string;
+  history: TrainingHistory;
+  curves: Curve[];
+  source: Source;
+}
+
+export interface Table {
+  title?: string;
+  rows: Record<string, unknown>[];
+}
+
+export interface ReportInputs {
+  numpy: Run;
+  /** Table 1 variant → run, in the study's order. */
+  torch: Map<string, Run>;
+  batchnorm: Run;
+  checks: { tables: Table[]; scalars: Record<string, unknown>; source: Source };
+  cnn: Run;
+  search?: { data: unknown; source: Source };
+}
+
+const TORCH = "train-torch-mlp";
+
+export async function readInputs(inputs: Record<string, string>): Promise<ReportInputs> {
+  const dir = (stage: string) => {
+    const d = inputs[stage];
+    if (!d) {
+      throw new PipelineError(
+        `report needs the outputs of ${stage}, which are not among its inputs (${
+          Object.keys(inputs).join(", ") || "none"
+        })`,
+        `run \`deno task reproduce report\` so the engine provides every upstream stage`,
+      );
+    }
+    return d;
+  };
+  const torch = new Map<string, Run>();
+  for (const row of TABLE1) {
+    const stage = `${TORCH}@${row.variant}`;
+    torch.set(row.variant, await readRun(stage, dir(stage)));
+  }
+  const bnDir = dir("train-batchnorm");
+  const checks = await readJson("train-batchnorm", bnDir, "checks.json");
+  const search = inputs["search-mlp"] ? await readJson("search-mlp", inputs["search-mlp"], "search.json") : undefined;
+  return {
+    numpy: await readRun("train-numpy-mlp", dir("train-numpy-mlp")),
+    torch,
+    batchnorm: await readRun("train-batchnorm", bnDir),
+    checks: { ...findTables(checks.data), source: checks.source },
+    cnn: await readRun("train-cnn", dir("train-cnn")),
+    search,
+  };
+}
+
+async function readJson(stage: string, dir: string, file: string): Promise<{ data: unknown; source: Source }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(join(dir, file));
+  } catch {
+    throw new PipelineError(`${stage} did not provide ${file} (looked in ${dir})`, `rerun ${stage}: it writes ${file}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new PipelineError(`${stage}/${file} is not valid JSON (${(e as Error).message})`, `rerun ${stage}`);
+  }
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const provenance = await readProvenance(dir);
+  const recorded = provenance?.outputs[file];
+  return { data, source: { stage, file, sha256, provenance, verified: recorded ? recorded === sha256 : undefined } };
+}
+
+async function readProvenance(dir: string): Promise<Provenance | undefined> {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(await Deno.readTextFile(join(dir, "_provenance.json")));
+  } catch {
+    return undefined; // not run through the engine (e.g. a unit test): the report says so
+  }
+  // npm: the engine writes ["npm:vega@6.4.0", …]; accept { vega: "6.4.0" } too.
+  const npm = Array.isArray(raw.npm)
+    ? raw.npm.map((s) => String(s).replace(/^npm:/, ""))
+    : Object.entries((raw.npm ?? {}) as Record<string, string>).map(([k, v]) => `${k}@${v}`);
+  return {
+    stage: String(raw.stage ?? ""),
+    key: String(raw.key ?? ""),
+    params: (raw.params ?? {}) as Record<string, unknown>,
+    code_hash: String(raw.code_hash ?? ""),
+    outputs: (raw.outputs ?? {}) as Record<string, string>,
+    deno: String(raw.deno ?? ""),
+    npm,
+    started: String(raw.started ?? ""),
+    wall_s: Number(raw.wall_s ?? NaN),
+  };
+}
+
+async function readRun(stage: string, dir: string): Promise<Run> {
+  const { data, source } = await readJson(stage, dir, "history.json");
+  const bad = (what: string) =>
+    new PipelineError(`${stage}/history.json: ${what}`, `rerun ${stage}; it must write a TrainingHistory`);
+  if (!data || typeof data !== "object") throw bad("not an object");
+  const h = data as TrainingHistory;
+  if (!isCurve(h.evals) || !h.evals.length) throw bad("evals is missing or not a list of evaluation points");
+  if (!isPoint(h.final)) throw bad("final is missing or not an evaluation point");
+  h.params ??= {};
+  h.notes ??= [];
+  h.backend ??= "unknown";
+  return { stage, history: h, curves: curvesOf(h), source };
+}
+
+function isPoint(p: unknown): p is EvalPoint {
+  if (!p || typeof p !== "object") return false;
+  const q = p as Record<string, unknown>;
+  // JSON turns NaN (a diverged loss) into null: allowed, plotted as a gap.
+  const num = (v: unknown) => typeof v === "number" || v === null;
+  return typeof q.step === "number" && num(q.trainLoss) && num(q.trainAcc) && num(q.testLoss) && num(q.testAcc);
+}
+
+function isCurve(v: unknown): v is EvalPoint[] {
+  return Array.isArray(v) && v.every(isPoint);
+}
+
+/**
+ * The history's own curve plus any other curve it carries, found by shape:
+ * a field holding EvalPoint[] or { evals: EvalPoint[] }, up to two levels
+ * down (the batch-norm stage keeps its manual-backward run this way).
+ */
+export function curvesOf(h: TrainingHistory): Curve[] {
+  const extra: Curve[] = [];
+  const visit = (v: unknown, path: string[], depth: number) => {
+    if (isCurve(v) && v.length) extra.push({ label: path.join(" "), evals: v });
+    else if (v && typeof v === "object" && !Array.isArray(v) && isCurve((v as { evals?: unknown }).evals)) {
+      const run = v as { evals: EvalPoint[]; wallSeconds?: unknown; stepsPerSecond?: unknown };
+      const num = (x: unknown) => (typeof x === "number" ? x : undefined);
+      extra.push({
+        label: path.join(" "),
+        evals: run.evals,
+        wallSeconds: num(run.wallSeconds),
+        stepsPerSecond: num(run.stepsPerSecond),
+      });
+    } else if (v && typeof v === "object" && !Array.isArray(v) && depth < 2) {
+      for (const [k, w] of Object.entries(v)) visit(w, k === "evals" ? path : [...path, k], depth + 1);
+    }
+  };
+  for (const [k, v] of Object.entries(h)) if (!["evals", "final", "params"].includes(k)) visit(v, [k], 0);
+  const same = (c: Curve) => JSON.stringify(c.evals) === JSON.stringify(h.evals);
+  const others = extra.filter((c) => !same(c));
+  const own = { evals: h.evals, wallSeconds: h.wallSeconds, stepsPerSecond: h.stepsPerSecond };
+  if (!others.length) return [{ label: h.run || "run", ...own }];
+  // Name the main curve by what the extras are not.
+  const labels = others.map((c) => c.label.toLowerCase()).join(" ");
+  const main = /manual|hand/.test(labels) ? "autograd" : /auto/.test(labels) ? "manual" : h.run || "main";
+  return [{ label: main, ...own }, ...others.map((c) => ({ ...c, label: tidy(c.label) }))];
+}
+
+/** "manualEvals" → "manual", "curves manual" → "manual". */
+function tidy(label: string): string {
+  const words = label.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/[_-]/g, " ").toLowerCase().split(/\s+/);
+  const kept = words.filter((w) => !["evals", "curves", "curve", "history", "extra"].includes(w));
+  return (kept.length ? kept : words).join(" ");
+}
+
+/** Every array of row objects in a JSON value (any shape), and its other values by path ("best / lr"). */
+export function findTables(data: unknown): { tables: Table[]; scalars: Record<string, unknown> } {
+  const tables: Table[] = [];
+  const scalars: Record<string, unknown> = {};
+  const isRows = (v: unknown): v is Record<string, unknown>[] =>
+    Array.isArray(v) && v.length > 0 && v.every((r) => r && typeof r === "object" && !Array.isArray(r));
+  const visit = (v: unknown, path: string[], depth: number) => {
+    if (isRows(v)) tables.push({ title: path.join(" / ") || undefined, rows: v });
+    else if (v && typeof v === "object" && !Array.isArray(v) && depth < 3) {
+      for (const [k, w] of Object.entries(v)) visit(w, [...path, k], depth + 1);
+    } else if (path.length) scalars[path.join(" / ")] = v;
+  };
+  visit(data, [], 0);
+  return { tables, scalars };
+}
+
+const STANDARD = ["run", "params", "backend", "evals", "final", "wallSeconds", "stepsPerSecond", "notes"];
+
+/** Scalars a history records beyond TrainingHistory and its curves (e.g. the largest curve difference). */
+export function extraFields(h: TrainingHistory): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const visit = (v: unknown, path: string[], depth: number) => {
+    if (v && typeof v === "object" && !Array.isArray(v) && depth < 2) {
+      if (isCurve((v as { evals?: unknown }).evals)) return; // a curve's run: shown as a curve and a cost row
+      for (const [k, w] of Object.entries(v)) visit(w, [...path, k], depth + 1);
+    } else if (!isCurve(v)) out[path.join(" / ")] = v;
+  };
+  for (const [k, v] of Object.entries(h)) if (!STANDARD.includes(k)) visit(v, [k], 0);
+  return out;
+}

@@ -1,0 +1,126 @@
+// Small fabricated upstream outputs for the report tests (report_test.ts,
+// browser_test.ts): a history.json per training run, the batch-norm checks,
+// optionally a search and the engine's _provenance.json.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { EvalPoint, TrainingHistory } from "../pipeline/types.ts";
+
+export const TORCH_VARIANTS = ["default", "ga1", "ga1-dropout", "ga1-dropout-batchnorm", "ga2", "ga3"];
+
+function curve(steps: number, every: number, top: number, phase = 0): EvalPoint[] {
+  const out: EvalPoint[] = [];
+  for (let s = 0; s <= steps; s += every) {
+    const t = s / steps;
+    out.push({
+      step: s,
+      trainAcc: 0.1 + (top + 0.05) * t + 0.02 * Math.sin(s + phase),
+      trainLoss: 2.3 - 1.2 * t + 0.05 * Math.cos(s + phase),
+      testAcc: 0.1 + top * t,
+      testLoss: 2.3 - t,
+    });
+  }
+  return out;
+}
+
+function history(run: string, params: Record<string, number | number[] | boolean>, top: number): TrainingHistory {
+  const evals = curve(50, 10, top);
+  return {
+    run,
+    params,
+    backend: "wasm (test)",
+    evals,
+    final: evals[evals.length - 1],
+    wallSeconds: 1.5,
+    stepsPerSecond: 33.3,
+    notes: [`fabricated for the report tests (${run})`],
+  };
+}
+
+export interface FixtureOptions {
+  /** Leave these stages out of the returned inputs. */
+  omit?: string[];
+  search?: boolean;
+  provenance?: boolean;
+}
+
+/** Writes the fabricated inputs under `base` and returns the report's ctx.inputs. */
+export async function fabricateInputs(base: string, opts: FixtureOptions = {}): Promise<Record<string, string>> {
+  const files: Record<string, Record<string, unknown>> = {
+    "train-numpy-mlp": {
+      "history.json": history("numpy-mlp", { hidden: [100], lr: 2e-3, batch: 200, steps: 50 }, 0.35),
+    },
+    "train-cnn": { "history.json": history("cnn", { lr: 1e-4, batch: 32, steps: 50 }, 0.6) },
+  };
+  TORCH_VARIANTS.forEach((v, i) => {
+    files[`train-torch-mlp@${v}`] = {
+      "history.json": history(v, { hidden: [100], lr: 2e-3, batch: 200, steps: 50 }, 0.3 + 0.03 * i),
+    };
+  });
+  const bn = history("batchnorm", { hidden: [64, 32], lr: 1.68e-4, batch: 100, steps: 50 }, 0.4);
+  files["train-batchnorm"] = {
+    "history.json": {
+      ...bn,
+      // As models/batchnorm/stage.ts writes it: the manual run beside the autograd one, and their largest difference.
+      manual: { evals: curve(50, 10, 0.41, 1), final: bn.final, wallSeconds: 2, stepsPerSecond: 25 },
+      curveMaxAbsDifference: { trainLoss: 1e-6, testAcc: 0.01 },
+    },
+    "checks.json": [
+      { check: "manual dx vs finite differences", shape: [8, 5], max_rel_err: 3.2e-9, tol: 1e-5, pass: true },
+      { check: "manual vs autograd dγ", shape: [8, 5], max_rel_err: 0, tol: 1e-7, pass: true },
+    ],
+  };
+  if (opts.search) {
+    // The shape models/search/stage.ts writes (SearchRecord).
+    const individual = (g: number, k: number) => ({
+      genes: { layout: k, lr: 1e-4 * (k + 1), steps: 1500 + 100 * g, batch: 200 + k },
+      hidden: k ? [1000, 500] : [1000],
+      steps: 15 + g,
+      val_acc: 0.3 + 0.05 * g + 0.01 * k,
+      val_loss: 2 - 0.1 * g,
+      train_acc: 0.4 + 0.05 * g,
+    });
+    const generations = [1, 2, 3].map((g) => ({
+      generation: g,
+      individuals: [0, 1].map((k) => individual(g, k)),
+      best_val_acc: 0.31 + 0.05 * g,
+    }));
+    files["search-mlp"] = {
+      "search.json": {
+        params: { population: 2, generations: 3 },
+        generations,
+        pick: { ...individual(3, 1), test_acc: 0.47, test_loss: 1.6 },
+        steps_used: 99,
+        stopped_by_budget: false,
+        note: "selected on 200 validation images held out of the training set",
+      },
+    };
+  }
+  const inputs: Record<string, string> = {};
+  for (const [stage, content] of Object.entries(files)) {
+    if (opts.omit?.includes(stage)) continue;
+    const dir = join(base, stage);
+    await Deno.mkdir(dir, { recursive: true });
+    const outputs: Record<string, string> = {};
+    for (const [name, value] of Object.entries(content)) {
+      const text = JSON.stringify(value, null, 2);
+      await Deno.writeTextFile(join(dir, name), text);
+      outputs[name] = createHash("sha256").update(text).digest("hex");
+    }
+    if (opts.provenance) {
+      const prov = {
+        stage,
+        key: "k".repeat(64),
+        params: (content["history.json"] as TrainingHistory | undefined)?.params ?? {},
+        code_hash: "c".repeat(64),
+        outputs,
+        deno: "2.9.6",
+        npm: ["npm:@tensorflow/tfjs-core@4.22.0"],
+        started: "2025-01-01T00:00:00.000Z",
+        wall_s: 2.5,
+      };
+      await Deno.writeTextFile(join(dir, "_provenance.json"), JSON.stringify(prov, null, 2));
+    }
+    inputs[stage] = dir;
+  }
+  return inputs;
+}

@@ -1,0 +1,189 @@
+// The report stage on small fabricated histories: every section, Table 1 with
+// all six rows, valid Vega-Lite specs, an SVG and a PNG per figure, index.html;
+// missing or broken inputs are one clear PipelineError.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeTestContext } from "../pipeline/testing.ts";
+import { PipelineError } from "../pipeline/types.ts";
+import { inlineHtml } from "../reports/build/document.ts";
+import { run } from "../reports/build/stage.ts";
+import { TABLE1 } from "../reports/build/study.ts";
+import { fabricateInputs } from "./report_fixture.ts";
+
+async function build(opts: Parameters<typeof fabricateInputs>[1] = {}) {
+  const base = await Deno.makeTempDir({ prefix: "report-inputs-" });
+  const inputs = await fabricateInputs(base, opts);
+  const ctx = await makeTestContext({ stage: "report", params: {}, inputs, quiet: true });
+  return {
+    ctx,
+    async cleanup() {
+      await ctx.cleanup();
+      await Deno.remove(base, { recursive: true });
+    },
+  };
+}
+
+const FIGURES = [
+  "fig1-numpy-mlp-accuracy",
+  "fig2-numpy-mlp-loss",
+  "fig3-torch-mlp-default-accuracy",
+  "fig4-torch-mlp-default-loss",
+  "fig5-torch-mlp-best-accuracy",
+  "fig6-torch-mlp-best-loss",
+  "fig7-cnn-accuracy",
+  "fig8-cnn-loss",
+  "fig9-batchnorm-accuracy",
+  "fig10-batchnorm-loss",
+  "fig11-table1",
+];
+
+Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, index.html", async () => {
+  const { ctx, cleanup } = await build({ provenance: true });
+  try {
+    const metrics = await run(ctx);
+    assert.equal(metrics.figures, FIGURES.length);
+    assert.equal(metrics.best_variant, "ga3"); // the fixture's highest final test accuracy
+    const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
+    for (
+      const h of [
+        "## Summary",
+        "## 1. MLP with hand-written backpropagation",
+        "## 2. MLP with automatic differentiation: Table 1",
+        "## 3. Custom batch normalisation",
+        "## 4. Convolutional network",
+        "## 5. Evolutionary hyper-parameter search",
+        "## 6. What each run cost",
+        "## 7. Where we differ from the study's code",
+        "## Provenance",
+      ]
+    ) assert.ok(md.includes(h), `REPORT.md lacks ${h}`);
+
+    // Table 1: one row per study row, the study's numbers, ours, and the difference in points.
+    const table1 = md.split("## 2.")[1].split("\n## ")[0].split("\n").filter((l) =>
+      l.startsWith("| ") && !l.startsWith("| run")
+    );
+    assert.equal(table1.length, 6);
+    for (const [i, row] of TABLE1.entries()) {
+      const cells = table1[i].split(" | ");
+      assert.equal(cells[0], `| ${row.label}`);
+      assert.equal(cells[8], `${(row.testAcc * 100).toFixed(1)}%`);
+    }
+    // default: ours 0.1 + 0.3 = 40.0% vs the study's 44.4% → −4.4 pts
+    assert.match(
+      table1[0],
+      /\| 40\.0% \| −4\.4 \| \*\*differ\*\* \| \[@default\]\(#prov-train-torch-mlp-default\) \|$/,
+    );
+
+    // Batch norm: the checks table rendered generically, both backward curves.
+    assert.match(md, /\| check \| shape \| max_rel_err \| tol \| pass \|/);
+    assert.match(md, /manual dx vs finite differences \| 8×5 \| 3\.20e-9 \| 1\.00e-5 \| ✓/);
+    assert.match(md, /custom batch norm .*, autograd backward/);
+    assert.match(md, /custom batch norm .*, manual backward/);
+    assert.match(md, /- curveMaxAbsDifference \/ trainLoss: 1\.00e-6/);
+    assert.match(
+      md,
+      /\| \[`train-batchnorm`\]\(#prov-train-batchnorm\) \(manual\) \| wasm \(test\) \| 50 \| 100 \| 2\.0 s \| 25\.0 \| 2500 \| – \|/,
+    );
+    // Cost, quirks, the smoke-like settings flagged, notes, provenance verified, no search.
+    assert.match(
+      md,
+      /\| \[`train-cnn`\]\(#prov-train-cnn\) \| wasm \(test\) \| 50 \| 32 \| 1\.5 s \| 33\.3 \| 1066 \| 2\.5 s \|/,
+    );
+    assert.match(md, /ReLU derivative at 0/);
+    assert.match(md, /did not use the study's settings/);
+    assert.match(md, /fabricated for the report tests \(cnn\)/);
+    assert.match(md, /matches the engine's record/);
+    assert.doesNotMatch(md, /differs from the engine's record|provenance unavailable/);
+    assert.match(md, /Skipped: the search/);
+
+    for (const id of FIGURES) {
+      assert.ok(md.includes(`](figures/${id}.svg)`), `REPORT.md does not show ${id}`);
+      const spec = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "figures", `${id}.vl.json`)));
+      assert.match(spec.$schema, /vega-lite\/v6/);
+      assert.ok(spec.data.values.length > 0, `${id} has no inline data`);
+      const svg = await Deno.readTextFile(join(ctx.outDir, "figures", `${id}.svg`));
+      assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+      assert.match(svg, /class="mark-(line|rect)/);
+      const png = await Deno.readFile(join(ctx.outDir, "figures", `${id}.png`));
+      assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+      assert.ok(png.length > 5000);
+    }
+
+    const html = await Deno.readTextFile(join(ctx.outDir, "index.html"));
+    assert.equal(html.match(/<div class="chart"/g)?.length, FIGURES.length);
+    assert.match(html, /<script data-lib="vega@6\.4\.0">/);
+    assert.match(html, /<script data-lib="vega-embed@7\.3\.0">/);
+    assert.doesNotMatch(html, /<script[^>]+src=|https:\/\/cdn|unpkg\.com|jsdelivr\.net/);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("report: the search section when search-mlp is an input; provenance unavailable without the engine", async () => {
+  const { ctx, cleanup } = await build({ search: true });
+  try {
+    const metrics = await run(ctx);
+    assert.equal(metrics.figures, FIGURES.length + 1);
+    const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
+    assert.ok(md.includes("](figures/fig12-search.svg)"));
+    assert.match(md, /\| generation \| hidden \| lr \| batch \| steps \| val_acc \| val_loss \| train_acc \|/);
+    assert.match(md, /\| 3 \| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 0\.46 \|/);
+    assert.match(md, /\| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 0\.46 \| 1\.7 \| 0\.55 \| 0\.47 \| 1\.6 \|/); // the pick
+    assert.match(md, /evolutionary search's pick.* \| 53\.7% \| 47\.0% \| −6\.7 \|/);
+    assert.match(md, /- steps_used: 99/);
+    assert.match(md, /provenance unavailable \(run through the engine\)/);
+    await Deno.stat(join(ctx.outDir, "figures", "fig12-search.png"));
+
+    // A search.json of another shape: its tables, generically, and a chart if it has generation + accuracy.
+    await Deno.writeTextFile(
+      join(ctx.inputs["search-mlp"], "search.json"),
+      JSON.stringify({ population: [{ gen: 1, fitness: 0.3 }, { gen: 2, fitness: 0.4 }], best: { test_acc: 0.5 } }),
+    );
+    await Deno.remove(ctx.outDir, { recursive: true });
+    await Deno.mkdir(ctx.outDir);
+    await run(ctx);
+    const generic = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
+    assert.match(generic, /\| gen \| fitness \|/);
+    assert.match(generic, /- best \/ test_acc: 0\.5/);
+    assert.ok(generic.includes("](figures/fig12-search.svg)"));
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("report: a missing input is a PipelineError naming the stage", async () => {
+  for (const missing of ["train-cnn", "train-torch-mlp@ga2", "train-batchnorm"]) {
+    const { ctx, cleanup } = await build({ omit: [missing] });
+    try {
+      await assert.rejects(() => run(ctx), (e: unknown) => {
+        assert.ok(e instanceof PipelineError);
+        assert.ok(e.message.includes(missing), e.message);
+        assert.match(e.fix, /deno task reproduce report/);
+        return true;
+      });
+    } finally {
+      await cleanup();
+    }
+  }
+});
+
+Deno.test("report: a broken history or missing checks.json is a PipelineError naming the file", async () => {
+  const { ctx, cleanup } = await build();
+  try {
+    await Deno.writeTextFile(join(ctx.inputs["train-cnn"], "history.json"), JSON.stringify({ run: "cnn", evals: 3 }));
+    await assert.rejects(() => run(ctx), PipelineError, "train-cnn/history.json: evals is missing");
+    await Deno.writeTextFile(join(ctx.inputs["train-cnn"], "history.json"), "{ not json");
+    await assert.rejects(() => run(ctx), PipelineError, "train-cnn/history.json is not valid JSON");
+    await Deno.remove(join(ctx.inputs["train-batchnorm"], "checks.json"));
+    await assert.rejects(() => run(ctx), PipelineError, "train-batchnorm did not provide checks.json");
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("report: inline Markdown → HTML (links holding code, code spans kept literal)", () => {
+  assert.equal(
+    inlineHtml("see [`a@b`](#prov-a) and **c** `x*y*<z>` *d*"),
+    'see <a href="#prov-a"><code>a@b</code></a> and <strong>c</strong> <code>x*y*&lt;z&gt;</code> <em>d</em>',
+  );
+});
