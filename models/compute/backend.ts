@@ -1,19 +1,59 @@
-// Picks the tfjs backend every tfjs stage uses and says which. Owned by the
-// compute work (issue 5): kernel fixes for the wasm backend and native paths
-// are registered here, so that stages only call initCompute().
+// Picks the tfjs backend every tfjs stage uses and says which. Stages only call
+// initCompute() and use the re-exported `tf`.
+//
+// Choice: always tfjs's wasm backend (SIMD, 1 thread: tfjs keeps threads off under
+// Deno), with the kernel fixes of wasm_kernels.ts. When OpenBLAS loads (Debian package
+// libopenblas0-pthread) its sgemm runs the matMuls and convolutions straight on the wasm
+// heap, 2 threads; otherwise the fixed wasm kernels alone, and the description says why.
+// COMPUTE_BLAS=off forces wasm alone.
 import * as tf from "@tensorflow/tfjs-core";
+// tfjs-core's Node bundle registers no gradients; the umbrella package does (~0.5 s to load).
+import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
+import { type Blas, loadBlas } from "./blas.ts";
+import { installWasmKernels } from "./wasm_kernels.ts";
 
-let chosen: string | undefined;
+export interface ComputeInfo {
+  /** One line for logs and TrainingHistory.backend. */
+  description: string;
+  /** The OpenBLAS in use, or null (wasm alone). */
+  blas: Blas | null;
+  /** Why OpenBLAS is not in use ("" when it is). */
+  blasReason: string;
+}
 
-/** Initialise tfjs once; returns a one-line description of the backend. */
-export async function initCompute(): Promise<string> {
-  if (chosen) return chosen;
-  await tf.setBackend("wasm");
+let info: ComputeInfo | undefined;
+
+/**
+ * Initialise tfjs once; returns a one-line description of the backend.
+ * `native: false` keeps the fixed wasm kernels without OpenBLAS (tests, benchmarks);
+ * calling again with another `native` switches.
+ */
+export async function initCompute(opts: { native?: boolean } = {}): Promise<string> {
+  const wantNative = opts.native ?? true;
+  if (info && (info.blas !== null) === (wantNative && loadBlas().blas !== null)) {
+    if (tf.getBackend() !== "wasm") await tf.setBackend("wasm");
+    return info.description;
+  }
+  if (tf.getBackend() !== "wasm") {
+    if (!(await tf.setBackend("wasm"))) throw new Error("tfjs wasm backend failed to initialise");
+  }
   await tf.ready();
-  chosen = `wasm (tfjs ${tf.version_core})`;
-  return chosen;
+  const loaded = loadBlas();
+  const blas = wantNative ? loaded.blas : null;
+  installWasmKernels(blas);
+  const base = `wasm (tfjs ${tf.version_core}, SIMD, 1 thread, kernel fixes)`;
+  const blasReason = blas ? "" : wantNative ? loaded.reason : "OpenBLAS off by request";
+  const description = blas ? `${base} + ${blas.description} GEMM` : `${base}; ${blasReason}`;
+  info = { description, blas, blasReason };
+  return description;
+}
+
+/** What initCompute chose (call it first). */
+export function computeInfo(): ComputeInfo {
+  if (!info) throw new Error("computeInfo() before initCompute()");
+  return info;
 }
 
 export { tf };

@@ -1,0 +1,55 @@
+// Stage "train-numpy-mlp": the study's MLP with backpropagation written by
+// hand (modules.ts) on typed arrays (tensor.ts), plain SGD, no autograd. The
+// float32 matrix products go to the fastest GEMM here (OpenBLAS when it loads,
+// as NumPy's would; else tfjs's wasm matMul): tests/bench/mlp.ts measures it
+// against the TypeScript kernel.
+import { join } from "node:path";
+import { loadSplits } from "../../data/dataset.ts";
+import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
+import { getGemm } from "../compute/gemm.ts";
+import { setFloat32Gemm } from "./tensor.ts";
+import { trainNumpyMlp } from "./train.ts";
+
+export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
+  const dir = ctx.inputs["preprocess"];
+  if (!dir) throw new PipelineError(`${ctx.stage} needs the preprocess stage's output`, 'declare deps: ["preprocess"]');
+  const data = await loadSplits(dir);
+  const p = ctx.params;
+  const gemm = await getGemm();
+  setFloat32Gemm(gemm.gemm);
+  const r = trainNumpyMlp(data, {
+    hidden: p.hidden as number[],
+    lr: p.lr as number,
+    batch: p.batch as number,
+    steps: p.steps as number,
+    evalEvery: p.eval_every as number,
+    seed: p.seed as number,
+  }, (pr) => ctx.progress(pr));
+  const history: TrainingHistory & { evalImagesPerSecond: number } = {
+    run: ctx.stage,
+    params: p,
+    backend: `typed arrays; float32 GEMM: ${gemm.name}`,
+    evals: r.evals,
+    final: r.final,
+    wallSeconds: r.wallSeconds,
+    stepsPerSecond: r.stepsPerSecond,
+    evalImagesPerSecond: r.evalImagesPerSecond,
+    notes: [
+      "Forward and backward written by hand over whole mini-batches; no automatic differentiation.",
+      "Weights N(0, 1e-4²), biases 0; ReLU derivative taken as 0 at 0 (as the study's code).",
+      "Evaluated as the study's code did: after update i (0-based) when i % eval_every == 0 and after the last; " +
+      "`step` counts the updates done. Train loss/accuracy are those of that step's mini-batch, before its update.",
+      "stepsPerSecond counts training steps only (evaluation excluded).",
+    ],
+  };
+  await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+  ctx.log(
+    `test accuracy ${r.final.testAcc.toFixed(4)} after ${p.steps} steps (${r.stepsPerSecond.toFixed(1)} steps/s)`,
+  );
+  return {
+    test_acc: r.final.testAcc,
+    test_loss: r.final.testLoss,
+    train_acc: r.final.trainAcc,
+    steps_per_s: r.stepsPerSecond,
+  };
+}

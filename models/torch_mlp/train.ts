@@ -1,0 +1,193 @@
+// The study's train_mlp_pytorch loop in tfjs: automatic differentiation
+// (tf.variableGrads), softmax cross-entropy on logits, Adam, the study's
+// mini-batch order; evaluation on the whole test set in inference mode.
+// Checkpoints at every evaluation; a run finds its checkpoint and continues.
+import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
+import { Rng } from "../../data/rng.ts";
+import type { EvalPoint, Progress } from "../../pipeline/types.ts";
+import type { BnImpl } from "../batchnorm/bn.ts";
+import { initCompute, tf } from "../compute/backend.ts";
+import { BatchBuffer } from "../numpy_mlp/train.ts";
+import { Adam } from "./adam.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { dropoutMasks, TorchMlp } from "./model.ts";
+
+export interface TorchMlpConfig {
+  hidden: number[];
+  lr: number;
+  batch: number;
+  steps: number;
+  evalEvery: number;
+  seed: number;
+  dropout: boolean;
+  batchnorm: "none" | BnImpl;
+}
+
+export interface TorchMlpHooks {
+  progress?: (p: Progress) => void;
+  log?: (m: string) => void;
+  /** Save a checkpoint here at every evaluation and resume from it when present. */
+  checkpointDir?: string;
+  /** Tests: stop (as if killed) right after the checkpoint at this step. */
+  stopAfter?: number;
+}
+
+export interface TorchMlpResult {
+  evals: EvalPoint[];
+  final: EvalPoint;
+  /** Training steps per second (evaluation and checkpoints excluded). */
+  stepsPerSecond: number;
+  /** Test images per second during evaluation. */
+  evalImagesPerSecond: number;
+  /** Seconds of work over all sessions of the run (a resumed run adds up its parts). */
+  wallSeconds: number;
+  /** The step a checkpoint resumed from (0: a fresh run). */
+  resumedFrom: number;
+  backend: string;
+  /** Set when stopAfter ended the run early. */
+  stopped?: boolean;
+}
+
+interface RunState {
+  adamT: number;
+  evals: EvalPoint[];
+  trainMs: number;
+  evalMs: number;
+  evalImages: number;
+  wallMs: number;
+}
+
+const FEATURES = 3072, CLASSES = 10, EVAL_CHUNK = 1000;
+
+/** The study's schedule: evaluate after update i (0-based) when i % evalEvery == 0 or at the last. */
+export function isEvalStep(i: number, steps: number, evalEvery: number): boolean {
+  return i % evalEvery === 0 || i === steps - 1;
+}
+
+/** Summed loss and correct count of a whole split in inference mode. */
+export function evaluate(model: TorchMlp, split: Split): { loss: number; acc: number } {
+  let loss = 0, correct = 0;
+  for (const c of chunks(split, EVAL_CHUNK)) {
+    const [l, k] = tf.tidy(() => {
+      const n = c.y.length;
+      const logits = model.forward(tf.tensor2d(c.x, [n, FEATURES]), false);
+      const labels = tf.tensor1d(c.y, "int32");
+      const sum = tf.losses.softmaxCrossEntropy(tf.oneHot(labels, CLASSES), logits, undefined, 0, tf.Reduction.SUM);
+      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), "int32"));
+      return [sum.dataSync()[0], hits.dataSync()[0]];
+    });
+    loss += l;
+    correct += k;
+  }
+  return { loss: loss / split.n, acc: correct / split.n };
+}
+
+/**
+ * One training step: forward in training mode, softmax cross-entropy on the
+ * logits, gradients by tf.variableGrads, an Adam update. Returns the batch's
+ * loss and number of correct predictions (before the update).
+ */
+export function makeTrainStep(
+  model: TorchMlp,
+  adam: Adam,
+): (x: Float32Array, y: Uint8Array, masks: Float32Array[]) => [number, number] {
+  const trainable = model.trainable();
+  return (xs, ys, masks) =>
+    tf.tidy(() => {
+      const batch = ys.length;
+      const x = tf.tensor2d(xs, [batch, FEATURES]);
+      const labels = tf.tensor1d(ys, "int32");
+      const onehot = tf.oneHot(labels, CLASSES);
+      const m = masks.map((a, l) => tf.tensor2d(a, [batch, model.hiddenSizes[l]]));
+      let hits: tf.Tensor | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = model.forward(x, true, m);
+        hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), "int32")));
+        return tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
+      }, trainable);
+      adam.step(trainable.map((v) => grads[v.name]));
+      const out: [number, number] = [value.dataSync()[0], hits!.dataSync()[0]];
+      hits!.dispose();
+      return out;
+    });
+}
+
+export async function trainTorchMlp(
+  data: { train: Split; test: Split },
+  cfg: TorchMlpConfig,
+  hooks: TorchMlpHooks = {},
+): Promise<TorchMlpResult> {
+  const backend = await initCompute();
+  // Separate streams: data order = seed (the study's 42), weights = seed+1, dropout = hash(seed+2, step).
+  const model = new TorchMlp(
+    { inputs: FEATURES, hidden: cfg.hidden, classes: CLASSES, dropout: cfg.dropout, batchnorm: cfg.batchnorm },
+    new Rng(cfg.seed + 1),
+  );
+  const adam = new Adam(model.trainable(), cfg.lr);
+  const saved = [...model.variables(), ...adam.variables()];
+  const sampler = new BatchSampler(data.train.n, cfg.batch, cfg.seed);
+  const key = JSON.stringify(cfg);
+  let st: RunState = { adamT: 0, evals: [], trainMs: 0, evalMs: 0, evalImages: 0, wallMs: 0 };
+  let start = 0;
+  try {
+    if (hooks.checkpointDir) {
+      const ck = await loadCheckpoint<RunState>(hooks.checkpointDir, key, saved);
+      if (ck) {
+        start = ck.step;
+        st = ck.state;
+        adam.t = st.adamT;
+        for (let i = 0; i < start; i++) sampler.next(); // the sampler's state is a function of the step
+        hooks.log?.(`resuming from the checkpoint at step ${start}`);
+      }
+    }
+    const step = makeTrainStep(model, adam);
+    const batches = new BatchBuffer(data.train, cfg.batch);
+    const maskBuffers = model.hiddenSizes.map((f) => new Float32Array(cfg.batch * f)); // reused: see BatchBuffer
+    let wallFrom = performance.now();
+    for (let i = start; i < cfg.steps; i++) {
+      const ts = performance.now();
+      const b = batches.read(sampler.next());
+      const masks = cfg.dropout ? dropoutMasks(cfg.seed + 2, i, cfg.batch, model.hiddenSizes, maskBuffers) : [];
+      const [loss, correct] = step(b.x, b.y, masks);
+      st.trainMs += performance.now() - ts;
+      if (!Number.isFinite(loss)) throw new Error(`training loss became ${loss} at step ${i + 1}`);
+      if (isEvalStep(i, cfg.steps, cfg.evalEvery)) {
+        const te = performance.now();
+        const test = evaluate(model, data.test);
+        st.evalMs += performance.now() - te;
+        st.evalImages += data.test.n;
+        st.evals.push({
+          step: i + 1,
+          trainLoss: loss,
+          trainAcc: correct / cfg.batch,
+          testLoss: test.loss,
+          testAcc: test.acc,
+        });
+        const now = performance.now();
+        st.wallMs += now - wallFrom;
+        wallFrom = now;
+        st.adamT = adam.t;
+        if (hooks.checkpointDir) await saveCheckpoint(hooks.checkpointDir, key, i + 1, st, saved);
+        if (hooks.stopAfter === i + 1) return result(true);
+      }
+      hooks.progress?.({ step: i + 1, total: cfg.steps, itemsPerStep: cfg.batch, loss });
+    }
+    return result(false);
+  } finally {
+    model.dispose();
+    adam.dispose();
+  }
+
+  function result(stopped: boolean): TorchMlpResult {
+    return {
+      evals: st.evals,
+      final: st.evals[st.evals.length - 1],
+      stepsPerSecond: st.evals[st.evals.length - 1].step / (st.trainMs / 1000),
+      evalImagesPerSecond: st.evalImages / (st.evalMs / 1000),
+      wallSeconds: st.wallMs / 1000,
+      resumedFrom: start,
+      backend,
+      ...(stopped ? { stopped } : {}),
+    };
+  }
+}
