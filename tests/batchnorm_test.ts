@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { makeSyntheticSplits, writeSplits } from "../data/dataset.ts";
 import { BatchNorm, batchNormAutograd, batchNormManual } from "../models/batchnorm/bn.ts";
 import { type CheckRow, runBatchNormChecks } from "../models/batchnorm/checks.ts";
-import { run } from "../models/batchnorm/stage.ts";
+import { AUTOGRAD_TWIN, run } from "../models/batchnorm/stage.ts";
+import { run as runTorchMlp } from "../models/torch_mlp/stage.ts";
 import { initCompute, tf } from "../models/compute/backend.ts";
 import { makeTestContext } from "../pipeline/testing.ts";
 import type { TrainingHistory } from "../pipeline/types.ts";
@@ -58,7 +59,20 @@ Deno.test("stage train-batchnorm: checks.json, both curves, their difference", a
   const pre = await Deno.makeTempDir();
   await writeSplits(pre, makeSyntheticSplits(300, 200));
   const params = { hidden: [32, 16], lr: 1e-3, batch: 50, steps: 12, eval_every: 4, seed: 42 };
-  const ctx = await makeTestContext({ stage: "train-batchnorm", params, inputs: { preprocess: pre }, quiet: true });
+  // Its autograd twin first: train-torch-mlp with dropout and batch norm.
+  const twin = await makeTestContext({
+    stage: AUTOGRAD_TWIN,
+    params: { ...params, dropout: true, batchnorm: true },
+    inputs: { preprocess: pre },
+    quiet: true,
+  });
+  await runTorchMlp(twin);
+  const ctx = await makeTestContext({
+    stage: "train-batchnorm",
+    params: { seed: 42 },
+    inputs: { preprocess: pre, [AUTOGRAD_TWIN]: twin.outDir },
+    quiet: true,
+  });
   try {
     const m = await run(ctx);
     const checks: CheckRow[] = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "checks.json")));
@@ -76,6 +90,7 @@ Deno.test("stage train-batchnorm: checks.json, both curves, their difference", a
     assert.equal(m.checks_passed, checks.length);
   } finally {
     await ctx.cleanup();
+    await twin.cleanup();
     await Deno.remove(pre, { recursive: true });
   }
 });

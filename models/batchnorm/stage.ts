@@ -1,6 +1,7 @@
 // Stage "train-batchnorm": the custom batch norm's checks (checks.json), then
-// the study's GA1 + dropout + batch norm MLP trained twice from the same seed,
-// once with the autograd batch norm and once with the hand-written backward.
+// the study's GA1 + dropout + batch norm MLP trained with the hand-written
+// backward, from the same seed and settings as its autograd twin, the
+// train-torch-mlp@ga1-dropout-batchnorm run (an input: trained once, not twice).
 // history.json holds the autograd run as the main curve, the manual run under
 // `manual`, and the largest difference between the two curves.
 import { join } from "node:path";
@@ -11,6 +12,8 @@ import { trainTorchMlp } from "../torch_mlp/train.ts";
 import { runBatchNormChecks } from "./checks.ts";
 
 const FIELDS = ["trainLoss", "trainAcc", "testLoss", "testAcc"] as const;
+/** The autograd run this stage compares against. */
+export const AUTOGRAD_TWIN = "train-torch-mlp@ga1-dropout-batchnorm";
 
 /** Largest |a−b| per field over two curves evaluated at the same steps. */
 export function curveDifference(a: EvalPoint[], b: EvalPoint[]): Record<(typeof FIELDS)[number], number> {
@@ -33,24 +36,27 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   }
   ctx.log(`${checks.length} batch-norm checks passed`);
 
-  const data = await loadSplits(dir);
-  const params = { ...ctx.params, dropout: true, batchnorm: true };
-  const runs = [];
-  for (const impl of ["autograd", "manual"] as const) {
-    const cfg = configFromParams(params, impl);
-    ctx.log(`training with the ${impl} batch norm`);
-    const r = await trainTorchMlp(data, cfg, {
-      progress: (p) => ctx.progress({ ...p, extra: { bn: impl } }),
-      log: (m) => ctx.log(m),
-      checkpointDir: join(ctx.checkpointDir, impl),
-    });
-    runs.push({ cfg, r });
+  const twinDir = ctx.inputs[AUTOGRAD_TWIN];
+  if (!twinDir) throw new PipelineError(`${ctx.stage} needs ${AUTOGRAD_TWIN}'s output`, `declare it in deps`);
+  const twin = JSON.parse(await Deno.readTextFile(join(twinDir, "history.json")));
+  if (!twin.params.batchnorm || !twin.params.dropout) {
+    throw new PipelineError(`${AUTOGRAD_TWIN} was trained without batch norm or dropout`, "leave both on for it");
   }
-  const [auto, manual] = runs;
+  const data = await loadSplits(dir);
+  const params = twin.params as Record<string, unknown>;
+  const cfg = configFromParams(params, "manual");
+  ctx.log(`training with the manual batch norm, as ${AUTOGRAD_TWIN} (${JSON.stringify(params)})`);
+  const r = await trainTorchMlp(data, cfg, {
+    progress: (p) => ctx.progress({ ...p, extra: { bn: "manual" } }),
+    log: (m) => ctx.log(m),
+    checkpointDir: ctx.checkpointDir,
+  });
+  const auto = { cfg: configFromParams(params, "autograd"), r: twin as typeof r };
+  const manual = { cfg, r };
   const diff = curveDifference(auto.r.evals, manual.r.evals);
   const history: TrainingHistory & Record<string, unknown> = {
     run: ctx.stage,
-    params,
+    params: params as TrainingHistory["params"],
     backend: auto.r.backend,
     evals: auto.r.evals,
     final: auto.r.final,
@@ -66,7 +72,8 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     },
     curveMaxAbsDifference: diff,
     notes: [
-      "evals: the autograd batch norm (composed tfjs ops); manual: the hand-written backward (tf.customGrad). " +
+      `evals: the autograd batch norm (composed tfjs ops), from ${AUTOGRAD_TWIN}; manual: the hand-written ` +
+      "backward (tf.customGrad), trained here. " +
       "Same seed, same forward ops: the curves differ only by float32 rounding in the backward, amplified by training.",
       ...torchMlpNotes(auto.cfg, auto.r),
     ],
