@@ -7,6 +7,7 @@ import { Graph, type Node, type Override } from "./graph.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
 import { formatDuration } from "./progress.ts";
+import { jobEnv } from "./tasks.ts";
 import { type ParamValue, PipelineError, type StageDef } from "./types.ts";
 import type { WorkerConfig } from "./worker.ts";
 
@@ -326,7 +327,7 @@ export class Engine {
         args: [...args, WORKER, join(tmp, "worker.json")],
         cwd: this.opts.root,
         stdin: "null",
-        env: jobs > 1 ? { PIPELINE_PLAIN: "1" } : {},
+        env: jobEnv(jobs),
       }).spawn();
       const status = await child.status;
       const wallSeconds = (performance.now() - t0) / 1000;

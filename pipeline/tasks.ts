@@ -7,8 +7,18 @@ import { PipelineError } from "./types.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 
+/**
+ * Environment for one of `jobs` processes sharing this machine: a fair share of
+ * the cores for native thread pools (OpenBLAS, OpenMP), and plain progress lines.
+ */
+export function jobEnv(jobs: number): Record<string, string> {
+  if (jobs <= 1) return {};
+  const threads = String(Math.max(1, Math.floor(navigator.hardwareConcurrency / jobs)));
+  return { PIPELINE_PLAIN: "1", OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads };
+}
+
 /** Call `module`'s export `fn` with `arg` (JSON) in a child process; resolves to its JSON result. */
-export async function runTask<T>(module: string, fn: string, arg: unknown): Promise<T> {
+export async function runTask<T>(module: string, fn: string, arg: unknown, jobs = 1): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "task-" });
   try {
     const input = join(dir, "in.json");
@@ -17,7 +27,7 @@ export async function runTask<T>(module: string, fn: string, arg: unknown): Prom
     const status = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--no-prompt", SELF, input],
       stdin: "null",
-      env: { PIPELINE_PLAIN: "1" },
+      env: { PIPELINE_PLAIN: "1", ...jobEnv(jobs) },
     }).spawn().status;
     let result: { ok: boolean; value?: T; what?: string; fix?: string };
     try {

@@ -64,7 +64,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     };
     // The memo key names the data by content, not by path, and everything that shapes the run.
     const { dataDir: _, ...key } = arg;
-    return ctx.memo({ data: dataId, ...key }, () => limit(() => runTask<Score>(EVALUATE, "evaluate", arg)));
+    return ctx.memo({ data: dataId, ...key }, () => limit(() => runTask<Score>(EVALUATE, "evaluate", arg, ctx.jobs)));
   };
 
   for (let g = 0; g < p.generations && !stopped; g++) {
