@@ -1,4 +1,5 @@
-// im2col / col2im for NHWC convolutions: a convolution is then one GEMM,
+// Data movement in JS for the compute layer: a blocked transpose, and im2col / col2im
+// for NHWC convolutions: a convolution is then one GEMM,
 //   out[n·oh·ow, cout] = col[n·oh·ow, kh·kw·cin] · W[kh·kw·cin, cout]   (W in HWIO order),
 // its filter gradient colᵀ·dy, and its input gradient col2im(dy·Wᵀ). Used by the tfjs
 // kernel fixes (backend) and by the CNN's own kernels (models/cnn).
@@ -77,6 +78,24 @@ export function col2im(dcol: Float32Array, g: ConvGeom, dx: Float32Array): void 
             src += c;
           }
         }
+      }
+    }
+  }
+}
+
+/**
+ * out[cols × rows] = xᵀ for a row-major x[rows × cols], in 16×16 tiles written along
+ * out's rows (plain tiles thrash the cache when rows is a power of two, as im2col's are).
+ */
+export function transpose(x: Float32Array, rows: number, cols: number, out: Float32Array): void {
+  const B = 16;
+  for (let c0 = 0; c0 < cols; c0 += B) {
+    const c1 = Math.min(c0 + B, cols);
+    for (let r0 = 0; r0 < rows; r0 += B) {
+      const r1 = Math.min(r0 + B, rows);
+      for (let c = c0; c < c1; c++) {
+        const o = c * rows;
+        for (let r = r0; r < r1; r++) out[o + r] = x[r * cols + c];
       }
     }
   }

@@ -76,7 +76,7 @@ export function installWasmKernels(blas: Blas | null): string[] {
 
   /** a·b for rank-2/3 operands, by the best path available. */
   const matMulAny = (backend: WasmBackend, a: Info, b: Info, tA: boolean, tB: boolean): Info => {
-    if (blas) {
+    if (blas && a.dtype === "float32" && b.dtype === "float32") {
       const out = blasMatMul(backend, a, b, tA, tB);
       if (out) return out;
     }
@@ -97,7 +97,7 @@ export function installWasmKernels(blas: Blas | null): string[] {
     const { a, b, bias, preluActivationWeights } = args.inputs;
     const attrs = args.attrs as unknown as tf._FusedMatMulAttrs;
     const act = attrs.activation ?? "linear";
-    if (blas && !preluActivationWeights && act in activations) {
+    if (blas && !preluActivationWeights && act in activations && a.dtype === "float32" && b.dtype === "float32") {
       const prod = blasMatMul(backend, a, b, attrs.transposeA, attrs.transposeB);
       if (prod) {
         let out = prod;

@@ -1,0 +1,189 @@
+// The CNN stage's speed: the VGG training step (batch 32) and inference throughput on
+// every backend available here, the MLP step of the tfjs stages (3072-100-10, batch 200,
+// Adam), and the same steps in PyTorch (cnn_reference.py, Debian's python3-torch, the
+// faster of 1 and 2 threads for each figure), with the throughput ratio ours/PyTorch
+// (> 1: we are faster). Medians after a warm-up. The machine's load is printed: on a
+// shared 2-core machine every figure moves with it.
+import { fileURLToPath } from "node:url";
+import { initCompute, tf } from "../../models/compute/backend.ts";
+import { loadBlas } from "../../models/compute/blas.ts";
+import { getGemm } from "../../models/compute/gemm.ts";
+import { TfVgg } from "../../models/cnn/tf_vgg.ts";
+import { Vgg } from "../../models/cnn/vgg.ts";
+
+const BATCH = 32, EVAL = 500;
+const REFERENCE = fileURLToPath(new URL("cnn_reference.py", import.meta.url));
+const PYTHON = "/usr/bin/python3"; // Debian's, where python3-torch lives (not a pyenv one)
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function timeMs(fn: () => void, reps: number): number {
+  fn(); // warm-up (allocations, JIT)
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    fn();
+    ts.push(performance.now() - t);
+  }
+  return median(ts);
+}
+
+function randomBatch(n: number, seed: number) {
+  let s = seed;
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  return {
+    x: Float32Array.from({ length: n * 3072 }, () => (rnd() - 0.5) * 120),
+    y: Uint8Array.from({ length: n }, () => Math.floor(rnd() * 10)),
+  };
+}
+
+interface Row {
+  name: string;
+  stepMs: number;
+  evalImgPerS?: number;
+}
+
+async function ownKernels(native: boolean): Promise<Row> {
+  const gemm = await getGemm({ native });
+  const model = new Vgg({ width: 1, size: 32, classes: 10 }, gemm, 42);
+  const b = randomBatch(BATCH, 1), e = randomBatch(EVAL, 2);
+  const stepMs = timeMs(() => model.trainStep(b.x, b.y, BATCH, 1e-4), native ? 7 : 3);
+  const evalMs = timeMs(() => model.predict(e.x, EVAL), native ? 3 : 1);
+  model.profile = {};
+  model.trainStep(b.x, b.y, BATCH, 1e-4);
+  const parts = Object.entries(model.profile).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ");
+  console.log(`  own kernels + ${gemm.name}: one step's ms by kernel: ${parts}`);
+  return { name: `own kernels + ${gemm.name} GEMM`, stepMs, evalImgPerS: EVAL / (evalMs / 1000) };
+}
+
+async function tfAutograd(native: boolean): Promise<Row> {
+  const desc = await initCompute({ native });
+  const model = new Vgg({ width: 1, size: 32, classes: 10 }, await getGemm({ native }), 42);
+  const net = new TfVgg(model);
+  const b = randomBatch(BATCH, 1), e = randomBatch(100, 2);
+  const stepMs = timeMs(() => net.trainStep(b.x, b.y, BATCH), native ? 3 : 2);
+  const evalMs = timeMs(() => net.predict(e.x, 100), 1);
+  net.dispose();
+  return { name: `tfjs autograd, ${desc.replace(/; .*/, "")}`, stepMs, evalImgPerS: 100 / (evalMs / 1000) };
+}
+
+/** One Adam step of a tfjs MLP 3072-…-10 (Linear→ReLU per hidden layer), as the MLP stages run it. */
+async function tfMlpStep(native: boolean, hidden: number[], batch: number, reps: number): Promise<Row> {
+  const desc = await initCompute({ native });
+  const sizes = [3072, ...hidden, 10];
+  const ws = sizes.slice(1).map((n, i) => tf.variable(tf.randomUniform([sizes[i], n], -0.02, 0.02, "float32", i)));
+  const bs = sizes.slice(1).map((n) => tf.variable(tf.zeros([n])));
+  const x = tf.randomNormal([batch, 3072], 0, 60, "float32", 3);
+  const y = tf.oneHot(tf.randomUniform([batch], 0, 10, "int32", 4), 10);
+  const opt = tf.train.adam(2e-3);
+  const loss = () => {
+    let h: tf.Tensor = x;
+    ws.forEach((w, i) => {
+      h = tf.add(tf.matMul(h, w), bs[i]);
+      if (i < ws.length - 1) h = tf.relu(h);
+    });
+    return tf.losses.softmaxCrossEntropy(y, h) as tf.Scalar;
+  };
+  const ms = timeMs(() => opt.minimize(loss, true)!.dataSync(), reps);
+  for (const t of [...ws, ...bs, x, y]) t.dispose();
+  opt.dispose();
+  return { name: `tfjs MLP ${sizes.join("-")} b${batch} step, ${desc.replace(/; .*/, "")}`, stepMs: ms };
+}
+
+interface Reference {
+  torch: string;
+  threads: number;
+  sgemm_1024_gflops: number;
+  cnn_step_ms: number;
+  cnn_eval_images_per_s: number;
+  mlp_step_ms: number;
+  mlp_ga1_step_ms: number;
+}
+
+async function pytorch(): Promise<Reference | string> {
+  const probe = async () =>
+    (await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stderr: "null" }).output().catch(() => null))
+      ?.success;
+  if (!(await probe())) {
+    console.log("  installing python3-torch, libopenblas0-pthread (apt-get) for the PyTorch reference ...");
+    const apt = await new Deno.Command("apt-get", {
+      args: ["install", "-y", "-q", "python3-torch", "python3-numpy", "libopenblas0-pthread"],
+      env: { DEBIAN_FRONTEND: "noninteractive" },
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => null);
+    if (!apt?.success || !(await probe())) {
+      return "PyTorch reference skipped: could not install Debian's python3-torch (apt-get install python3-torch)";
+    }
+  }
+  const out = await new Deno.Command(PYTHON, { args: [REFERENCE, "1,2", "5"], stderr: "inherit" }).output();
+  if (!out.success) return "PyTorch reference failed (see above)";
+  const runs: Reference[] = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
+  for (const r of runs) {
+    console.log(
+      `  PyTorch ${r.torch} CPU, ${r.threads} thread(s): VGG step ${r.cnn_step_ms.toFixed(0)} ms, ` +
+        `${r.cnn_eval_images_per_s.toFixed(0)} images/s inference, MLP step ${r.mlp_step_ms.toFixed(2)} ms, ` +
+        `GA1 MLP step ${r.mlp_ga1_step_ms.toFixed(0)} ms, ` +
+        `sgemm 1024³ ${r.sgemm_1024_gflops.toFixed(0)} GFLOP/s`,
+    );
+  }
+  const best = (f: (r: Reference) => number, max = false) =>
+    runs.map(f).reduce((a, b) => max ? Math.max(a, b) : Math.min(a, b));
+  return {
+    ...runs[0],
+    threads: 0,
+    cnn_step_ms: best((r) => r.cnn_step_ms),
+    cnn_eval_images_per_s: best((r) => r.cnn_eval_images_per_s, true),
+    mlp_step_ms: best((r) => r.mlp_step_ms),
+    mlp_ga1_step_ms: best((r) => r.mlp_ga1_step_ms),
+  };
+}
+
+export async function bench(): Promise<void> {
+  const blas = loadBlas();
+  console.log(`OpenBLAS: ${blas.blas ? blas.reason : `absent — ${blas.reason}`}`);
+  const core = Deno.env.get("OPENBLAS_CORETYPE");
+  if (core) {
+    console.log(`  OPENBLAS_CORETYPE=${core} is set: it forces that kernel family (unset: chosen for this CPU)`);
+  }
+  console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  const rows: Row[] = [];
+  if (blas.blas) rows.push(await ownKernels(true));
+  rows.push(await ownKernels(false));
+  if (blas.blas) rows.push(await tfAutograd(true));
+  rows.push(await tfAutograd(false));
+  const mlp: Row[] = [], ga1: Row[] = [];
+  for (const native of blas.blas ? [true, false] : [false]) {
+    mlp.push(await tfMlpStep(native, [100], 200, 50));
+    ga1.push(await tfMlpStep(native, [1000, 500, 250, 100], 1609, native ? 5 : 2));
+  }
+  await initCompute(); // leave the default behind
+
+  console.log(`load average before PyTorch: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  const ref = await pytorch();
+  const torch = typeof ref === "string" ? null : ref;
+  const ratio = (ms: number, refMs?: number) =>
+    torch && refMs ? `, ×${(refMs / ms).toFixed(2)} PyTorch's throughput` : "";
+  if (!torch) console.log(ref);
+  else console.log(`(ratios against PyTorch's best of 1 and 2 threads)`);
+  console.log(`VGG training step, batch ${BATCH}:`);
+  for (const r of rows) {
+    console.log(`  ${r.name}: ${r.stepMs.toFixed(0)} ms/step${ratio(r.stepMs, torch?.cnn_step_ms)}`);
+  }
+  console.log(`VGG inference (evaluation), images/s:`);
+  for (const r of rows) {
+    const ours = r.evalImgPerS!, theirs = torch?.cnn_eval_images_per_s ?? 0;
+    console.log(`  ${r.name}: ${ours.toFixed(0)} images/s${torch ? `, ×${(ours / theirs).toFixed(2)} PyTorch's` : ""}`);
+  }
+  console.log(`MLP steps (Adam; the GA1 row of Table 1 is 4,681 such steps):`);
+  for (const r of mlp) console.log(`  ${r.name}: ${r.stepMs.toFixed(2)} ms${ratio(r.stepMs, torch?.mlp_step_ms)}`);
+  for (const r of ga1) console.log(`  ${r.name}: ${r.stepMs.toFixed(0)} ms${ratio(r.stepMs, torch?.mlp_ga1_step_ms)}`);
+}
+
+if (import.meta.main) {
+  await bench();
+  Deno.exit(0);
+}
