@@ -20,6 +20,7 @@ options:
   --profile NAME            a named set of overrides (e.g. smoke: the whole pipeline on tiny synthetic data)
   --force                   rerun the selected stages even when cached
   --single                  only the named stages, from cached upstream outputs (like dvc repro -s)
+  --partial                 like --single, leaving out upstream stages not finished yet (a partial report)
   --dry-run                 say what would run and why, run nothing
   --jobs N                  run up to N independent stages at once (default 1)
   --root DIR, --pipeline FILE   another project / stage declaration (tests use these)
@@ -32,6 +33,7 @@ interface Args {
   profile?: string;
   force: boolean;
   single: boolean;
+  partial: boolean;
   dryRun: boolean;
   jobs: number;
   root: string;
@@ -45,6 +47,7 @@ function parseArgs(argv: string[]): Args {
     sets: [],
     force: false,
     single: false,
+    partial: false,
     dryRun: false,
     jobs: 1,
     root: resolve(new URL("..", import.meta.url).pathname),
@@ -61,6 +64,7 @@ function parseArgs(argv: string[]): Args {
     else if (flag === "--profile") args.profile = value();
     else if (a === "--force" || a === "-f") args.force = true;
     else if (a === "--single" || a === "-s") args.single = true;
+    else if (a === "--partial") args.partial = args.single = true;
     else if (a === "--dry-run" || a === "-n") args.dryRun = true;
     else if (flag === "--jobs" || flag === "-j") {
       const raw = value();
@@ -131,6 +135,7 @@ async function main(argv: string[]): Promise<number> {
         dryRun: args.dryRun,
         jobs: args.jobs,
         single: args.single,
+        partial: args.partial,
       });
       const count = (o: string) => results.filter((r) => r.outcome === o).length;
       const summary = args.dryRun

@@ -34,6 +34,8 @@ export interface ReproduceOptions {
   jobs?: number;
   /** Only the targets, from cached upstream outputs (like `dvc repro -s`). */
   single?: boolean;
+  /** With single: leave upstream stages that are not cached yet out of ctx.inputs instead of failing. */
+  partial?: boolean;
 }
 
 /** What a cache key is made of; the lock file keeps it so `status` can say what changed. */
@@ -165,12 +167,17 @@ export class Engine {
       : this.graph.upstreamClosure(targets);
     const lock = await this.readLock();
     const done = new Map<string, RunEntry | "pending">();
+    const absent = new Set<string>();
     if (ro.single) {
       for (const name of selected) {
         for (const dep of this.graph.nodes.get(name)!.deps) {
-          if (!selected.includes(dep)) done.set(dep, await this.lockedEntry(dep, name, lock));
+          if (selected.includes(dep) || done.has(dep)) continue;
+          const entry = await this.lockedEntry(dep, name, lock, ro.partial);
+          if (entry) done.set(dep, entry);
+          else absent.add(dep);
         }
       }
+      if (absent.size) this.log(`… running without ${[...absent].join(", ")}: not in the cache yet`);
     }
     const results: StageResult[] = [];
     const jobs = Math.max(1, ro.jobs ?? 1);
@@ -180,13 +187,13 @@ export class Engine {
     while ((pending.length || running.size) && !failure) {
       for (let i = 0; i < pending.length && running.size < jobs;) {
         const name = pending[i];
-        const deps = this.graph.nodes.get(name)!.deps;
+        const deps = this.graph.nodes.get(name)!.deps.filter((d) => !absent.has(d));
         if (!deps.every((d) => done.has(d))) {
           i++;
           continue;
         }
         pending.splice(i, 1);
-        const task = this.processNode(name, done, lock, ro, jobs)
+        const task = this.processNode(name, done, lock, ro, jobs, absent)
           .then((r) => {
             results.push(r);
             done.set(name, r.entry ?? "pending");
@@ -208,11 +215,17 @@ export class Engine {
     return selected.map((n) => results.find((r) => r.stage === n)!);
   }
 
-  /** For --single: the cached outputs of an upstream stage the lock file names. */
-  private async lockedEntry(dep: string, forStage: string, lock: LockFile): Promise<RunEntry> {
+  /** For --single: the cached outputs of an upstream stage the lock file names (undefined: absent, if allowed). */
+  private async lockedEntry(
+    dep: string,
+    forStage: string,
+    lock: LockFile,
+    allowAbsent = false,
+  ): Promise<RunEntry | undefined> {
     const key = lock.stages[dep]?.key;
     const entry = key ? await this.store.readEntry(key) : undefined;
     if (!entry || !(await this.store.verify(entry)).ok) {
+      if (allowAbsent) return undefined;
       throw new PipelineError(
         `${forStage} needs the outputs of ${dep}, which are not in the cache`,
         `run \`deno task reproduce ${dep}\` first (or drop --single)`,
@@ -227,9 +240,10 @@ export class Engine {
     lock: LockFile,
     ro: ReproduceOptions,
     jobs: number,
+    absent: Set<string>,
   ): Promise<StageResult> {
     const node = this.graph.nodes.get(name)!;
-    const upstream = node.deps.map((d) => [d, done.get(d)!] as const);
+    const upstream = node.deps.filter((d) => !absent.has(d)).map((d) => [d, done.get(d)!] as const);
     const pendingDeps = upstream.filter(([, e]) => e === "pending").map(([d]) => d);
     if (pendingDeps.length) { // only in a dry run: upstream would run first
       return { stage: name, outcome: "would run", reasons: pendingDeps.map((d) => `upstream ${d} would run first`) };

@@ -299,3 +299,19 @@ Deno.test("pushed runs are restored from the committed remote on a machine witho
   assert.equal(outcomes(rebuilt).a, "ran");
   assert.equal(await Deno.readTextFile(join(root, "out/a/a.txt")), "10");
 });
+
+Deno.test("--partial runs a stage from the upstream outputs cached so far, leaving the rest out", async () => {
+  const root = await toyProject();
+  await Deno.writeTextFile(
+    join(root, "d.ts"),
+    `export async function run(ctx) { await Deno.writeTextFile(ctx.outDir + "/d.txt", Object.keys(ctx.inputs).join(",")); return {}; }`,
+  );
+  const { STAGES } = await import(`file://${root}/stages.ts`);
+  const defs = [...STAGES, { name: "d", doc: "", deps: ["a", "b"], module: "d.ts", outputs: ["d.txt"], params: {} }];
+  const engine = () => Engine.open({ root, defs, log: () => {} });
+  await (await engine()).reproduce({ targets: ["a"] });
+  await assert.rejects((await engine()).reproduce({ targets: ["d"], single: true }), /d needs the outputs of b/);
+  const partial = await (await engine()).reproduce({ targets: ["d"], single: true, partial: true });
+  assert.deepEqual(outcomes(partial), { d: "ran" });
+  assert.equal(await Deno.readTextFile(join(root, "out/d/d.txt")), "a");
+});
