@@ -185,6 +185,12 @@ export class Store {
     return entry;
   }
 
+  /** The live process holding `name`'s lock, if any (e.g. another reproduce building that run now). */
+  async holder(name: string): Promise<number | undefined> {
+    const pid = Number(await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0"));
+    return pid && processAlive(pid) ? pid : undefined;
+  }
+
   /**
    * Exclusive right to build `key` across processes. While another live
    * process holds it, calls onWait once and polls; a dead holder's lock is stale.

@@ -477,6 +477,8 @@ export class Engine {
           entry,
         });
       } else {
+        const pid = await this.store.holder(key);
+        if (pid) reasons.push(`being built now by pid ${pid}`);
         out.push({
           stage: name,
           outcome: "would run",
