@@ -1,6 +1,7 @@
 // The report stage on small fabricated histories: every section, Table 1 with
 // all six rows, valid Vega-Lite specs, an SVG and a PNG per figure, index.html;
-// missing or broken inputs are one clear PipelineError.
+// a partial report when some runs have not run yet; broken inputs (or none) are
+// one clear PipelineError.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeTestContext } from "../pipeline/testing.ts";
@@ -151,16 +152,108 @@ Deno.test("report: the search section when search-mlp is an input; provenance un
   }
 });
 
-Deno.test("report: a missing input is a PipelineError naming the stage", async () => {
-  for (const missing of ["train-cnn", "train-torch-mlp@ga2", "train-batchnorm"]) {
-    const { ctx, cleanup } = await build({ omit: [missing] });
+Deno.test("report: a partial report from the runs finished so far (the others: not run yet)", async () => {
+  const missing = ["train-torch-mlp@ga2", "train-torch-mlp@ga3", "train-batchnorm", "train-cnn"];
+  const { ctx, cleanup } = await build({ omit: missing, search: true, provenance: true });
+  try {
+    const metrics = await run(ctx);
+    const kept = [...FIGURES.filter((f) => !/^fig(7|8|9|10)-/.test(f)), "fig12-search"];
+    assert.equal(metrics.figures, kept.length);
+    assert.equal(metrics.missing_runs, 4);
+    assert.equal(metrics.best_variant, "ga1-dropout-batchnorm"); // ga3, the fixture's best, has not run
+    assert.equal(metrics.cnn_test_acc, undefined);
+    const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
+    assert.ok(
+      md.includes(
+        "> **Note.** Partial report: 4 of 10 runs are not finished yet: `train-torch-mlp@ga2`, " +
+          "`train-torch-mlp@ga3`, `train-batchnorm`, `train-cnn`.",
+      ),
+    );
+    for (const h of ["## Summary", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## Provenance"]) {
+      assert.ok(md.includes(`\n${h}`), `REPORT.md lacks ${h}`);
+    }
+
+    // Table 1: all six rows; the two missing ones "—" beside the study's numbers, named below the table.
+    const section2 = md.split("## 2.")[1].split("\n## ")[0];
+    const table1 = section2.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| run"));
+    assert.equal(table1.length, 6);
+    for (const [i, row] of TABLE1.entries()) {
+      const cells = table1[i].split(" | ");
+      assert.equal(cells[0], `| ${row.label}`);
+      assert.equal(cells[8], `${(row.testAcc * 100).toFixed(1)}%`);
+      assert.equal(cells[9], ["ga2", "ga3"].includes(row.variant) ? "—" : `${(40 + 3 * i).toFixed(1)}%`);
+    }
+    assert.match(table1[4], /\| 100\.0% \| — \| — \| 50\.6% \| — \| — \| — \| — \|$/);
+    assert.ok(
+      section2.includes(
+        "— not run yet: GA2 (`deno task reproduce train-torch-mlp@ga2`), GA3 (`deno task reproduce train-torch-mlp@ga3`).",
+      ),
+    );
+    assert.match(section2, /best of our 4 finished runs by final test accuracy, \*\*GA1 \+ dropout \+ batchnorm\*\*/);
+
+    // In place of the missing runs: the marker in the summary, the sections, the cost table and the provenance.
+    assert.match(
+      md,
+      /\| CNN \(small VGG\) \| 75\.0% \(assignment\) \| — \| — \| not run yet — `deno task reproduce train-cnn` \|/,
+    );
+    assert.match(
+      md,
+      /\| autograd MLP, GA3 \| 53\.5% \| — \| — \| not run yet — `deno task reproduce train-torch-mlp@ga3` \|/,
+    );
+    assert.match(md, /best autograd MLP \(among the 4 finished\): ours GA1 \+ dropout \+ batchnorm/);
+    assert.match(md, /eqs\. 46, 50 and 69: not run yet — `deno task reproduce train-batchnorm`\./);
+    assert.match(md, /\(figures 7–8\): not run yet — `deno task reproduce train-cnn`\./);
+    assert.match(md, /\| `train-batchnorm` \| not run yet — `deno task reproduce train-batchnorm` \| — \|/);
+    assert.match(
+      md,
+      /### <a id="prov-train-cnn"><\/a>`train-cnn`\n\n- not run yet — `deno task reproduce train-cnn`\n/,
+    );
+    assert.doesNotMatch(md, /checks\.json|custom batch norm .*backward/);
+
+    // The rest as in a full report.
+    assert.match(md, /\| hand-written MLP, SGD \| 46\.0% \(assignment\) \| 45\.0% \| −1\.0 \|/);
+    assert.match(md, /evolutionary search's pick.* \| 53\.7% \| 47\.0% \| −6\.7 \|/);
+    assert.match(md, /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| wasm \(test\) \| 50 \| 200 \|/);
+    assert.match(md, /matches the engine's record/);
+    const files: string[] = [];
+    for await (const e of Deno.readDir(join(ctx.outDir, "figures"))) files.push(e.name);
+    assert.deepEqual(files.sort(), kept.flatMap((id) => [`${id}.png`, `${id}.svg`, `${id}.vl.json`]).sort());
+    for (const id of kept) assert.ok(md.includes(`](figures/${id}.svg)`), `REPORT.md does not show ${id}`);
+    const table1Chart = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "figures", "fig11-table1.vl.json")));
+    assert.equal(table1Chart.data.values.length, 6 + 4); // the study's six bars, ours for the four that ran
+
+    const html = await Deno.readTextFile(join(ctx.outDir, "index.html"));
+    assert.match(html, /<p class="note"><strong>Note\.<\/strong> Partial report: 4 of 10 runs are not finished yet/);
+    assert.equal(html.match(/<div class="chart"/g)?.length, kept.length);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("report: no training run at all, or an input given without its files, is a PipelineError", async () => {
+  const training = [
+    "train-numpy-mlp",
+    "train-batchnorm",
+    "train-cnn",
+    ...TABLE1.map((r) => `train-torch-mlp@${r.variant}`),
+  ];
+  const none = await build({ omit: training, search: true });
+  try {
+    await assert.rejects(() => run(none.ctx), (e: unknown) => {
+      assert.ok(e instanceof PipelineError);
+      assert.match(e.message, /none of its training runs among its inputs \(search-mlp\)/);
+      assert.match(e.fix, /deno task reproduce report/);
+      return true;
+    });
+  } finally {
+    await none.cleanup();
+  }
+  // Given but empty (the engine said it ran): not "not run yet" but a real error naming the stage and file.
+  for (const [stage, file] of [["train-cnn", "history.json"], ["train-torch-mlp@ga2", "history.json"]]) {
+    const { ctx, cleanup } = await build();
     try {
-      await assert.rejects(() => run(ctx), (e: unknown) => {
-        assert.ok(e instanceof PipelineError);
-        assert.ok(e.message.includes(missing), e.message);
-        assert.match(e.fix, /deno task reproduce report/);
-        return true;
-      });
+      await Deno.remove(join(ctx.inputs[stage], file));
+      await assert.rejects(() => run(ctx), PipelineError, `${stage} did not provide ${file}`);
     } finally {
       await cleanup();
     }

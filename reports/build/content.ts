@@ -1,10 +1,21 @@
 // What the report says: sections built from the inputs (ours) and study.ts
 // (the study's numbers). Every number of ours names its source stage, whose
-// provenance (cache key, code hash, file hash) closes the report.
+// provenance (cache key, code hash, file hash) closes the report. A run not
+// among the inputs (not run yet) is said so wherever its results would be.
 import type { EvalPoint } from "../../pipeline/types.ts";
 import { curveSpec, type Figure, searchSpec, table1Spec } from "./charts.ts";
 import type { Block } from "./document.ts";
-import { extraFields, findTables, type ReportInputs, type Run, type Source, type Table } from "./inputs.ts";
+import {
+  extraFields,
+  findTables,
+  notRunYet,
+  type ReportInputs,
+  type Run,
+  RUN_STAGES,
+  type Source,
+  type Table,
+  torchStage,
+} from "./inputs.ts";
 import { EXPECTED, QUIRKS, STUDY_SETTINGS, TABLE1 } from "./study.ts";
 
 export const TITLE = "Reproducing “Assignment 1: MLPs, CNNs and Backpropagation” on CIFAR-10";
@@ -12,6 +23,8 @@ export const TITLE = "Reproducing “Assignment 1: MLPs, CNNs and Backpropagatio
 // ---------------------------------------------------------------- formatting
 
 const MINUS = "−";
+/** A cell of a run that has not run yet (its marker is beside the table or in the row). */
+const NOT_RUN = "—";
 export const pct = (x: number | null | undefined) =>
   typeof x === "number" && Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : "–";
 /** ours − study, in percentage points (the unit is in the column's head). */
@@ -114,8 +127,19 @@ export function buildReport(inp: ReportInputs): Built {
     ),
   ];
 
-  const torch = TABLE1.map((row) => ({ row, run: inp.torch.get(row.variant)! }));
-  const best = torch.reduce((a, b) => (b.run.history.final.testAcc > a.run.history.final.testAcc ? b : a));
+  // Table 1 rows whose variant has run; the best is chosen among them (undefined: none has run).
+  const torch = TABLE1.flatMap((row) => {
+    const run = inp.torch.get(row.variant);
+    return run ? [{ row, run }] : [];
+  });
+  const best = torch.length
+    ? torch.reduce((a, b) => (b.run.history.final.testAcc > a.run.history.final.testAcc ? b : a))
+    : undefined;
+  const missingTorch = TABLE1.filter((row) => !inp.torch.has(row.variant));
+  const notRunPara = (what: string, stage: string): Block => ({
+    kind: "para",
+    text: `${what}: ${notRunYet(stage)}.`,
+  });
   const studyBest = TABLE1.reduce((a, b) => (b.testAcc > a.testAcc ? b : a));
   const bnRow = TABLE1.find((r) => r.batchnorm)!;
   const finalOf = (evals: EvalPoint[]) => evals[evals.length - 1];
@@ -127,6 +151,7 @@ export function buildReport(inp: ReportInputs): Built {
     if (d.length) off.push(`\`${run.stage}\`: ${d.join(", ")}`);
   }
   for (const run of [inp.numpy, inp.batchnorm, inp.cnn]) {
+    if (!run) continue;
     const d = deviations(run, STUDY_SETTINGS[run.stage]);
     if (d.length) off.push(`\`${run.stage}\`: ${d.join(", ")}`);
   }
@@ -139,6 +164,17 @@ export function buildReport(inp: ReportInputs): Built {
 
   const b: Block[] = [];
   b.push({ kind: "heading", level: 1, text: TITLE });
+  if (inp.missing.length) {
+    b.push({
+      kind: "note",
+      text:
+        `Partial report: ${inp.missing.length} of ${RUN_STAGES.length} ${
+          inp.missing.length === 1 ? "run is" : "runs are"
+        } not finished yet: ` +
+        `${inp.missing.map((s) => `\`${s}\``).join(", ")}. Where their results belong, the report says ` +
+        "“not run yet” and how to run them; `deno task reproduce report` once they are done gives the full report.",
+    });
+  }
   b.push({
     kind: "para",
     text: "This report is written by the pipeline's `report` stage from the outputs of the training stages. " +
@@ -159,48 +195,65 @@ export function buildReport(inp: ReportInputs): Built {
   const searchPick = inp.search ? asSearch(inp.search.data)?.pick : undefined;
 
   // ------------------------------------------------------------ summary
-  const bnCurves = inp.batchnorm.curves;
+  const bnCurves = inp.batchnorm?.curves ?? [];
+  /** A summary row for a run that has not run yet. */
+  const notRunRow = (label: string, study: string, stage: string) => [label, study, NOT_RUN, NOT_RUN, notRunYet(stage)];
+  // "of the 4 finished" when only some Table 1 variants have run.
+  const among = missingTorch.length ? ` (among the ${torch.length} finished)` : "";
   b.push({ kind: "heading", level: 2, text: "Summary", id: "summary" });
   b.push({
     kind: "table",
     head: ["result (test accuracy)", "study", "ours", "difference (pts)", "source"],
     right: [1, 2, 3],
     rows: [
-      [
-        "hand-written MLP, SGD",
-        `${pct(EXPECTED.numpyMlpTestAcc)} (assignment)`,
-        pct(inp.numpy.history.final.testAcc),
-        pts(inp.numpy.history.final.testAcc, EXPECTED.numpyMlpTestAcc),
-        src(inp.numpy),
-      ],
-      ...torch.map(({ row, run }) => [
-        `autograd MLP, ${row.label}`,
-        pct(row.testAcc),
-        pct(run.history.final.testAcc),
-        pts(run.history.final.testAcc, row.testAcc),
-        src(run),
-      ]),
-      [
-        `best autograd MLP: ours ${best.row.label}, study's ${studyBest.label}`,
-        pct(studyBest.testAcc),
-        pct(best.run.history.final.testAcc),
-        pts(best.run.history.final.testAcc, studyBest.testAcc),
-        src(best.run),
-      ],
-      [
-        `assignment's target for the best MLP: ≥ ${pct(EXPECTED.bestMlpTarget)}`,
-        pct(EXPECTED.bestMlpTarget),
-        pct(best.run.history.final.testAcc),
-        best.run.history.final.testAcc >= EXPECTED.bestMlpTarget ? "met" : "**not met**",
-        src(best.run),
-      ],
-      ...bnCurves.map((c) => [
-        `custom batch norm (${bnRow.label}), ${c.label} backward`,
-        pct(bnRow.testAcc),
-        pct(finalOf(c.evals).testAcc),
-        pts(finalOf(c.evals).testAcc, bnRow.testAcc),
-        src(inp.batchnorm),
-      ]),
+      inp.numpy
+        ? [
+          "hand-written MLP, SGD",
+          `${pct(EXPECTED.numpyMlpTestAcc)} (assignment)`,
+          pct(inp.numpy.history.final.testAcc),
+          pts(inp.numpy.history.final.testAcc, EXPECTED.numpyMlpTestAcc),
+          src(inp.numpy),
+        ]
+        : notRunRow("hand-written MLP, SGD", `${pct(EXPECTED.numpyMlpTestAcc)} (assignment)`, "train-numpy-mlp"),
+      ...TABLE1.map((row) => {
+        const run = inp.torch.get(row.variant);
+        const label = `autograd MLP, ${row.label}`;
+        if (!run) return notRunRow(label, pct(row.testAcc), torchStage(row.variant));
+        return [
+          label,
+          pct(row.testAcc),
+          pct(run.history.final.testAcc),
+          pts(run.history.final.testAcc, row.testAcc),
+          src(run),
+        ];
+      }),
+      ...(best
+        ? [
+          [
+            `best autograd MLP${among}: ours ${best.row.label}, study's ${studyBest.label}`,
+            pct(studyBest.testAcc),
+            pct(best.run.history.final.testAcc),
+            pts(best.run.history.final.testAcc, studyBest.testAcc),
+            src(best.run),
+          ],
+          [
+            `assignment's target for the best MLP: ≥ ${pct(EXPECTED.bestMlpTarget)}`,
+            pct(EXPECTED.bestMlpTarget),
+            pct(best.run.history.final.testAcc),
+            best.run.history.final.testAcc >= EXPECTED.bestMlpTarget ? "met" : "**not met**",
+            src(best.run),
+          ],
+        ]
+        : [notRunRow(`best autograd MLP: study's ${studyBest.label}`, pct(studyBest.testAcc), "train-torch-mlp")]),
+      ...(inp.batchnorm
+        ? bnCurves.map((c) => [
+          `custom batch norm (${bnRow.label}), ${c.label} backward`,
+          pct(bnRow.testAcc),
+          pct(finalOf(c.evals).testAcc),
+          pts(finalOf(c.evals).testAcc, bnRow.testAcc),
+          src(inp.batchnorm!),
+        ])
+        : [notRunRow(`custom batch norm (${bnRow.label})`, pct(bnRow.testAcc), "train-batchnorm")]),
       ...(searchPick
         ? [[
           `evolutionary search's pick, selected on validation (study's best GA pick ${studyBest.label}, selected on test)`,
@@ -209,14 +262,18 @@ export function buildReport(inp: ReportInputs): Built {
           pts(searchPick.test_acc as number, studyBest.testAcc),
           src(inp.search!.source),
         ]]
-        : []),
-      [
-        "CNN (small VGG)",
-        `${pct(EXPECTED.cnnTestAcc)} (assignment)`,
-        pct(inp.cnn.history.final.testAcc),
-        pts(inp.cnn.history.final.testAcc, EXPECTED.cnnTestAcc),
-        src(inp.cnn),
-      ],
+        : inp.search
+        ? []
+        : [notRunRow("evolutionary search's pick, selected on validation", pct(studyBest.testAcc), "search-mlp")]),
+      inp.cnn
+        ? [
+          "CNN (small VGG)",
+          `${pct(EXPECTED.cnnTestAcc)} (assignment)`,
+          pct(inp.cnn.history.final.testAcc),
+          pts(inp.cnn.history.final.testAcc, EXPECTED.cnnTestAcc),
+          src(inp.cnn),
+        ]
+        : notRunRow("CNN (small VGG)", `${pct(EXPECTED.cnnTestAcc)} (assignment)`, "train-cnn"),
     ],
   });
 
@@ -224,13 +281,23 @@ export function buildReport(inp: ReportInputs): Built {
   const settings = (r: Run) =>
     Object.entries(paramsOf(r)).map(([k, v]) => `${k} ${cell(v, k)}`).join(", ") || "not recorded";
   b.push({ kind: "heading", level: 2, text: "1. MLP with hand-written backpropagation" });
-  b.push({
-    kind: "para",
-    text: `Linear → ReLU → Linear → softmax, every forward and backward written by hand, plain SGD (the study's ` +
-      `figures 1–2). Settings: ${settings(inp.numpy)}. Backend: ${inp.numpy.history.backend}. Final test ` +
-      `accuracy ${pct(inp.numpy.history.final.testAcc)} (assignment: about ${pct(EXPECTED.numpyMlpTestAcc)}).`,
-  });
-  b.push(...pair(1, "numpy-mlp", "Hand-written MLP", inp.numpy));
+  if (inp.numpy) {
+    b.push({
+      kind: "para",
+      text: `Linear → ReLU → Linear → softmax, every forward and backward written by hand, plain SGD (the study's ` +
+        `figures 1–2). Settings: ${settings(inp.numpy)}. Backend: ${inp.numpy.history.backend}. Final test ` +
+        `accuracy ${pct(inp.numpy.history.final.testAcc)} (assignment: about ${pct(EXPECTED.numpyMlpTestAcc)}).`,
+    });
+    b.push(...pair(1, "numpy-mlp", "Hand-written MLP", inp.numpy));
+  } else {
+    b.push(
+      notRunPara(
+        "Linear → ReLU → Linear → softmax, every forward and backward written by hand, plain SGD (the study's " +
+          "figures 1–2)",
+        "train-numpy-mlp",
+      ),
+    );
+  }
 
   // ------------------------------------------------------------ 2. autograd MLP, Table 1
   b.push({ kind: "heading", level: 2, text: "2. MLP with automatic differentiation: Table 1" });
@@ -258,7 +325,13 @@ export function buildReport(inp: ReportInputs): Built {
       "source",
     ],
     right: [2, 3, 4, 5, 6, 7, 8, 9, 10],
-    rows: torch.map(({ row, run }) => {
+    rows: TABLE1.map((row) => {
+      const run = inp.torch.get(row.variant);
+      const study = [row.label, row.hidden.join(","), cell(row.lr), String(row.batch), String(row.steps)];
+      if (!run) {
+        const no = NOT_RUN;
+        return [...study, pct(row.trainAcc), no, no, pct(row.testAcc), no, no, no, no];
+      }
       const d = deviations(run, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
       const f = run.history.final;
       return [
@@ -278,82 +351,117 @@ export function buildReport(inp: ReportInputs): Built {
       ];
     }),
   });
-  const def = inp.torch.get("default")!;
-  b.push({
-    kind: "para",
-    text: `The default run (figures 3–4) and the best of our six runs by final test accuracy, ` +
-      `**${best.row.label}** (figures 5–6; the study's best was ${studyBest.label}). Backend: ${def.history.backend}.`,
-  });
-  b.push(...pair(3, "torch-mlp-default", "Autograd MLP, default", def));
-  b.push(...pair(5, "torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.run));
-  b.push(
-    figure(
-      "fig11-table1",
-      11,
-      "Table 1 as a chart: the study's test accuracy beside ours (not in the study)",
-      table1Spec(torch.flatMap(({ row, run }) => [
-        { run: row.label, source: "study", test: row.testAcc },
-        { run: row.label, source: "ours", test: run.history.final.testAcc },
-      ])),
-    ),
-  );
+  if (missingTorch.length) {
+    b.push({
+      kind: "para",
+      text: `${NOT_RUN} not run yet: ${
+        missingTorch.map((r) => `${r.label} (\`deno task reproduce ${torchStage(r.variant)}\`)`).join(", ")
+      }.`,
+    });
+  }
+  const def = inp.torch.get("default");
+  if (def && best && !missingTorch.length) {
+    b.push({
+      kind: "para",
+      text: `The default run (figures 3–4) and the best of our six runs by final test accuracy, ` +
+        `**${best.row.label}** (figures 5–6; the study's best was ${studyBest.label}). Backend: ${def.history.backend}.`,
+    });
+  } else {
+    // A partial report: say which of the two pairs is there.
+    const parts = [
+      def ? "The default run (figures 3–4)" : `The default run (figures 3–4): ${notRunYet(torchStage("default"))}`,
+      best
+        ? `the best of our ${torch.length} finished runs by final test accuracy, **${best.row.label}** (figures 5–6; ` +
+          `the study's best was ${studyBest.label}). Backend: ${(def ?? best.run).history.backend}.`
+        : `the best run (figures 5–6): none has finished yet (the study's best was ${studyBest.label}).`,
+    ];
+    b.push({ kind: "para", text: parts.join(def ? " and " : "; ") });
+  }
+  if (def) b.push(...pair(3, "torch-mlp-default", "Autograd MLP, default", def));
+  if (best) b.push(...pair(5, "torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.run));
+  if (torch.length) {
+    b.push(
+      figure(
+        "fig11-table1",
+        11,
+        "Table 1 as a chart: the study's test accuracy beside ours (not in the study)" +
+          (missingTorch.length ? `; not run yet: ${missingTorch.map((r) => r.label).join(", ")}` : ""),
+        table1Spec(TABLE1.flatMap((row) => {
+          const run = inp.torch.get(row.variant);
+          return [
+            { run: row.label, source: "study", test: row.testAcc },
+            ...(run ? [{ run: row.label, source: "ours", test: run.history.final.testAcc }] : []),
+          ];
+        })),
+      ),
+    );
+  }
 
   // ------------------------------------------------------------ 3. batch norm
-  b.push({ kind: "heading", level: 2, text: "3. Custom batch normalisation" });
-  b.push({
-    kind: "para",
-    text: "Batch norm for MLP activations in two versions: composed of framework ops and differentiated " +
-      "automatically, and with the hand-written backward of the study's eqs. 46, 50 and 69. The checks below " +
-      `are those of the assignment (source: ${src(inp.checks.source)}, \`checks.json\`).`,
-  });
-  if (inp.checks.tables.length) { for (const t of inp.checks.tables) b.push(...tableBlock(t)); }
-  else b.push({ kind: "para", text: "`checks.json` holds no table of checks." });
-  b.push(...scalarsBlock(inp.checks.scalars));
-  b.push({
-    kind: "para",
-    text: `Both versions trained in the ${bnRow.label} network (settings: ${settings(inp.batchnorm)}); ` +
-      (bnCurves.length > 1
-        ? `the dashes tell the ${bnCurves.map((c) => c.label).join(" and ")} backward apart (where the curves ` +
-          "coincide, the dashed line hides under the solid one)."
-        : "the run carries one curve only (no second backward was recorded)."),
-  });
-  const extras = extraFields(inp.batchnorm.history);
-  if (Object.keys(extras).length) {
-    b.push({ kind: "para", text: `Also recorded by the run (${src(inp.batchnorm)}):` });
-    b.push(...scalarsBlock(extras));
+  function batchnormSection(intro: string, bn: Run, checks: NonNullable<ReportInputs["checks"]>): Block[] {
+    const out: Block[] = [];
+    out.push({
+      kind: "para",
+      text: `${intro}. The checks below are those of the assignment (source: ${src(checks.source)}, \`checks.json\`).`,
+    });
+    if (checks.tables.length) { for (const t of checks.tables) out.push(...tableBlock(t)); }
+    else out.push({ kind: "para", text: "`checks.json` holds no table of checks." });
+    out.push(...scalarsBlock(checks.scalars));
+    out.push({
+      kind: "para",
+      text: `Both versions trained in the ${bnRow.label} network (settings: ${settings(bn)}); ` +
+        (bnCurves.length > 1
+          ? `the dashes tell the ${bnCurves.map((c) => c.label).join(" and ")} backward apart (where the curves ` +
+            "coincide, the dashed line hides under the solid one)."
+          : "the run carries one curve only (no second backward was recorded)."),
+    });
+    const extras = extraFields(bn.history);
+    if (Object.keys(extras).length) {
+      out.push({ kind: "para", text: `Also recorded by the run (${src(bn)}):` });
+      out.push(...scalarsBlock(extras));
+    }
+    out.push(
+      figure(
+        "fig9-batchnorm-accuracy",
+        9,
+        `Batch-norm MLP, ${bnCurves.map((c) => c.label).join(" vs ")} backward: accuracy (not in the study)`,
+        curveSpec("Custom batch norm: accuracy", bnCurves, "accuracy"),
+      ),
+      figure(
+        "fig10-batchnorm-loss",
+        10,
+        `Batch-norm MLP, ${bnCurves.map((c) => c.label).join(" vs ")} backward: loss (not in the study)`,
+        curveSpec("Custom batch norm: loss", bnCurves, "loss"),
+      ),
+    );
+    return out;
   }
-  b.push(
-    figure(
-      "fig9-batchnorm-accuracy",
-      9,
-      `Batch-norm MLP, ${bnCurves.map((c) => c.label).join(" vs ")} backward: accuracy (not in the study)`,
-      curveSpec("Custom batch norm: accuracy", bnCurves, "accuracy"),
-    ),
-    figure(
-      "fig10-batchnorm-loss",
-      10,
-      `Batch-norm MLP, ${bnCurves.map((c) => c.label).join(" vs ")} backward: loss (not in the study)`,
-      curveSpec("Custom batch norm: loss", bnCurves, "loss"),
-    ),
-  );
+  b.push({ kind: "heading", level: 2, text: "3. Custom batch normalisation" });
+  const bnIntro = "Batch norm for MLP activations in two versions: composed of framework ops and differentiated " +
+    "automatically, and with the hand-written backward of the study's eqs. 46, 50 and 69";
+  if (inp.batchnorm && inp.checks) b.push(...batchnormSection(bnIntro, inp.batchnorm, inp.checks));
+  else b.push(notRunPara(bnIntro, "train-batchnorm"));
 
   // ------------------------------------------------------------ 4. CNN
   b.push({ kind: "heading", level: 2, text: "4. Convolutional network" });
-  b.push({
-    kind: "para",
-    text: `The study's small VGG with a batch norm after every conv, Adam (figures 7–8). Settings: ` +
-      `${settings(inp.cnn)}. Backend: ${inp.cnn.history.backend}. Final test accuracy ` +
-      `${pct(inp.cnn.history.final.testAcc)} (assignment: about ${pct(EXPECTED.cnnTestAcc)}).`,
-  });
-  b.push(...pair(7, "cnn", "CNN", inp.cnn));
+  if (inp.cnn) {
+    b.push({
+      kind: "para",
+      text: `The study's small VGG with a batch norm after every conv, Adam (figures 7–8). Settings: ` +
+        `${settings(inp.cnn)}. Backend: ${inp.cnn.history.backend}. Final test accuracy ` +
+        `${pct(inp.cnn.history.final.testAcc)} (assignment: about ${pct(EXPECTED.cnnTestAcc)}).`,
+    });
+    b.push(...pair(7, "cnn", "CNN", inp.cnn));
+  } else {
+    b.push(notRunPara("The study's small VGG with a batch norm after every conv, Adam (figures 7–8)", "train-cnn"));
+  }
 
   // ------------------------------------------------------------ 5. search
   b.push({ kind: "heading", level: 2, text: "5. Evolutionary hyper-parameter search" });
   if (!inp.search) {
     b.push({
       kind: "para",
-      text: "Skipped: the search (`search-mlp`) is not among this report's inputs. Add it to the report's " +
-        "dependencies in `pipeline/stages.ts` to show it here.",
+      text: `Skipped: the search (\`search-mlp\`): ${notRunYet("search-mlp")}.`,
     });
   } else {
     b.push({
@@ -390,7 +498,13 @@ export function buildReport(inp: ReportInputs): Built {
   }
 
   // ------------------------------------------------------------ 6. cost
-  const runs: Run[] = [inp.numpy, ...torch.map((t) => t.run), inp.batchnorm, inp.cnn];
+  // Every training stage in order, its run or undefined (not run yet).
+  const trainings = RUN_STAGES.filter((s) => s !== "search-mlp").map((stage) => ({
+    stage,
+    run: [inp.numpy, ...inp.torch.values(), inp.batchnorm, inp.cnn].find((r) => r?.stage === stage),
+  }));
+  const runs: Run[] = trainings.flatMap((t) => (t.run ? [t.run] : []));
+  const notRunCost = (stage: string) => [`\`${stage}\``, notRunYet(stage), ...Array(6).fill(NOT_RUN)];
   b.push({ kind: "heading", level: 2, text: "6. What each run cost" });
   b.push({
     kind: "para",
@@ -402,7 +516,8 @@ export function buildReport(inp: ReportInputs): Built {
     head: ["stage", "backend", "steps", "batch", "training time", "steps/s", "images/s", "stage time (engine)"],
     right: [2, 3, 4, 5, 6, 7],
     // A run that trained several curves (the batch norm: autograd and manual) gets a row per curve.
-    rows: runs.flatMap((r) => {
+    rows: trainings.flatMap(({ stage, run: r }) => {
+      if (!r) return [notRunCost(stage)];
       const p = paramsOf(r);
       const steps = typeof p.steps === "number" ? p.steps : r.history.final.step;
       const batch = typeof p.batch === "number" ? p.batch : NaN;
@@ -429,7 +544,7 @@ export function buildReport(inp: ReportInputs): Built {
           "–",
           inp.search.source.provenance ? seconds(inp.search.source.provenance.wall_s) : "–",
         ]]
-        : [],
+        : [notRunCost("search-mlp")],
     ),
   });
 
@@ -460,12 +575,16 @@ export function buildReport(inp: ReportInputs): Built {
       "versions, and when it ran. The study's numbers: `reports/build/study.ts` (the study's Table 1 and text; " +
       "expected accuracies from the assignment, via `SPEC.md`).",
   });
-  const sources: Source[] = [...runs.map((r) => r.source), inp.checks.source];
+  const sources: Source[] = [...runs.map((r) => r.source)];
+  if (inp.checks) sources.push(inp.checks.source);
   if (inp.search) sources.push(inp.search.source);
-  const byStage = new Map<string, Source[]>();
-  for (const s of sources) byStage.set(s.stage, [...(byStage.get(s.stage) ?? []), s]);
-  for (const [stage, files] of byStage) {
+  for (const stage of RUN_STAGES) {
+    const files = sources.filter((s) => s.stage === stage);
     b.push({ kind: "heading", level: 3, text: `\`${stage}\``, id: provId(stage) });
+    if (!files.length) {
+      b.push({ kind: "list", items: [notRunYet(stage)] });
+      continue;
+    }
     const p = files[0].provenance;
     const fileItems = files.map((f) =>
       `\`${f.file}\` sha256 \`${f.sha256}\`${
@@ -498,11 +617,12 @@ export function buildReport(inp: ReportInputs): Built {
     figures,
     metrics: {
       figures: figures.length,
-      best_variant: best.row.variant,
-      best_test_acc: best.run.history.final.testAcc,
-      numpy_test_acc: inp.numpy.history.final.testAcc,
-      cnn_test_acc: inp.cnn.history.final.testAcc,
+      // A partial report leaves out what it does not have and counts what is missing.
+      ...(best ? { best_variant: best.row.variant, best_test_acc: best.run.history.final.testAcc } : {}),
+      ...(inp.numpy ? { numpy_test_acc: inp.numpy.history.final.testAcc } : {}),
+      ...(inp.cnn ? { cnn_test_acc: inp.cnn.history.final.testAcc } : {}),
       off_study_settings: off.length,
+      ...(inp.missing.length ? { missing_runs: inp.missing.length } : {}),
     },
   };
 }

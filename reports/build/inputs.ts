@@ -1,6 +1,8 @@
 // Reads and checks what the upstream stages wrote: each training run's
-// history.json, the batch-norm checks, the optional search, and the engine's
-// _provenance.json next to them. Bad or missing input is one PipelineError.
+// history.json, the batch-norm checks, the search, and the engine's
+// _provenance.json next to them. A stage left out of the inputs has not run
+// yet (`reproduce report --single` while long runs go on): the report says so
+// in its place. A stage given but with bad or missing files is one PipelineError.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type EvalPoint, PipelineError, type TrainingHistory } from "../../pipeline/types.ts";
@@ -52,45 +54,58 @@ export interface Table {
 }
 
 export interface ReportInputs {
-  numpy: Run;
-  /** Table 1 variant → run, in the study's order. */
+  /** Absent: the stage has not run yet (likewise for every optional field). */
+  numpy?: Run;
+  /** Table 1 variant → run, in the study's order; only the variants that have run. */
   torch: Map<string, Run>;
-  batchnorm: Run;
-  checks: { tables: Table[]; scalars: Record<string, unknown>; source: Source };
-  cnn: Run;
+  batchnorm?: Run;
+  checks?: { tables: Table[]; scalars: Record<string, unknown>; source: Source };
+  cnn?: Run;
   search?: { data: unknown; source: Source };
+  /** The stages of RUN_STAGES not among the inputs, in that order (empty: a full report). */
+  missing: string[];
 }
 
 const TORCH = "train-torch-mlp";
+export const torchStage = (variant: string) => `${TORCH}@${variant}`;
+
+/** Every upstream run the report shows, in the report's order; all but the search are training runs. */
+export const RUN_STAGES = [
+  "train-numpy-mlp",
+  ...TABLE1.map((r) => torchStage(r.variant)),
+  "train-batchnorm",
+  "train-cnn",
+  "search-mlp",
+];
+
+/** What the report shows in place of a run that is not among its inputs. */
+export const notRunYet = (stage: string) => `not run yet — \`deno task reproduce ${stage}\``;
 
 export async function readInputs(inputs: Record<string, string>): Promise<ReportInputs> {
-  const dir = (stage: string) => {
-    const d = inputs[stage];
-    if (!d) {
-      throw new PipelineError(
-        `report needs the outputs of ${stage}, which are not among its inputs (${
-          Object.keys(inputs).join(", ") || "none"
-        })`,
-        `run \`deno task reproduce report\` so the engine provides every upstream stage`,
-      );
-    }
-    return d;
-  };
+  const missing = RUN_STAGES.filter((s) => !inputs[s]);
+  if (RUN_STAGES.every((s) => s === "search-mlp" || missing.includes(s))) {
+    throw new PipelineError(
+      `report has none of its training runs among its inputs (${Object.keys(inputs).join(", ") || "none"})`,
+      `run \`deno task reproduce report\`, or finish a training stage first (e.g. \`deno task reproduce train-numpy-mlp\`)`,
+    );
+  }
+  // Given but unreadable is a real error (readRun/readJson throw); not given is "not run yet".
+  const maybe = <T>(stage: string, read: (dir: string) => Promise<T>) =>
+    inputs[stage] ? read(inputs[stage]) : Promise.resolve(undefined);
   const torch = new Map<string, Run>();
   for (const row of TABLE1) {
-    const stage = `${TORCH}@${row.variant}`;
-    torch.set(row.variant, await readRun(stage, dir(stage)));
+    const run = await maybe(torchStage(row.variant), (d) => readRun(torchStage(row.variant), d));
+    if (run) torch.set(row.variant, run);
   }
-  const bnDir = dir("train-batchnorm");
-  const checks = await readJson("train-batchnorm", bnDir, "checks.json");
-  const search = inputs["search-mlp"] ? await readJson("search-mlp", inputs["search-mlp"], "search.json") : undefined;
+  const checks = await maybe("train-batchnorm", (d) => readJson("train-batchnorm", d, "checks.json"));
   return {
-    numpy: await readRun("train-numpy-mlp", dir("train-numpy-mlp")),
+    numpy: await maybe("train-numpy-mlp", (d) => readRun("train-numpy-mlp", d)),
     torch,
-    batchnorm: await readRun("train-batchnorm", bnDir),
-    checks: { ...findTables(checks.data), source: checks.source },
-    cnn: await readRun("train-cnn", dir("train-cnn")),
-    search,
+    batchnorm: await maybe("train-batchnorm", (d) => readRun("train-batchnorm", d)),
+    checks: checks && { ...findTables(checks.data), source: checks.source },
+    cnn: await maybe("train-cnn", (d) => readRun("train-cnn", d)),
+    search: await maybe("search-mlp", (d) => readJson("search-mlp", d, "search.json")),
+    missing,
   };
 }
 

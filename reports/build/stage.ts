@@ -26,6 +26,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   await Deno.writeTextFile(join(ctx.outDir, "REPORT.md"), toMarkdown(blocks));
   const scripts = await browserScripts(ctx.root);
   await Deno.writeTextFile(join(ctx.outDir, "index.html"), toHtml(TITLE, blocks, figures, scripts, EMBED_OPTIONS));
-  ctx.log(`${figures.length} figures, REPORT.md and index.html written`);
+  const partial = metrics.missing_runs ? ` (partial: ${metrics.missing_runs} runs not finished yet)` : "";
+  ctx.log(`${figures.length} figures, REPORT.md and index.html written${partial}`);
   return metrics;
 }
