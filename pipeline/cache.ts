@@ -8,16 +8,21 @@ import { dirname, join, relative } from "node:path";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
 import type { ParamValue } from "./types.ts";
 
-export interface RunEntry {
-  key: string;
+/** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
+export interface KeyParts {
   stage: string;
   params: Record<string, ParamValue>;
   /** Upstream node → its outputsHash. */
   inputs: Record<string, string>;
   /** Project file → hash, of the stage module's import closure. */
   code: Record<string, string>;
+  /** npm packages (name@version) the code reaches. */
   external: string[];
   deno: string;
+}
+
+export interface RunEntry extends KeyParts {
+  key: string;
   outputs: Record<string, { hash: string; size: number }>;
   /** Hash of `outputs`: what downstream keys depend on. */
   outputsHash: string;

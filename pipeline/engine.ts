@@ -2,13 +2,13 @@
 // processes (in parallel where the graph allows), restoring cached runs,
 // publishing outputs and keeping the lock file.
 import { dirname, join, resolve } from "node:path";
-import { type RunEntry, Store } from "./cache.ts";
+import { type KeyParts, type RunEntry, Store } from "./cache.ts";
 import { Graph, type Node, type Override } from "./graph.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
 import { formatDuration } from "./progress.ts";
 import { jobEnv } from "./tasks.ts";
-import { type ParamValue, PipelineError, type StageDef } from "./types.ts";
+import { PipelineError, type StageDef } from "./types.ts";
 import type { WorkerConfig } from "./worker.ts";
 
 export interface EngineOptions {
@@ -36,16 +36,6 @@ export interface ReproduceOptions {
   single?: boolean;
   /** With single: leave upstream stages that are not cached yet out of ctx.inputs instead of failing. */
   partial?: boolean;
-}
-
-/** What a cache key is made of; the lock file keeps it so `status` can say what changed. */
-interface KeyParts {
-  stage: string;
-  params: Record<string, ParamValue>;
-  inputs: Record<string, string>;
-  code: Record<string, string>;
-  external: string[];
-  deno: string;
 }
 
 interface LockStage extends KeyParts {
