@@ -192,8 +192,14 @@ export class Store {
 
   /** The live process holding `name`'s lock, if any (e.g. another reproduce building that run now). */
   async holder(name: string): Promise<number | undefined> {
-    const pid = Number(await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0"));
+    const text = await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0");
+    const pid = Number(text.split(" ")[0]);
     return pid && processAlive(pid) ? pid : undefined;
+  }
+
+  /** Record, in the lock we hold, the worker process building `name`, so a later run can stop it if we die. */
+  async lockWorker(name: string, worker: number) {
+    await Deno.writeTextFile(join(this.dir, "locks", `${name}.lock`), `${Deno.pid} ${worker}`);
   }
 
   /**
@@ -211,8 +217,10 @@ export class Store {
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
-      const pid = Number(await Deno.readTextFile(path).catch(() => "0"));
+      const [pid, worker] = (await Deno.readTextFile(path).catch(() => "0")).split(" ").map(Number);
       if (pid && !processAlive(pid)) {
+        // Its engine was killed. A worker busy in a synchronous loop never noticed: stop it before taking over.
+        if (worker && isWorker(worker)) Deno.kill(worker, "SIGKILL");
         await Deno.remove(path).catch(() => {});
         continue;
       }
@@ -222,6 +230,15 @@ export class Store {
       }
       await new Promise((r) => setTimeout(r, 150));
     }
+  }
+}
+
+/** Is pid one of our stage workers (not an unrelated process that reused the pid)? */
+function isWorker(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("pipeline/worker.ts");
+  } catch {
+    return false;
   }
 }
 

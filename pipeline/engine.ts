@@ -333,6 +333,7 @@ export class Engine {
         stdin: "null",
         env: jobEnv(jobs),
       }).spawn();
+      await this.store.lockWorker(key, child.pid);
       const status = await child.status;
       const wallSeconds = (performance.now() - t0) / 1000;
       let result: { ok: boolean; metrics?: Record<string, unknown>; what?: string; fix?: string };

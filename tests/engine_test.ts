@@ -51,8 +51,9 @@ export async function run(ctx) {
   if (Deno.env.get("TOY_HANG")) {
     await Deno.writeTextFile(ctx.checkpointDir + "/half", "");
     await Deno.writeTextFile(ctx.outDir + "/a.txt", "partial");
-    await Deno.writeTextFile(ctx.root + "/a.hanging", "");
-    await new Promise((r) => setTimeout(r, 60_000));
+    await Deno.writeTextFile(ctx.root + "/a.hanging", String(Deno.pid));
+    const end = Date.now() + 60_000;
+    while (Date.now() < end) { /* busy, like a training loop: no timer of its own can fire */ }
   }
   await Deno.writeTextFile(ctx.outDir + "/a.txt", String(scale(ctx.params.n)));
   await event(ctx.root, "end a");
@@ -104,6 +105,15 @@ async function events(root: string): Promise<string[]> {
 
 async function clearEvents(root: string) {
   await Deno.remove(join(root, "events.log")).catch(() => {});
+}
+
+/** Alive and not a zombie (an orphan's exit is reaped by whoever is init here). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
+  }
 }
 
 const outcomes = (rs: StageResult[]) => Object.fromEntries(rs.map((r) => [r.stage, r.outcome]));
@@ -177,7 +187,12 @@ Deno.test("--jobs 2 runs independent stages at the same time", async () => {
 
 Deno.test("SIGKILL during a stage leaves no trusted entry; a rerun gives the right result", async () => {
   const root = await toyProject();
-  const child = cli(root, ["reproduce", "a"], { TOY_HANG: "1" }).spawn();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--root", root, "--pipeline", join(root, "stages.ts"), "reproduce", "a"],
+    env: { TOY_HANG: "1" },
+    stdout: "null", // an orphaned worker would hold pipes open
+    stderr: "null",
+  }).spawn();
   for (let i = 0; i < 200; i++) {
     try {
       await Deno.stat(join(root, "a.hanging"));
@@ -187,11 +202,12 @@ Deno.test("SIGKILL during a stage leaves no trusted entry; a rerun gives the rig
     }
   }
   child.kill("SIGKILL");
-  await child.output();
-  await new Promise((r) => setTimeout(r, 1500)); // the orphaned worker notices and exits
+  await child.status;
+  const orphan = Number(await Deno.readTextFile(join(root, "a.hanging")));
   const runs = [...Deno.readDirSync(join(root, ".cache/runs"))];
   assert.deepEqual(runs, [], "no run entry after a kill");
   const rerun = await (await engineFor(root)).reproduce({ targets: ["a"] });
+  assert.ok(!running(orphan), "the killed run's busy worker was stopped");
   assert.deepEqual(outcomes(rerun), { a: "ran" });
   assert.ok((await events(root)).includes("resumed a"), "the rerun resumed from the killed run's checkpoint");
   assert.equal(await Deno.readTextFile(join(root, "out/a/a.txt")), "10");
