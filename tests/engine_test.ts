@@ -331,3 +331,30 @@ Deno.test("--partial runs a stage from the upstream outputs cached so far, leavi
   assert.deepEqual(outcomes(partial), { d: "ran" });
   assert.equal(await Deno.readTextFile(join(root, "out/d/d.txt")), "a");
 });
+
+Deno.test({
+  name: "a full disk during a stage: one-line error, non-zero exit, nothing cached",
+  // /dev/full answers every write with ENOSPC, the error a full disk gives.
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const root = await toyProject();
+    await Deno.writeTextFile(
+      join(root, "full.ts"),
+      `export async function run(ctx) {
+  await Deno.writeTextFile(ctx.outDir + "/f.txt", "half");
+  await Deno.writeTextFile("/dev/full", "x".repeat(1 << 16));
+  return {};
+}`,
+    );
+    await Deno.writeTextFile(
+      join(root, "stages.ts"),
+      `export const STAGES = [{ name: "f", doc: "", deps: [], module: "full.ts", outputs: ["f.txt"], params: {} }];`,
+    );
+    const out = await cli(root, ["reproduce"]).output();
+    const stderr = new TextDecoder().decode(out.stderr).trim().split("\n");
+    assert.notEqual(out.code, 0);
+    assert.match(stderr.at(-1)!, /^error: disk full while running f — free disk space/);
+    assert.deepEqual([...Deno.readDirSync(join(root, ".cache/runs"))], [], "nothing cached");
+    await assert.rejects(Deno.stat(join(root, "out/f/f.txt")), "no half-written output published");
+  },
+});

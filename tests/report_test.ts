@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { makeTestContext } from "../pipeline/testing.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { inlineHtml } from "../reports/build/document.ts";
+import { pairWithTwin, type Run } from "../reports/build/inputs.ts";
 import { run } from "../reports/build/stage.ts";
 import { TABLE1 } from "../reports/build/study.ts";
 import { fabricateInputs } from "./report_fixture.ts";
@@ -80,10 +81,13 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     assert.match(md, /manual dx vs finite differences \| 8×5 \| 3\.20e-9 \| 1\.00e-5 \| ✓/);
     assert.match(md, /custom batch norm .*, autograd backward/);
     assert.match(md, /custom batch norm .*, manual backward/);
-    assert.match(md, /- curveMaxAbsDifference \/ trainLoss: 1\.00e-6/);
+    assert.match(md, /compared with its autograd twin `train-torch-mlp@ga1-dropout-batchnorm`/);
+    assert.match(md, /- curveMaxAbsDifference \/ testAcc: 0\.001\n/);
+    assert.match(md, /custom batch norm .*, autograd backward \|.*\(#prov-train-torch-mlp-ga1-dropout-batchnorm\) \|/);
+    // Its cost row is its own run's; the twin's cost is in the twin's row.
     assert.match(
       md,
-      /\| \[`train-batchnorm`\]\(#prov-train-batchnorm\) \(manual\) \| wasm \(test\) \| 50 \| 100 \| 2\.0 s \| 25\.0 \| 2500 \| – \|/,
+      /\| \[`train-batchnorm`\]\(#prov-train-batchnorm\) \| wasm \(test\) \| 50 \| 200 \| 2\.0 s \| 25\.0 \| 5000 \| 2\.5 s \|/,
     );
     // Cost, quirks, the smoke-like settings flagged, notes, provenance verified, no search.
     assert.match(
@@ -279,4 +283,45 @@ Deno.test("report: inline Markdown → HTML (links holding code, code spans kept
     inlineHtml("see [`a@b`](#prov-a) and **c** `x*y*<z>` *d*"),
     'see <a href="#prov-a"><code>a@b</code></a> and <strong>c</strong> <code>x*y*&lt;z&gt;</code> <em>d</em>',
   );
+});
+
+Deno.test("report: the batch-norm curve is set beside its autograd twin only when their settings match", () => {
+  const evals = [{ step: 1, trainLoss: 2, trainAcc: 0.1, testLoss: 2, testAcc: 0.1 }];
+  const params = {
+    hidden: [8],
+    lr: 1e-3,
+    batch: 10,
+    steps: 1,
+    eval_every: 1,
+    seed: 42,
+    dropout: true,
+    batchnorm: true,
+  };
+  const runOf = (stage: string, p: Run["history"]["params"], acc = 0.1): Run => {
+    const e = [{ ...evals[0], testAcc: acc }];
+    const history = { run: stage, params: p, backend: "t", evals: e, final: e[0], wallSeconds: 1, stepsPerSecond: 1 };
+    return {
+      stage,
+      history,
+      curves: [{ label: stage, evals: e }],
+      source: { stage, file: "history.json", sha256: "" },
+    };
+  };
+  const twin = "train-torch-mlp@ga1-dropout-batchnorm";
+  const bn = runOf("train-batchnorm", params, 0.12);
+  Object.assign(bn.history, { twin });
+
+  const paired = pairWithTwin(bn, [runOf(twin, params)]);
+  assert.deepEqual(paired.curves.map((c) => c.label), ["autograd", "manual"]);
+  assert.equal(paired.curves[0].from?.stage, twin);
+  const diff = (paired.history as unknown as { curveMaxAbsDifference: Record<string, number> }).curveMaxAbsDifference;
+  assert.ok(Math.abs(diff.testAcc - 0.02) < 1e-12);
+
+  const alone = pairWithTwin(bn, []);
+  assert.deepEqual(alone.curves.map((c) => c.label), ["manual"]);
+  assert.match(alone.pairing!, /has not run yet/);
+
+  const other = pairWithTwin(bn, [runOf(twin, { ...params, lr: 2e-3 })]);
+  assert.deepEqual(other.curves.map((c) => c.label), ["manual"]);
+  assert.match(other.pairing!, /settings differ \(lr 0\.001 vs 0\.002\)/);
 });

@@ -251,7 +251,7 @@ export function buildReport(inp: ReportInputs): Built {
           pct(bnRow.testAcc),
           pct(finalOf(c.evals).testAcc),
           pts(finalOf(c.evals).testAcc, bnRow.testAcc),
-          src(inp.batchnorm!),
+          src(c.from ?? inp.batchnorm!),
         ])
         : [notRunRow(`custom batch norm (${bnRow.label})`, pct(bnRow.testAcc), "train-batchnorm")]),
       ...(searchPick
@@ -409,15 +409,16 @@ export function buildReport(inp: ReportInputs): Built {
     out.push(...scalarsBlock(checks.scalars));
     out.push({
       kind: "para",
-      text: `Both versions trained in the ${bnRow.label} network (settings: ${settings(bn)}); ` +
+      text: `The ${bnRow.label} network trained with the hand-written backward (${src(bn)}, settings: ` +
+        `${settings(bn)}), ${bn.pairing ?? "not compared with an autograd run"}` +
         (bnCurves.length > 1
-          ? `the dashes tell the ${bnCurves.map((c) => c.label).join(" and ")} backward apart (where the curves ` +
+          ? `; the dashes tell the ${bnCurves.map((c) => c.label).join(" and ")} backward apart (where the curves ` +
             "coincide, the dashed line hides under the solid one)."
-          : "the run carries one curve only (no second backward was recorded)."),
+          : "."),
     });
     const extras = extraFields(bn.history);
     if (Object.keys(extras).length) {
-      out.push({ kind: "para", text: `Also recorded by the run (${src(bn)}):` });
+      out.push({ kind: "para", text: `Also from the run (${src(bn)}) and the comparison of the two curves:` });
       out.push(...scalarsBlock(extras));
     }
     out.push(
@@ -515,14 +516,16 @@ export function buildReport(inp: ReportInputs): Built {
     kind: "table",
     head: ["stage", "backend", "steps", "batch", "training time", "steps/s", "images/s", "stage time (engine)"],
     right: [2, 3, 4, 5, 6, 7],
-    // A run that trained several curves (the batch norm: autograd and manual) gets a row per curve.
+    // A run that trained several curves gets a row per curve.
     rows: trainings.flatMap(({ stage, run: r }) => {
       if (!r) return [notRunCost(stage)];
       const p = paramsOf(r);
       const steps = typeof p.steps === "number" ? p.steps : r.history.final.step;
       const batch = typeof p.batch === "number" ? p.batch : NaN;
-      const several = r.curves.length > 1;
-      return r.curves.map((c, i) => [
+      // A curve read from another run (the batch norm's twin) is that run's cost, in its own row.
+      const own = r.curves.filter((c) => !c.from);
+      const several = own.length > 1;
+      return own.map((c, i) => [
         several ? `${src(r)} (${c.label})` : src(r),
         r.history.backend,
         String(steps),

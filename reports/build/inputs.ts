@@ -5,6 +5,7 @@
 // in its place. A stage given but with bad or missing files is one PipelineError.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { curveDifference } from "../../models/batchnorm/curves.ts";
 import { type EvalPoint, PipelineError, type TrainingHistory } from "../../pipeline/types.ts";
 import { TABLE1 } from "./study.ts";
 
@@ -39,6 +40,8 @@ export interface Curve {
   /** The cost of this curve's run, when the history records it beside the curve. */
   wallSeconds?: number;
   stepsPerSecond?: number;
+  /** The run this curve was read from, when not the run that carries it (the batch norm's autograd twin). */
+  from?: Run;
 }
 
 export interface Run {
@@ -46,6 +49,8 @@ export interface Run {
   history: TrainingHistory;
   curves: Curve[];
   source: Source;
+  /** The batch-norm run only: how its curve was set beside its autograd twin's, or why not. */
+  pairing?: string;
 }
 
 export interface Table {
@@ -98,10 +103,11 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
     if (run) torch.set(row.variant, run);
   }
   const checks = await maybe("train-batchnorm", (d) => readJson("train-batchnorm", d, "checks.json"));
+  const batchnorm = await maybe("train-batchnorm", (d) => readRun("train-batchnorm", d));
   return {
     numpy: await maybe("train-numpy-mlp", (d) => readRun("train-numpy-mlp", d)),
     torch,
-    batchnorm: await maybe("train-batchnorm", (d) => readRun("train-batchnorm", d)),
+    batchnorm: batchnorm && pairWithTwin(batchnorm, [...torch.values()]),
     checks: checks && { ...findTables(checks.data), source: checks.source },
     cnn: await maybe("train-cnn", (d) => readRun("train-cnn", d)),
     search: await maybe("search-mlp", (d) => readJson("search-mlp", d, "search.json")),
@@ -164,6 +170,51 @@ async function readRun(stage: string, dir: string): Promise<Run> {
   h.notes ??= [];
   h.backend ??= "unknown";
   return { stage, history: h, curves: curvesOf(h), source };
+}
+
+/** What must match for the two batch-norm curves to be comparable. */
+const TWIN_SETTINGS = ["hidden", "lr", "batch", "steps", "eval_every", "seed", "dropout", "batchnorm"];
+
+/**
+ * The manual batch-norm run (train-batchnorm) beside its autograd twin, the
+ * Table 1 run its history names: both curves, the largest difference
+ * between them, or why they are not compared.
+ */
+export function pairWithTwin(bn: Run, torchRuns: Run[]): Run {
+  const twinName = String((bn.history as { twin?: unknown }).twin ?? torchStage("ga1-dropout-batchnorm"));
+  const manual: Curve = { ...bn.curves[0], label: "manual" };
+  const twin = torchRuns.find((r) => r.stage === twinName);
+  if (!twin) return { ...bn, curves: [manual], pairing: `its autograd twin \`${twinName}\` has not run yet` };
+  const show = (v: unknown) => JSON.stringify(v) ?? "unset";
+  const differ = TWIN_SETTINGS.filter((k) => show(bn.history.params[k]) !== show(twin.history.params[k]))
+    .map((k) => `${k} ${show(bn.history.params[k])} vs ${show(twin.history.params[k])}`);
+  if (differ.length) {
+    return {
+      ...bn,
+      curves: [manual],
+      pairing: `not compared with \`${twinName}\`: settings differ (${differ.join(", ")})`,
+    };
+  }
+  const h = twin.history;
+  const autograd: Curve = {
+    label: "autograd",
+    evals: h.evals,
+    wallSeconds: h.wallSeconds,
+    stepsPerSecond: h.stepsPerSecond,
+    from: twin,
+  };
+  let difference;
+  try {
+    difference = curveDifference(autograd.evals, manual.evals);
+  } catch {
+    return { ...bn, curves: [manual], pairing: `not compared with \`${twinName}\`: evaluated at different steps` };
+  }
+  return {
+    ...bn,
+    history: { ...bn.history, curveMaxAbsDifference: difference } as TrainingHistory,
+    curves: [autograd, manual],
+    pairing: `compared with its autograd twin \`${twinName}\` (same settings and seed)`,
+  };
 }
 
 function isPoint(p: unknown): p is EvalPoint {
