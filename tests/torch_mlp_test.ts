@@ -7,6 +7,7 @@ import { Rng } from "../data/rng.ts";
 import { initCompute, tf } from "../models/compute/backend.ts";
 import { Adam } from "../models/torch_mlp/adam.ts";
 import { dropoutMasks, TorchMlp } from "../models/torch_mlp/model.ts";
+import { run as runEvalModes } from "../models/torch_mlp/eval_mode_stage.ts";
 import { run } from "../models/torch_mlp/stage.ts";
 import { type TorchMlpConfig, trainTorchMlp } from "../models/torch_mlp/train.ts";
 import { makeTestContext } from "../pipeline/testing.ts";
@@ -132,6 +133,40 @@ Deno.test("stage train-torch-mlp writes history.json (inference-mode test, notes
     assert.ok(h.notes?.some((n) => n.includes("Batch norm")));
   } finally {
     await ctx.cleanup();
+    await Deno.remove(pre, { recursive: true });
+  }
+});
+
+Deno.test("stage dropout-eval-mode: the same curve as train-torch-mlp, its final weights scored in both modes", async () => {
+  const pre = await Deno.makeTempDir();
+  await writeSplits(pre, makeSyntheticSplits(300, 200));
+  const params = { hidden: [32, 16], lr: 1e-3, batch: 50, steps: 12, eval_every: 4, seed: 42, batchnorm: false };
+  const table1 = await makeTestContext({
+    stage: "train-torch-mlp@ga1-dropout",
+    params: { ...params, dropout: true },
+    inputs: { preprocess: pre },
+    quiet: true,
+  });
+  const ctx = await makeTestContext({
+    stage: "dropout-eval-mode",
+    params: { ...params, draws: 3 },
+    inputs: { preprocess: pre },
+    quiet: true,
+  });
+  try {
+    await run(table1);
+    const m = await runEvalModes(ctx);
+    const read = async (dir: string) => JSON.parse(await Deno.readTextFile(join(dir, "history.json")));
+    const [ours, twin] = [await read(ctx.outDir), await read(table1.outDir)];
+    assert.deepEqual(ours.evals, twin.evals, "the Table 1 run's curve, step for step");
+    assert.equal(ours.evalModes.inference.testAcc, ours.final.testAcc);
+    assert.equal(ours.evalModes.training.testAccs.length, 3);
+    assert.ok(ours.evalModes.training.testAccs.every((a: number) => a >= 0 && a <= 1));
+    assert.ok(new Set(ours.evalModes.training.testAccs).size > 1, "each draw its own masks");
+    assert.equal(m.test_acc_training_mode, ours.evalModes.training.testAccMean);
+  } finally {
+    await ctx.cleanup();
+    await table1.cleanup();
     await Deno.remove(pre, { recursive: true });
   }
 });
