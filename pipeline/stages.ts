@@ -165,6 +165,18 @@ export const STAGES: StageDef[] = [
     },
   },
   {
+    name: "train-search-pick",
+    doc: "the search's final pick trained as a Table 1 run (full steps, whole training set)",
+    deps: ["preprocess", "search-mlp"],
+    module: "models/search/train_pick.ts",
+    outputs: ["history.json"],
+    params: {
+      step_scale: { type: "float", default: 1, min: 0, doc: "multiply the pick's steps (1: as the search found them)" },
+      eval_every: evalEvery(100),
+      seed,
+    },
+  },
+  {
     name: "report",
     doc: "figures (Vega-Lite → SVG/PNG), Table 1 beside the study's, REPORT.md and index.html",
     deps: ["train-numpy-mlp", "train-torch-mlp", "train-batchnorm", "train-cnn", "search-mlp"],
@@ -203,6 +215,8 @@ export const PROFILES: Record<string, Profile> = {
       "search-mlp.generations": 2,
       "search-mlp.step_scale": 0.005,
       "search-mlp.validation": 200,
+      "train-search-pick.step_scale": 0.005,
+      "train-search-pick.eval_every": 5,
     },
     publish: { report: "reports/smoke" },
   },

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeSyntheticSplits, writeSplits } from "../data/dataset.ts";
 import { run } from "../models/search/stage.ts";
+import { run as trainPick } from "../models/search/train_pick.ts";
 import type { SearchRecord } from "../models/search/stage.ts";
 import { makeTestContext } from "../pipeline/testing.ts";
 
@@ -54,6 +55,28 @@ Deno.test({
     const budgeted: SearchRecord = JSON.parse(await Deno.readTextFile(join(small.outDir, "search.json")));
     assert.ok(budgeted.stopped_by_budget);
     assert.ok(budgeted.steps_used <= 10);
-    await Promise.all([ctx.cleanup(), small.cleanup(), fresh.cleanup(), Deno.remove(dataDir, { recursive: true })]);
+
+    // train-search-pick trains the pick's genes on the whole training set, steps scaled for the test.
+    const pick = await makeTestContext({
+      stage: "train-search-pick",
+      params: { step_scale: 0.004, eval_every: 2, seed: 42 },
+      inputs: { preprocess: dataDir, "search-mlp": ctx.outDir },
+      quiet: true,
+    });
+    await trainPick(pick);
+    const h = JSON.parse(await Deno.readTextFile(join(pick.outDir, "history.json")));
+    const g = first.pick.genes;
+    assert.deepEqual(
+      [h.params.hidden, h.params.lr, h.params.batch, h.params.steps],
+      [first.pick.hidden, g.lr, Math.min(g.batch, 300), Math.round(g.steps * 0.004)],
+    );
+    assert.equal(h.final.step, h.params.steps);
+    await Promise.all([
+      ctx.cleanup(),
+      small.cleanup(),
+      fresh.cleanup(),
+      pick.cleanup(),
+      Deno.remove(dataDir, { recursive: true }),
+    ]);
   },
 });
