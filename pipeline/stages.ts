@@ -179,7 +179,15 @@ export const STAGES: StageDef[] = [
   {
     name: "report",
     doc: "figures (Vega-Lite → SVG/PNG), Table 1 beside the study's, REPORT.md and index.html",
-    deps: ["train-numpy-mlp", "train-torch-mlp", "train-batchnorm", "train-cnn", "search-mlp"],
+    deps: [
+      "train-numpy-mlp",
+      "train-torch-mlp",
+      "dropout-eval-mode",
+      "train-batchnorm",
+      "train-cnn",
+      "search-mlp",
+      "train-search-pick",
+    ],
     module: "reports/build/stage.ts",
     outputs: ["REPORT.md", "index.html"],
     params: {},

@@ -68,6 +68,18 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
       { check: "manual vs autograd dγ", shape: [8, 5], max_rel_err: 0, tol: 1e-7, pass: true },
     ],
   };
+  // As models/torch_mlp/eval_mode_stage.ts writes it: the GA1 + dropout curve, scored both ways at the end.
+  const dropoutTwin = files["train-torch-mlp@ga1-dropout"]["history.json"] as TrainingHistory;
+  files["dropout-eval-mode"] = {
+    "history.json": {
+      ...dropoutTwin,
+      run: "dropout-eval-mode",
+      evalModes: {
+        inference: { testAcc: dropoutTwin.final.testAcc, testLoss: dropoutTwin.final.testLoss },
+        training: { testAccMean: 0.3, testAccSd: 0.004, testAccs: [0.296, 0.3, 0.304], testLossMean: 2 },
+      },
+    },
+  };
   if (opts.search) {
     // The shape models/search/stage.ts writes (SearchRecord).
     const individual = (g: number, k: number) => ({
@@ -92,6 +104,10 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
         stopped_by_budget: false,
         note: "selected on 200 validation images held out of the training set",
       },
+    };
+    // As models/search/train_pick.ts writes it: the pick trained as a Table 1 run.
+    files["train-search-pick"] = {
+      "history.json": history("train-search-pick", { hidden: [1000, 500], lr: 2e-4, batch: 201, steps: 50 }, 0.45),
     };
   }
   const inputs: Record<string, string> = {};

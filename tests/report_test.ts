@@ -100,6 +100,11 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     assert.match(md, /matches the engine's record/);
     assert.doesNotMatch(md, /differs from the engine's record|provenance unavailable/);
     assert.match(md, /Skipped: the search/);
+    // GA1 + dropout scored both ways (dropout-eval-mode): inference = the Table 1 run's 46.0%, training mode 30.0%.
+    assert.match(md, /\*\*46\.0%\*\* in inference mode, \*\*30\.0%\*\* ± 0\.4 in training mode \(3 draws/);
+    assert.match(md, /largest test-accuracy difference over 6 evaluations: 0\)/);
+    assert.match(md, /GA1 \+ dropout, test scored in training mode .* \| 49\.7% \| 30\.0% ± 0\.4 \| −19\.7 \|/);
+    assert.match(md, /\| `train-search-pick` \| not run yet — `deno task reproduce train-search-pick` \|/);
 
     for (const id of FIGURES) {
       assert.ok(md.includes(`](figures/${id}.svg)`), `REPORT.md does not show ${id}`);
@@ -136,6 +141,8 @@ Deno.test("report: the search section when search-mlp is an input; provenance un
     assert.match(md, /\| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 0\.46 \| 1\.7 \| 0\.55 \| 0\.47 \| 1\.6 \|/); // the pick
     assert.match(md, /evolutionary search's pick.* \| 53\.7% \| 47\.0% \| −6\.7 \|/);
     assert.match(md, /- steps_used: 99/);
+    assert.match(md, /The pick trained as a Table 1 run .*test accuracy \*\*55\.0%\*\*, beside GA1 43\.0%, GA2 /);
+    assert.match(md, /search's pick, trained as a Table 1 run .* \| 53\.7% \| 55\.0% \| \+1\.3 \|/);
     assert.match(md, /provenance unavailable \(run through the engine\)/);
     await Deno.stat(join(ctx.outDir, "figures", "fig12-search.png"));
 
@@ -169,7 +176,7 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
     assert.ok(
       md.includes(
-        "> **Note.** Partial report: 4 of 10 runs are not finished yet: `train-torch-mlp@ga2`, " +
+        "> **Note.** Partial report: 4 of 12 runs are not finished yet: `train-torch-mlp@ga2`, " +
           "`train-torch-mlp@ga3`, `train-batchnorm`, `train-cnn`.",
       ),
     );
@@ -227,7 +234,7 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     assert.equal(table1Chart.data.values.length, 6 + 4); // the study's six bars, ours for the four that ran
 
     const html = await Deno.readTextFile(join(ctx.outDir, "index.html"));
-    assert.match(html, /<p class="note"><strong>Note\.<\/strong> Partial report: 4 of 10 runs are not finished yet/);
+    assert.match(html, /<p class="note"><strong>Note\.<\/strong> Partial report: 4 of 12 runs are not finished yet/);
     assert.equal(html.match(/<div class="chart"/g)?.length, kept.length);
   } finally {
     await cleanup();
@@ -237,8 +244,10 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
 Deno.test("report: no training run at all, or an input given without its files, is a PipelineError", async () => {
   const training = [
     "train-numpy-mlp",
+    "dropout-eval-mode",
     "train-batchnorm",
     "train-cnn",
+    "train-search-pick",
     ...TABLE1.map((r) => `train-torch-mlp@${r.variant}`),
   ];
   const none = await build({ omit: training, search: true });

@@ -2,7 +2,7 @@
 // (the study's numbers). Every number of ours names its source stage, whose
 // provenance (cache key, code hash, file hash) closes the report. A run not
 // among the inputs (not run yet) is said so wherever its results would be.
-import type { EvalPoint } from "../../pipeline/types.ts";
+import type { EvalPoint, TrainingHistory } from "../../pipeline/types.ts";
 import { curveSpec, type Figure, searchSpec, table1Spec } from "./charts.ts";
 import type { Block } from "./document.ts";
 import {
@@ -142,6 +142,8 @@ export function buildReport(inp: ReportInputs): Built {
   });
   const studyBest = TABLE1.reduce((a, b) => (b.testAcc > a.testAcc ? b : a));
   const bnRow = TABLE1.find((r) => r.batchnorm)!;
+  const dropoutRow = TABLE1.find((r) => r.dropout && !r.batchnorm)!;
+  const evalModes = inp.evalModes && asEvalModes(inp.evalModes.history);
   const finalOf = (evals: EvalPoint[]) => evals[evals.length - 1];
 
   // Runs that did not use the study's settings (a smoke profile, an override).
@@ -150,7 +152,7 @@ export function buildReport(inp: ReportInputs): Built {
     const d = deviations(run, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
     if (d.length) off.push(`\`${run.stage}\`: ${d.join(", ")}`);
   }
-  for (const run of [inp.numpy, inp.batchnorm, inp.cnn]) {
+  for (const run of [inp.numpy, inp.evalModes, inp.batchnorm, inp.cnn]) {
     if (!run) continue;
     const d = deviations(run, STUDY_SETTINGS[run.stage]);
     if (d.length) off.push(`\`${run.stage}\`: ${d.join(", ")}`);
@@ -265,6 +267,28 @@ export function buildReport(inp: ReportInputs): Built {
         : inp.search
         ? []
         : [notRunRow("evolutionary search's pick, selected on validation", pct(studyBest.testAcc), "search-mlp")]),
+      inp.searchPick
+        ? [
+          `evolutionary search's pick, trained as a Table 1 run (study's best GA pick ${studyBest.label})`,
+          pct(studyBest.testAcc),
+          pct(inp.searchPick.history.final.testAcc),
+          pts(inp.searchPick.history.final.testAcc, studyBest.testAcc),
+          src(inp.searchPick),
+        ]
+        : notRunRow(
+          "evolutionary search's pick, trained as a Table 1 run",
+          pct(studyBest.testAcc),
+          "train-search-pick",
+        ),
+      evalModes
+        ? [
+          `${dropoutRow.label}, test scored in training mode (dropout on) as the study's code did`,
+          pct(dropoutRow.testAcc),
+          `${pct(evalModes.training.testAccMean)} ± ${(100 * evalModes.training.testAccSd).toFixed(1)}`,
+          pts(evalModes.training.testAccMean, dropoutRow.testAcc),
+          src(inp.evalModes!),
+        ]
+        : notRunRow(`${dropoutRow.label}, test scored in training mode`, pct(dropoutRow.testAcc), "dropout-eval-mode"),
       inp.cnn
         ? [
           "CNN (small VGG)",
@@ -359,6 +383,7 @@ export function buildReport(inp: ReportInputs): Built {
       }.`,
     });
   }
+  b.push(...evalModeBlocks());
   const def = inp.torch.get("default");
   if (def && best && !missingTorch.length) {
     b.push({
@@ -395,6 +420,34 @@ export function buildReport(inp: ReportInputs): Built {
         })),
       ),
     );
+  }
+
+  /** Why our GA1 + dropout scores above the study's: the same network scored both ways (dropout-eval-mode). */
+  function evalModeBlocks(): Block[] {
+    const intro = `Our ${dropoutRow.label} scores the test set in inference mode (dropout off). Had the study's ` +
+      `MLP code, like its CNN code (SPEC), scored it with the model still in training mode (dropout on), its ` +
+      `figure would be lower. To measure by how much, the \`dropout-eval-mode\` stage trains ${dropoutRow.label} ` +
+      `again and scores its final weights both ways`;
+    if (!inp.evalModes || !evalModes) return [notRunPara(intro, "dropout-eval-mode")];
+    const table1Run = inp.torch.get(dropoutRow.variant);
+    let same = "";
+    if (table1Run) {
+      const a = table1Run.history.evals, e = inp.evalModes.history.evals;
+      const comparable = a.length === e.length && a.every((p, i) => p.step === e[i].step);
+      const gap = comparable ? Math.max(...a.map((p, i) => Math.abs(p.testAcc - e[i].testAcc))) : NaN;
+      same = comparable
+        ? ` Its curve is that of ${src(table1Run)} (largest test-accuracy difference over ${a.length} ` +
+          `evaluations: ${cell(gap)}).`
+        : ` Its curve was evaluated at other steps than ${src(table1Run)}'s, so the two are not compared.`;
+    }
+    const t = evalModes.training;
+    return [{
+      kind: "para",
+      text: `${intro} (${src(inp.evalModes)}; settings: ${settings(inp.evalModes)}): ` +
+        `**${pct(evalModes.inference.testAcc)}** in inference mode, **${pct(t.testAccMean)}** ± ` +
+        `${(100 * t.testAccSd).toFixed(1)} in training mode (${t.testAccs.length} draws of the dropout masks); ` +
+        `the study reported ${pct(dropoutRow.testAcc)}.${same}`,
+    }];
   }
 
   // ------------------------------------------------------------ 3. batch norm
@@ -486,6 +539,19 @@ export function buildReport(inp: ReportInputs): Built {
         b.push({ kind: "para", text: "The final pick, the only individual evaluated on the test set:" });
         b.push(...tableBlock({ rows: [search.pick] }));
       }
+      b.push(
+        inp.searchPick
+          ? {
+            kind: "para",
+            text: `The pick trained as a Table 1 run (${src(inp.searchPick)}; settings: ${settings(inp.searchPick)}):` +
+              ` test accuracy **${pct(inp.searchPick.history.final.testAcc)}**, beside ` +
+              TABLE1.filter((r) => r.variant.startsWith("ga") && !r.dropout).map((r) => {
+                const run = inp.torch.get(r.variant);
+                return `${r.label} ${run ? pct(run.history.final.testAcc) : NOT_RUN}`;
+              }).join(", ") + ` (ours) and the study's ${studyBest.label} ${pct(studyBest.testAcc)}.`,
+          }
+          : notRunPara("The pick trained as a Table 1 run", "train-search-pick"),
+      );
       b.push(...scalarsBlock(search.scalars));
       b.push(...tableBlock({ title: "every individual evaluated", rows }));
     } else {
@@ -502,7 +568,8 @@ export function buildReport(inp: ReportInputs): Built {
   // Every training stage in order, its run or undefined (not run yet).
   const trainings = RUN_STAGES.filter((s) => s !== "search-mlp").map((stage) => ({
     stage,
-    run: [inp.numpy, ...inp.torch.values(), inp.batchnorm, inp.cnn].find((r) => r?.stage === stage),
+    run: [inp.numpy, ...inp.torch.values(), inp.evalModes, inp.batchnorm, inp.cnn, inp.searchPick]
+      .find((r) => r?.stage === stage),
   }));
   const runs: Run[] = trainings.flatMap((t) => (t.run ? [t.run] : []));
   const notRunCost = (stage: string) => [`\`${stage}\``, notRunYet(stage), ...Array(6).fill(NOT_RUN)];
@@ -677,4 +744,18 @@ function flatIndividual(ind: Record<string, unknown>): Record<string, unknown> {
     if (!(k in out) && k !== "genes" && (v === null || typeof v !== "object")) out[k] = v;
   }
   return out;
+}
+
+/** The two scores dropout-eval-mode records (undefined: another shape). */
+function asEvalModes(h: TrainingHistory): {
+  inference: { testAcc: number };
+  training: { testAccMean: number; testAccSd: number; testAccs: number[] };
+} | undefined {
+  const m = (h as unknown as { evalModes?: Record<string, Record<string, unknown>> }).evalModes;
+  const num = (v: unknown) => typeof v === "number";
+  if (!m || !num(m.inference?.testAcc) || !num(m.training?.testAccMean) || !num(m.training?.testAccSd)) {
+    return undefined;
+  }
+  if (!Array.isArray(m.training.testAccs)) return undefined;
+  return m as never;
 }

@@ -67,6 +67,10 @@ export interface ReportInputs {
   checks?: { tables: Table[]; scalars: Record<string, unknown>; source: Source };
   cnn?: Run;
   search?: { data: unknown; source: Source };
+  /** dropout-eval-mode: GA1 + dropout trained again, scored in inference and in training mode. */
+  evalModes?: Run;
+  /** train-search-pick: the search's pick trained as a Table 1 run. */
+  searchPick?: Run;
   /** The stages of RUN_STAGES not among the inputs, in that order (empty: a full report). */
   missing: string[];
 }
@@ -78,9 +82,11 @@ export const torchStage = (variant: string) => `${TORCH}@${variant}`;
 export const RUN_STAGES = [
   "train-numpy-mlp",
   ...TABLE1.map((r) => torchStage(r.variant)),
+  "dropout-eval-mode",
   "train-batchnorm",
   "train-cnn",
   "search-mlp",
+  "train-search-pick",
 ];
 
 /** What the report shows in place of a run that is not among its inputs. */
@@ -111,6 +117,8 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
     checks: checks && { ...findTables(checks.data), source: checks.source },
     cnn: await maybe("train-cnn", (d) => readRun("train-cnn", d)),
     search: await maybe("search-mlp", (d) => readJson("search-mlp", d, "search.json")),
+    evalModes: await maybe("dropout-eval-mode", (d) => readRun("dropout-eval-mode", d)),
+    searchPick: await maybe("train-search-pick", (d) => readRun("train-search-pick", d)),
     missing,
   };
 }

@@ -84,6 +84,7 @@ export const TABLE1: StudyRow[] = [
 export const STUDY_SETTINGS: Record<string, Record<string, number | number[]>> = {
   "train-numpy-mlp": { hidden: [100], lr: 2e-3, batch: 200, steps: 1500 },
   "train-batchnorm": GA1,
+  "dropout-eval-mode": GA1,
   "train-cnn": { lr: 1e-4, batch: 32, steps: 5000 },
   // Population 10, 5 generations, every individual trained for its full steps, no budget.
   "search-mlp": { population: 10, generations: 5, step_scale: 1, budget_steps: 0 },
