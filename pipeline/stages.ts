@@ -7,8 +7,18 @@ const seed = { type: "int", default: 42, min: 0, doc: "seed of every random draw
 const evalEvery = (n: number) =>
   ({ type: "int", default: n, min: 1, doc: "evaluate every N steps and at the last step" }) as const;
 
-/** The study's GA1 network and schedule (Table 1), shared by its rows and the batch-norm stage. */
+/** The study's GA1 network and schedule (Table 1), shared by its rows and the stages that retrain it. */
 const GA1 = { hidden: [1000, 500, 250, 100], lr: 1.68e-4, batch: 1609, steps: 4681 };
+
+/** GA1's settings as parameters, for a stage that trains the network of a Table 1 run (`run`) again. */
+const ga1Params = (run: string) =>
+  ({
+    hidden: { type: "ints", default: GA1.hidden, min: 1, doc: `hidden layer sizes (${run}'s)` },
+    lr: { type: "float", default: GA1.lr, min: 0, doc: `Adam learning rate (${run}'s)` },
+    batch: { type: "int", default: GA1.batch, min: 1, doc: `mini-batch size (${run}'s)` },
+    steps: { type: "int", default: GA1.steps, min: 1, doc: `training steps (${run}'s)` },
+    eval_every: evalEvery(100),
+  }) as const;
 
 export const STAGES: StageDef[] = [
   {
@@ -98,28 +108,19 @@ export const STAGES: StageDef[] = [
     module: "models/batchnorm/stage.ts",
     outputs: ["history.json", "checks.json"],
     params: {
-      hidden: { type: "ints", default: GA1.hidden, min: 1, doc: "hidden layer sizes (the twin's)" },
-      lr: { type: "float", default: GA1.lr, min: 0, doc: "Adam learning rate (the twin's)" },
-      batch: { type: "int", default: GA1.batch, min: 1, doc: "mini-batch size (the twin's)" },
-      steps: { type: "int", default: GA1.steps, min: 1, doc: "training steps (the twin's)" },
-      eval_every: evalEvery(100),
+      ...ga1Params("train-torch-mlp@ga1-dropout-batchnorm"),
       seed: { ...seed, doc: "seed of the checks' random inputs and of training (the twin's)" },
     },
   },
   {
     name: "dropout-eval-mode",
-    doc: "evidence: GA1+dropout trained again, its test set scored in inference mode and, as the study's code did, " +
-      "in training mode",
+    doc: "evidence: GA1+dropout trained again, its test set scored in inference mode and in training mode (dropout on)",
     deps: ["preprocess"],
     module: "models/torch_mlp/eval_mode_stage.ts",
     outputs: ["history.json"],
     params: {
-      hidden: { type: "ints", default: GA1.hidden, min: 1, doc: "hidden layer sizes (train-torch-mlp@ga1-dropout's)" },
-      lr: { type: "float", default: GA1.lr, min: 0, doc: "Adam learning rate" },
-      batch: { type: "int", default: GA1.batch, min: 1, doc: "mini-batch size" },
-      steps: { type: "int", default: GA1.steps, min: 1, doc: "training steps" },
+      ...ga1Params("train-torch-mlp@ga1-dropout"),
       batchnorm: { type: "bool", default: false, doc: "BatchNorm before each Linear (then: batch statistics too)" },
-      eval_every: evalEvery(100),
       seed,
       draws: { type: "int", default: 5, min: 1, doc: "draws of the dropout masks for the training-mode score" },
     },
