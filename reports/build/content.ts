@@ -435,9 +435,11 @@ export function buildReport(inp: ReportInputs): Built {
       const a = table1Run.history.evals, e = inp.evalModes.history.evals;
       const comparable = a.length === e.length && a.every((p, i) => p.step === e[i].step);
       const gap = comparable ? Math.max(...a.map((p, i) => Math.abs(p.testAcc - e[i].testAcc))) : NaN;
+      const [ba, be] = [table1Run.history.backend, inp.evalModes.history.backend];
       same = comparable
-        ? ` Its curve is that of ${src(table1Run)} (largest test-accuracy difference over ${a.length} ` +
-          `evaluations: ${cell(gap)}).`
+        ? ` It trains with the code, seed and settings of ${src(table1Run)}: the two curves differ only by float ` +
+          `rounding, amplified by training (largest test-accuracy difference over ${a.length} evaluations: ` +
+          `${cell(gap)}${ba === be ? "" : `; backends: ${ba} and ${be}`}).`
         : ` Its curve was evaluated at other steps than ${src(table1Run)}'s, so the two are not compared.`;
     }
     const t = evalModes.training;

@@ -123,6 +123,12 @@ export const QUIRKS: { what: string; study: string; ours: string }[] = [
     ours: "one BatchNorm per conv; test evaluation in inference mode with running statistics",
   },
   {
+    what: "Autograd MLP test evaluation",
+    study: "not stated; its CNN code scored the test set in training mode, and so, by the evidence of " +
+      "`dropout-eval-mode` (section 2), did its MLP code for the dropout rows",
+    ours: "inference mode: dropout off, batch norm with running statistics",
+  },
+  {
     what: "Hyper-parameter search (GA)",
     study: "selected individuals on test accuracy, which overfits the test set",
     ours: "selects on a validation split held out of the training set; only the final pick is tested",
