@@ -126,6 +126,20 @@ export const STAGES: StageDef[] = [
     },
   },
   {
+    name: "batchnorm-eval-mode",
+    doc: "evidence: GA1+dropout+BN trained again, its test set scored in inference mode and in training mode " +
+      "(dropout on, batch statistics)",
+    deps: ["preprocess"],
+    module: "models/torch_mlp/eval_mode_stage.ts",
+    outputs: ["history.json"],
+    params: {
+      ...ga1Params("train-torch-mlp@ga1-dropout-batchnorm"),
+      batchnorm: { type: "bool", default: true, doc: "BatchNorm before each Linear (then: batch statistics too)" },
+      seed,
+      draws: { type: "int", default: 5, min: 1, doc: "draws of the dropout masks for the training-mode score" },
+    },
+  },
+  {
     name: "train-cnn",
     doc: "the study's small VGG, Adam, batch norm after every conv",
     deps: ["preprocess"],
@@ -184,6 +198,7 @@ export const STAGES: StageDef[] = [
       "train-numpy-mlp",
       "train-torch-mlp",
       "dropout-eval-mode",
+      "batchnorm-eval-mode",
       "train-batchnorm",
       "train-cnn",
       "search-mlp",
@@ -216,6 +231,9 @@ export const PROFILES: Record<string, Profile> = {
       "dropout-eval-mode.steps": 30,
       "dropout-eval-mode.batch": 100,
       "dropout-eval-mode.eval_every": 10,
+      "batchnorm-eval-mode.steps": 30,
+      "batchnorm-eval-mode.batch": 100,
+      "batchnorm-eval-mode.eval_every": 10,
       "train-cnn.steps": 6,
       "train-cnn.batch": 8,
       "train-cnn.width": 0.125,

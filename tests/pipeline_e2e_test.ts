@@ -46,7 +46,7 @@ Deno.test({
     const root = await copyProject();
     try {
       const first = await reproduce(root, "--jobs", "2");
-      assert.equal(ran(first).length, 15, first.join("\n"));
+      assert.equal(ran(first).length, 16, first.join("\n"));
       const report = join(root, "reports/smoke");
       const md = await Deno.readTextFile(join(report, "REPORT.md"));
       assert.match(md, /Table 1/);

@@ -68,18 +68,26 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
       { check: "manual vs autograd dγ", shape: [8, 5], max_rel_err: 0, tol: 1e-7, pass: true },
     ],
   };
-  // As models/torch_mlp/eval_mode_stage.ts writes it: the GA1 + dropout curve, scored both ways at the end.
-  const dropoutTwin = files["train-torch-mlp@ga1-dropout"]["history.json"] as TrainingHistory;
-  files["dropout-eval-mode"] = {
-    "history.json": {
-      ...dropoutTwin,
-      run: "dropout-eval-mode",
-      evalModes: {
-        inference: { testAcc: dropoutTwin.final.testAcc, testLoss: dropoutTwin.final.testLoss },
-        training: { testAccMean: 0.3, testAccSd: 0.004, testAccs: [0.296, 0.3, 0.304], testLossMean: 2 },
+  // As models/torch_mlp/eval_mode_stage.ts writes it: a dropout row's curve, scored both ways at the end.
+  for (
+    const [stage, variant, acc] of [["dropout-eval-mode", "ga1-dropout", 0.3], [
+      "batchnorm-eval-mode",
+      "ga1-dropout-batchnorm",
+      0.32,
+    ]] as const
+  ) {
+    const twin = files[`train-torch-mlp@${variant}`]["history.json"] as TrainingHistory;
+    files[stage] = {
+      "history.json": {
+        ...twin,
+        run: stage,
+        evalModes: {
+          inference: { testAcc: twin.final.testAcc, testLoss: twin.final.testLoss },
+          training: { testAccMean: acc, testAccSd: 0.004, testAccs: [acc - 0.004, acc, acc + 0.004], testLossMean: 2 },
+        },
       },
-    },
-  };
+    };
+  }
   if (opts.search) {
     // The shape models/search/stage.ts writes (SearchRecord).
     const individual = (g: number, k: number) => ({

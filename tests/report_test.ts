@@ -39,6 +39,14 @@ const FIGURES = [
   "fig11-table1",
 ];
 
+/** The body rows of the first Markdown table in `text`. */
+function firstTable(text: string): string[] {
+  const lines = text.split("\n");
+  const start = lines.findIndex((l) => l.startsWith("| "));
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith("|"));
+  return lines.slice(start + 2, end < 0 ? undefined : end);
+}
+
 Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, index.html", async () => {
   const { ctx, cleanup } = await build({ provenance: true });
   try {
@@ -61,9 +69,7 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     ) assert.ok(md.includes(h), `REPORT.md lacks ${h}`);
 
     // Table 1: one row per study row, the study's numbers, ours, and the difference in points.
-    const table1 = md.split("## 2.")[1].split("\n## ")[0].split("\n").filter((l) =>
-      l.startsWith("| ") && !l.startsWith("| run")
-    );
+    const table1 = firstTable(md.split("## 2.")[1]);
     assert.equal(table1.length, 6);
     for (const [i, row] of TABLE1.entries()) {
       const cells = table1[i].split(" | ");
@@ -100,10 +106,21 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     assert.match(md, /matches the engine's record/);
     assert.doesNotMatch(md, /differs from the engine's record|provenance unavailable/);
     assert.match(md, /Skipped: the search/);
-    // GA1 + dropout scored both ways (dropout-eval-mode): inference = the Table 1 run's 46.0%, training mode 30.0%.
-    assert.match(md, /\*\*46\.0%\*\* in inference mode, \*\*30\.0%\*\* ± 0\.4 in training mode \(3 draws/);
-    assert.match(md, /differ only by float rounding, .*largest test-accuracy difference over 6 evaluations: 0\)/);
-    assert.match(md, /GA1 \+ dropout, test scored in training mode .* \| 49\.7% \| 30\.0% ± 0\.4 \| −19\.7 \|/);
+    // The dropout rows scored both ways (the eval-mode stages): inference = the Table 1 run's, training mode lower.
+    assert.match(md, /\| run \| test acc, study \| ours, inference mode \| ours, training mode \| draws \|/);
+    assert.match(
+      md,
+      /\| GA1 \+ dropout \| 49\.7% \| 46\.0% \| \*\*30\.0%\*\* ± 0\.4 \| 3 \| \[`dropout-eval-mode`\]\(#prov-dropout-eval-mode\) \| 0 over 6 evaluations \|/,
+    );
+    assert.match(md, /\| GA1 \+ dropout \+ batchnorm \| 51\.6% \| 49\.0% \| \*\*32\.0%\*\* ± 0\.4 \| 3 \|/);
+    assert.match(
+      md,
+      /GA1 \+ dropout, test scored in training mode \(dropout on\) .* \| 49\.7% \| 30\.0% ± 0\.4 \| −19\.7 \|/,
+    );
+    assert.match(
+      md,
+      /batchnorm, test scored in training mode \(dropout on, batch statistics\) .* \| 51\.6% \| 32\.0% ± 0\.4 \|/,
+    );
     assert.match(md, /\| `train-search-pick` \| not run yet — `deno task reproduce train-search-pick` \|/);
 
     for (const id of FIGURES) {
@@ -176,7 +193,7 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
     assert.ok(
       md.includes(
-        "> **Note.** Partial report: 4 of 12 runs are not finished yet: `train-torch-mlp@ga2`, " +
+        "> **Note.** Partial report: 4 of 13 runs are not finished yet: `train-torch-mlp@ga2`, " +
           "`train-torch-mlp@ga3`, `train-batchnorm`, `train-cnn`.",
       ),
     );
@@ -186,7 +203,7 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
 
     // Table 1: all six rows; the two missing ones "—" beside the study's numbers, named below the table.
     const section2 = md.split("## 2.")[1].split("\n## ")[0];
-    const table1 = section2.split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| run"));
+    const table1 = firstTable(section2);
     assert.equal(table1.length, 6);
     for (const [i, row] of TABLE1.entries()) {
       const cells = table1[i].split(" | ");
@@ -234,7 +251,7 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     assert.equal(table1Chart.data.values.length, 6 + 4); // the study's six bars, ours for the four that ran
 
     const html = await Deno.readTextFile(join(ctx.outDir, "index.html"));
-    assert.match(html, /<p class="note"><strong>Note\.<\/strong> Partial report: 4 of 12 runs are not finished yet/);
+    assert.match(html, /<p class="note"><strong>Note\.<\/strong> Partial report: 4 of 13 runs are not finished yet/);
     assert.equal(html.match(/<div class="chart"/g)?.length, kept.length);
   } finally {
     await cleanup();
@@ -245,6 +262,7 @@ Deno.test("report: no training run at all, or an input given without its files, 
   const training = [
     "train-numpy-mlp",
     "dropout-eval-mode",
+    "batchnorm-eval-mode",
     "train-batchnorm",
     "train-cnn",
     "train-search-pick",

@@ -67,8 +67,8 @@ export interface ReportInputs {
   checks?: { tables: Table[]; scalars: Record<string, unknown>; source: Source };
   cnn?: Run;
   search?: { data: unknown; source: Source };
-  /** dropout-eval-mode: GA1 + dropout trained again, scored in inference and in training mode. */
-  evalModes?: Run;
+  /** The eval-mode stages (a dropout row of Table 1 trained again, scored in inference and in training mode). */
+  evalModes: Map<string, Run>;
   /** train-search-pick: the search's pick trained as a Table 1 run. */
   searchPick?: Run;
   /** The stages of RUN_STAGES not among the inputs, in that order (empty: a full report). */
@@ -78,11 +78,17 @@ export interface ReportInputs {
 const TORCH = "train-torch-mlp";
 export const torchStage = (variant: string) => `${TORCH}@${variant}`;
 
+/** The stages that score a dropout row of Table 1 both ways, and that row's variant. */
+export const EVAL_MODE_STAGES = [
+  { stage: "dropout-eval-mode", variant: "ga1-dropout" },
+  { stage: "batchnorm-eval-mode", variant: "ga1-dropout-batchnorm" },
+];
+
 /** Every upstream run the report shows, in the report's order; all but the search are training runs. */
 export const RUN_STAGES = [
   "train-numpy-mlp",
   ...TABLE1.map((r) => torchStage(r.variant)),
-  "dropout-eval-mode",
+  ...EVAL_MODE_STAGES.map((e) => e.stage),
   "train-batchnorm",
   "train-cnn",
   "search-mlp",
@@ -108,6 +114,11 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
     const run = await maybe(torchStage(row.variant), (d) => readRun(torchStage(row.variant), d));
     if (run) torch.set(row.variant, run);
   }
+  const evalModes = new Map<string, Run>();
+  for (const { stage } of EVAL_MODE_STAGES) {
+    const run = await maybe(stage, (d) => readRun(stage, d));
+    if (run) evalModes.set(stage, run);
+  }
   const checks = await maybe("train-batchnorm", (d) => readJson("train-batchnorm", d, "checks.json"));
   const batchnorm = await maybe("train-batchnorm", (d) => readRun("train-batchnorm", d));
   return {
@@ -117,7 +128,7 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
     checks: checks && { ...findTables(checks.data), source: checks.source },
     cnn: await maybe("train-cnn", (d) => readRun("train-cnn", d)),
     search: await maybe("search-mlp", (d) => readJson("search-mlp", d, "search.json")),
-    evalModes: await maybe("dropout-eval-mode", (d) => readRun("dropout-eval-mode", d)),
+    evalModes,
     searchPick: await maybe("train-search-pick", (d) => readRun("train-search-pick", d)),
     missing,
   };

@@ -85,6 +85,7 @@ export const STUDY_SETTINGS: Record<string, Record<string, number | number[]>> =
   "train-numpy-mlp": { hidden: [100], lr: 2e-3, batch: 200, steps: 1500 },
   "train-batchnorm": GA1,
   "dropout-eval-mode": GA1,
+  "batchnorm-eval-mode": GA1,
   "train-cnn": { lr: 1e-4, batch: 32, steps: 5000 },
   // Population 10, 5 generations, every individual trained for its full steps, no budget.
   "search-mlp": { population: 10, generations: 5, step_scale: 1, budget_steps: 0 },
@@ -124,8 +125,8 @@ export const QUIRKS: { what: string; study: string; ours: string }[] = [
   },
   {
     what: "Autograd MLP test evaluation",
-    study: "not stated; its CNN code scored the test set in training mode, and so, by the evidence of " +
-      "`dropout-eval-mode` (section 2), did its MLP code for the dropout rows",
+    study: "not stated; its CNN code scored the test set in training mode and, by the evidence of the " +
+      "eval-mode stages (section 2), so did its MLP code",
     ours: "inference mode: dropout off, batch norm with running statistics",
   },
   {
