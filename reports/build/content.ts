@@ -289,13 +289,13 @@ export function buildReport(inp: ReportInputs): Built {
       ...evidence.map(({ stage, row, run, scores, mode }) =>
         run && scores
           ? [
-            `${row.label}, test scored in training mode (${mode}) as the study's code did`,
+            `autograd MLP, ${row.label}, test scored in training mode (${mode})`,
             pct(row.testAcc),
             `${pct(scores.training.testAccMean)} ± ${(100 * scores.training.testAccSd).toFixed(1)}`,
             pts(scores.training.testAccMean, row.testAcc),
             src(run),
           ]
-          : notRunRow(`${row.label}, test scored in training mode`, pct(row.testAcc), stage)
+          : notRunRow(`autograd MLP, ${row.label}, test scored in training mode`, pct(row.testAcc), stage)
       ),
       inp.cnn
         ? [
@@ -777,7 +777,7 @@ function flatIndividual(ind: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** The two scores dropout-eval-mode records (undefined: another shape). */
+/** The two scores an eval-mode stage records (undefined: another shape). */
 function asEvalModes(h: TrainingHistory): {
   inference: { testAcc: number };
   training: { testAccMean: number; testAccSd: number; testAccs: number[] };
