@@ -177,7 +177,7 @@ export function buildReport(inp: ReportInputs): Built {
       kind: "note",
       text:
         `Partial report: ${inp.missing.length} of ${RUN_STAGES.length} ${
-          inp.missing.length === 1 ? "run is" : "runs are"
+          inp.missing.length === 1 ? "runs is" : "runs are"
         } not finished yet: ` +
         `${inp.missing.map((s) => `\`${s}\``).join(", ")}. Where their results belong, the report says ` +
         "“not run yet” and how to run them; `deno task reproduce report` once they are done gives the full report.",
