@@ -20,6 +20,21 @@ const ga1Params = (run: string) =>
     eval_every: evalEvery(100),
   }) as const;
 
+/** A stage that trains a dropout row of Table 1 (`twin`) again and scores its test set in both modes. */
+const evalModeStage = (name: string, twin: string, batchnorm: boolean, doc: string): StageDef => ({
+  name,
+  doc,
+  deps: ["preprocess"],
+  module: "models/torch_mlp/eval_mode_stage.ts",
+  outputs: ["history.json"],
+  params: {
+    ...ga1Params(twin),
+    batchnorm: { type: "bool", default: batchnorm, doc: "BatchNorm before each Linear (then: batch statistics too)" },
+    seed,
+    draws: { type: "int", default: 5, min: 1, doc: "draws of the dropout masks for the training-mode score" },
+  },
+});
+
 export const STAGES: StageDef[] = [
   {
     name: "download",
@@ -112,33 +127,19 @@ export const STAGES: StageDef[] = [
       seed: { ...seed, doc: "seed of the checks' random inputs and of training (the twin's)" },
     },
   },
-  {
-    name: "dropout-eval-mode",
-    doc: "evidence: GA1+dropout trained again, its test set scored in inference mode and in training mode (dropout on)",
-    deps: ["preprocess"],
-    module: "models/torch_mlp/eval_mode_stage.ts",
-    outputs: ["history.json"],
-    params: {
-      ...ga1Params("train-torch-mlp@ga1-dropout"),
-      batchnorm: { type: "bool", default: false, doc: "BatchNorm before each Linear (then: batch statistics too)" },
-      seed,
-      draws: { type: "int", default: 5, min: 1, doc: "draws of the dropout masks for the training-mode score" },
-    },
-  },
-  {
-    name: "batchnorm-eval-mode",
-    doc: "evidence: GA1+dropout+BN trained again, its test set scored in inference mode and in training mode " +
+  evalModeStage(
+    "dropout-eval-mode",
+    "train-torch-mlp@ga1-dropout",
+    false,
+    "evidence: GA1+dropout trained again, its test set scored in inference mode and in training mode (dropout on)",
+  ),
+  evalModeStage(
+    "batchnorm-eval-mode",
+    "train-torch-mlp@ga1-dropout-batchnorm",
+    true,
+    "evidence: GA1+dropout+BN trained again, its test set scored in inference mode and in training mode " +
       "(dropout on, batch statistics)",
-    deps: ["preprocess"],
-    module: "models/torch_mlp/eval_mode_stage.ts",
-    outputs: ["history.json"],
-    params: {
-      ...ga1Params("train-torch-mlp@ga1-dropout-batchnorm"),
-      batchnorm: { type: "bool", default: true, doc: "BatchNorm before each Linear (then: batch statistics too)" },
-      seed,
-      draws: { type: "int", default: 5, min: 1, doc: "draws of the dropout masks for the training-mode score" },
-    },
-  },
+  ),
   {
     name: "train-cnn",
     doc: "the study's small VGG, Adam, batch norm after every conv",
