@@ -2,6 +2,7 @@
 // (the study's numbers). Every number of ours names its source stage, whose
 // provenance (cache key, code hash, file hash) closes the report. A run not
 // among the inputs (not run yet) is said so wherever its results would be.
+import { curveDifference } from "../../models/batchnorm/curves.ts";
 import type { EvalPoint, TrainingHistory } from "../../pipeline/types.ts";
 import { curveSpec, type Figure, searchSpec, table1Spec } from "./charts.ts";
 import type { Block } from "./document.ts";
@@ -206,6 +207,14 @@ export function buildReport(inp: ReportInputs): Built {
   const bnCurves = inp.batchnorm?.curves ?? [];
   /** A summary row for a run that has not run yet. */
   const notRunRow = (label: string, study: string, stage: string) => [label, study, NOT_RUN, NOT_RUN, notRunYet(stage)];
+  /** A summary row: our test accuracy beside the study's (shown as `studyText`), and the difference. */
+  const accRow = (label: string, study: number, ours: number, source: string, studyText = pct(study)) => [
+    label,
+    studyText,
+    pct(ours),
+    pts(ours, study),
+    source,
+  ];
   // "of the 4 finished" when only some Table 1 variants have run.
   const among = missingTorch.length ? ` (among the ${torch.length} finished)` : "";
   b.push({ kind: "heading", level: 2, text: "Summary", id: "summary" });
@@ -215,35 +224,28 @@ export function buildReport(inp: ReportInputs): Built {
     right: [1, 2, 3],
     rows: [
       inp.numpy
-        ? [
+        ? accRow(
           "hand-written MLP, SGD",
-          `${pct(EXPECTED.numpyMlpTestAcc)} (assignment)`,
-          pct(inp.numpy.history.final.testAcc),
-          pts(inp.numpy.history.final.testAcc, EXPECTED.numpyMlpTestAcc),
+          EXPECTED.numpyMlpTestAcc,
+          inp.numpy.history.final.testAcc,
           src(inp.numpy),
-        ]
+          `${pct(EXPECTED.numpyMlpTestAcc)} (assignment)`,
+        )
         : notRunRow("hand-written MLP, SGD", `${pct(EXPECTED.numpyMlpTestAcc)} (assignment)`, "train-numpy-mlp"),
       ...TABLE1.map((row) => {
         const run = inp.torch.get(row.variant);
         const label = `autograd MLP, ${row.label}`;
         if (!run) return notRunRow(label, pct(row.testAcc), torchStage(row.variant));
-        return [
-          label,
-          pct(row.testAcc),
-          pct(run.history.final.testAcc),
-          pts(run.history.final.testAcc, row.testAcc),
-          src(run),
-        ];
+        return accRow(label, row.testAcc, run.history.final.testAcc, src(run));
       }),
       ...(best
         ? [
-          [
+          accRow(
             `best autograd MLP${among}: ours ${best.row.label}, study's ${studyBest.label}`,
-            pct(studyBest.testAcc),
-            pct(best.run.history.final.testAcc),
-            pts(best.run.history.final.testAcc, studyBest.testAcc),
+            studyBest.testAcc,
+            best.run.history.final.testAcc,
             src(best.run),
-          ],
+          ),
           [
             `assignment's target for the best MLP: ≥ ${pct(EXPECTED.bestMlpTarget)}`,
             pct(EXPECTED.bestMlpTarget),
@@ -254,33 +256,32 @@ export function buildReport(inp: ReportInputs): Built {
         ]
         : [notRunRow(`best autograd MLP: study's ${studyBest.label}`, pct(studyBest.testAcc), "train-torch-mlp")]),
       ...(inp.batchnorm
-        ? bnCurves.map((c) => [
-          `custom batch norm (${bnRow.label}), ${c.label} backward`,
-          pct(bnRow.testAcc),
-          pct(finalOf(c.evals).testAcc),
-          pts(finalOf(c.evals).testAcc, bnRow.testAcc),
-          src(c.from ?? inp.batchnorm!),
-        ])
+        ? bnCurves.map((c) =>
+          accRow(
+            `custom batch norm (${bnRow.label}), ${c.label} backward`,
+            bnRow.testAcc,
+            finalOf(c.evals).testAcc,
+            src(c.from ?? inp.batchnorm!),
+          )
+        )
         : [notRunRow(`custom batch norm (${bnRow.label})`, pct(bnRow.testAcc), "train-batchnorm")]),
       ...(searchPick
-        ? [[
+        ? [accRow(
           `evolutionary search's pick, selected on validation (study's best GA pick ${studyBest.label}, selected on test)`,
-          pct(studyBest.testAcc),
-          pct(searchPick.test_acc as number),
-          pts(searchPick.test_acc as number, studyBest.testAcc),
+          studyBest.testAcc,
+          searchPick.test_acc as number,
           src(inp.search!.source),
-        ]]
+        )]
         : inp.search
         ? []
         : [notRunRow("evolutionary search's pick, selected on validation", pct(studyBest.testAcc), "search-mlp")]),
       inp.searchPick
-        ? [
+        ? accRow(
           `evolutionary search's pick, trained as a Table 1 run (study's best GA pick ${studyBest.label})`,
-          pct(studyBest.testAcc),
-          pct(inp.searchPick.history.final.testAcc),
-          pts(inp.searchPick.history.final.testAcc, studyBest.testAcc),
+          studyBest.testAcc,
+          inp.searchPick.history.final.testAcc,
           src(inp.searchPick),
-        ]
+        )
         : notRunRow(
           "evolutionary search's pick, trained as a Table 1 run",
           pct(studyBest.testAcc),
@@ -298,13 +299,13 @@ export function buildReport(inp: ReportInputs): Built {
           : notRunRow(`autograd MLP, ${row.label}, test scored in training mode`, pct(row.testAcc), stage)
       ),
       inp.cnn
-        ? [
+        ? accRow(
           "CNN (small VGG)",
-          `${pct(EXPECTED.cnnTestAcc)} (assignment)`,
-          pct(inp.cnn.history.final.testAcc),
-          pts(inp.cnn.history.final.testAcc, EXPECTED.cnnTestAcc),
+          EXPECTED.cnnTestAcc,
+          inp.cnn.history.final.testAcc,
           src(inp.cnn),
-        ]
+          `${pct(EXPECTED.cnnTestAcc)} (assignment)`,
+        )
         : notRunRow("CNN (small VGG)", `${pct(EXPECTED.cnnTestAcc)} (assignment)`, "train-cnn"),
     ],
   });
@@ -460,11 +461,12 @@ export function buildReport(inp: ReportInputs): Built {
         const table1Run = inp.torch.get(row.variant);
         let vs = NOT_RUN;
         if (table1Run) {
-          const a = table1Run.history.evals, e = run.history.evals;
-          const comparable = a.length === e.length && a.every((p, i) => p.step === e[i].step);
-          vs = comparable
-            ? `${cell(Math.max(...a.map((p, i) => Math.abs(p.testAcc - e[i].testAcc))))} over ${a.length} evaluations`
-            : "evaluated at other steps";
+          const [a, e] = [table1Run.history.evals, run.history.evals];
+          try {
+            vs = `${cell(curveDifference(a, e).testAcc)} over ${a.length} evaluations`;
+          } catch { // curves at different steps
+            vs = "evaluated at other steps";
+          }
         }
         const t = scores.training;
         return [
