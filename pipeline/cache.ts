@@ -27,6 +27,8 @@ export interface RunEntry extends KeyParts {
   /** Hash of `outputs`: what downstream keys depend on. */
   outputsHash: string;
   metrics: Record<string, unknown>;
+  /** Facts about the run that are not results (timings, host, compute path): not hashed, not in any key. */
+  record?: Record<string, unknown>;
   startedAt: string;
   wallSeconds: number;
 }

@@ -336,7 +336,13 @@ export class Engine {
       await this.store.lockWorker(key, child.pid);
       const status = await child.status;
       const wallSeconds = (performance.now() - t0) / 1000;
-      let result: { ok: boolean; metrics?: Record<string, unknown>; what?: string; fix?: string };
+      let result: {
+        ok: boolean;
+        metrics?: Record<string, unknown>;
+        record?: Record<string, unknown>;
+        what?: string;
+        fix?: string;
+      };
       try {
         result = JSON.parse(await Deno.readTextFile(config.resultFile));
       } catch {
@@ -366,6 +372,7 @@ export class Engine {
         external: parts.external,
         deno: parts.deno,
         metrics: result.metrics ?? {},
+        record: result.record ?? {},
         startedAt: started.toISOString(),
         wallSeconds,
       });

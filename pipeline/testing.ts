@@ -6,13 +6,14 @@ export async function makeTestContext(opts: {
   params: Record<string, ParamValue>;
   inputs?: Record<string, string>;
   quiet?: boolean;
-}): Promise<StageContext & { cleanup(): Promise<void> }> {
+}): Promise<StageContext & { recorded: Record<string, unknown>; cleanup(): Promise<void> }> {
   const base = await Deno.makeTempDir({ prefix: "stage-test-" });
   const outDir = `${base}/out`;
   const checkpointDir = `${base}/checkpoint`;
   await Deno.mkdir(outDir);
   await Deno.mkdir(checkpointDir);
   const memo = new Map<string, unknown>();
+  const recorded: Record<string, unknown> = {};
   return {
     stage: opts.stage,
     params: opts.params,
@@ -26,6 +27,10 @@ export async function makeTestContext(opts: {
     },
     log(message: string) {
       if (!opts.quiet) console.error(`[${opts.stage}] ${message}`);
+    },
+    recorded,
+    record(facts: Record<string, unknown>) {
+      Object.assign(recorded, facts);
     },
     async memo<T>(key: unknown, fn: () => Promise<T>): Promise<T> {
       const k = JSON.stringify(key);

@@ -14,6 +14,11 @@ export interface ParamSpec {
   choices?: string[];
   /** Inclusive lower bound for numbers (and every element of ints). */
   min?: number;
+  /**
+   * Where to get the inputs from, not what they are (a URL, mirrors): kept out of the cache
+   * key; set it per machine in pipeline/params.local.json (git-ignored) or with --set.
+   */
+  transport?: boolean;
 }
 
 export interface StageDef {
@@ -71,6 +76,16 @@ export interface StageContext {
   /** One plain log line, prefixed with the stage name. */
   log(message: string): void;
   /**
+   * Facts about this run that are not results (timings, throughput, compute path, threads):
+   * kept in the run's record (run entry, lock.json), never in the hashed outputs.
+   */
+  record(facts: Record<string, unknown>): void;
+  /**
+   * Set by `reproduce --verify-steps N` / `accept`: a training stage stops after N steps and
+   * writes its outputs so far (the curve up to N, with the weights digest of each evaluation).
+   */
+  stopAfterSteps?: number;
+  /**
    * Cache a pure computation inside a stage (e.g. one individual of a search):
    * the result of fn() is stored under hash(stage code, key) and reused on a rerun.
    */
@@ -94,6 +109,8 @@ export interface EvalPoint {
   /** Loss/accuracy on the whole test set. */
   testLoss: number;
   testAcc: number;
+  /** SHA-256 of every trained parameter (and running statistic) after `step` updates. */
+  weights?: string;
 }
 
 /**

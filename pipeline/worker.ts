@@ -24,6 +24,7 @@ export interface WorkerConfig {
 
 export async function runWorker(config: WorkerConfig): Promise<void> {
   const progress = new ProgressLine(config.stage);
+  const record: Record<string, unknown> = {};
   const ctx: StageContext = {
     stage: config.stage,
     params: config.params,
@@ -34,6 +35,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     jobs: config.jobs,
     progress: (p) => progress.update(p),
     log: (m) => progress.log(m),
+    record: (facts) => Object.assign(record, facts),
     async memo<T>(key: unknown, fn: () => Promise<T>): Promise<T> {
       const file = join(config.memoDir, `${sha256(config.memoSalt + canonicalJson(key))}.json`);
       try {
@@ -53,7 +55,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     );
   }
   const metrics = (await mod.run(ctx)) ?? {};
-  await writeFileAtomic(config.resultFile, JSON.stringify({ ok: true, metrics }));
+  await writeFileAtomic(config.resultFile, JSON.stringify({ ok: true, metrics, record }));
 }
 
 if (import.meta.main) {
