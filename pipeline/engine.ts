@@ -531,6 +531,7 @@ function provenance(entry: RunEntry) {
     started: entry.startedAt,
     wall_s: entry.wallSeconds,
     metrics: entry.metrics,
+    record: entry.record ?? {},
   };
 }
 
