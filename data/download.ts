@@ -83,7 +83,8 @@ export async function downloadCifar(o: DownloadOptions): Promise<DownloadResult>
     } catch {
       throw new PipelineError(
         `the archive ${archive} does not exist`,
-        "pass url=<an http(s) URL or the path of cifar-10-binary.tar.gz>, or url=synthetic",
+        "use --set download.url=<an http(s) URL or the path of cifar-10-binary.tar.gz> (or add " +
+          '"download.url": "…" to pipeline/params.local.json), or --set download.dataset=synthetic',
       );
     }
     log(`reading the local archive ${archive}`);
@@ -96,7 +97,8 @@ export async function downloadCifar(o: DownloadOptions): Promise<DownloadResult>
     if (archiveMd5 && md5 !== archiveMd5) {
       throw new PipelineError(
         `the archive's MD5 is ${md5}, not the official ${archiveMd5}`,
-        "the download is corrupt: rerun to fetch it again, or use a mirror / local copy (url=...)",
+        "the download is corrupt: rerun to fetch it again, or use a mirror / local copy " +
+          "(--set download.url=<path of cifar-10-binary.tar.gz>)",
       );
     }
     const officialArchive = md5 === OFFICIAL_ARCHIVE_MD5;

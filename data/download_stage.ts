@@ -7,7 +7,14 @@ import { downloadCifar } from "./download.ts";
 
 export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
   // The url first, then each mirror: any source is accepted only if its batch files match the official checksums.
-  const sources = [
+  // What the data is (dataset) is in the cache key; where it comes from (url, mirrors) is not.
+  if (ctx.params.url === "synthetic") {
+    throw new PipelineError(
+      "download.url=synthetic: the fake data set is chosen by download.dataset, not by the url",
+      "use --set download.dataset=synthetic",
+    );
+  }
+  const sources = ctx.params.dataset === "synthetic" ? ["synthetic"] : [
     String(ctx.params.url),
     ...String(ctx.params.mirrors ?? "").split(",").map((s) => s.trim()).filter(Boolean),
   ];

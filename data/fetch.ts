@@ -192,7 +192,7 @@ export async function fetchResumable(url: string, dest: string, opts: FetchOptio
       if (failures > retries) {
         throw new PipelineError(
           `downloading ${url} failed ${failures} times in a row (last: ${e.message})`,
-          "check the network and rerun (the transfer resumes), or pass url=<local path of the archive>",
+          "check the network and rerun (the transfer resumes), or use --set download.url=<local path of the archive>",
         );
       }
       const wait = Math.min(backoffMs * 2 ** (failures - 1), 30_000);

@@ -192,6 +192,21 @@ export class Store {
     return entry;
   }
 
+  /** The same outputs under another key (accept): hard links to the objects, committed like a run. */
+  async relink(from: RunEntry, partial: Omit<RunEntry, "outputs" | "outputsHash">): Promise<RunEntry> {
+    const tmp = await this.makeTmp(partial.key);
+    try {
+      const out = join(tmp, "out");
+      for (const [rel, { hash }] of Object.entries(from.outputs)) {
+        await Deno.mkdir(dirname(join(out, rel)), { recursive: true });
+        await Deno.link(this.objectPath(hash), join(out, rel));
+      }
+      return await this.commit(out, partial);
+    } finally {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  }
+
   /** The live process holding `name`'s lock, if any (e.g. another reproduce building that run now). */
   async holder(name: string): Promise<number | undefined> {
     const text = await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0");

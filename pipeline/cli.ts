@@ -1,7 +1,7 @@
 // The command line: reproduce, status, dag, params.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Engine, type StageResult } from "./engine.ts";
+import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
 import type { Override } from "./graph.ts";
 import { splitAssignment } from "./params.ts";
 import { formatDuration } from "./progress.ts";
@@ -11,6 +11,8 @@ const USAGE = `usage: deno task <command> [stage…] [options]
 commands:
   reproduce [stage…]   run what is stale, restore what is cached (default: every stage)
   status [stage…]      say, for each stage, whether it is up to date and exactly what changed
+  accept [stage…]      carry cached runs over a code change, after re-executing them (their first
+                       evaluation; whole stages under a minute) and finding them bit-identical
   push [stage…]        copy finished runs (small outputs only) into pipeline/remote/, to commit:
                        a fresh clone then restores them instead of training again
   dag                  print the stage graph as a Mermaid flowchart
@@ -22,9 +24,15 @@ options:
   --single                  only the named stages, from cached upstream outputs (like dvc repro -s)
   --partial                 like --single, leaving out upstream stages not finished yet (a partial report)
   --dry-run                 say what would run and why, run nothing
+  --verify                  re-execute the stages from their cached inputs in a scratch directory and compare
+                            every output with the cached run: bit-identical, or the first difference (exit 1)
+  --verify-steps N          the same for the first N training steps only (the curve and weights digests);
+                            with accept: how many steps to re-execute
   --jobs N                  run up to N independent stages at once (default 1)
   --root DIR, --pipeline FILE   another project / stage declaration (tests use these)
-lasting overrides: pipeline/params.json, {"stage.param": value, …}, applied before --profile and --set`;
+lasting overrides: pipeline/params.json, {"stage.param": value, …}, applied before --profile and --set;
+machine-local (git-ignored): pipeline/params.local.json, the same format, for transport-only parameters
+(where to fetch from, e.g. {"download.url": "/data/cifar-10-binary.tar.gz"}), which are not in any cache key`;
 
 interface Args {
   command: string;
@@ -35,6 +43,8 @@ interface Args {
   single: boolean;
   partial: boolean;
   dryRun: boolean;
+  verify: boolean;
+  verifySteps?: number;
   jobs: number;
   root: string;
   pipeline?: string;
@@ -49,6 +59,7 @@ function parseArgs(argv: string[]): Args {
     single: false,
     partial: false,
     dryRun: false,
+    verify: false,
     jobs: 1,
     root: resolve(new URL("..", import.meta.url).pathname),
   };
@@ -66,7 +77,15 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--single" || a === "-s") args.single = true;
     else if (a === "--partial") args.partial = args.single = true;
     else if (a === "--dry-run" || a === "-n") args.dryRun = true;
-    else if (flag === "--jobs" || flag === "-j") {
+    else if (a === "--verify") args.verify = true;
+    else if (flag === "--verify-steps") {
+      const raw = value();
+      args.verifySteps = Number(raw);
+      args.verify = true;
+      if (!Number.isInteger(args.verifySteps) || args.verifySteps < 1) {
+        throw new PipelineError(`--verify-steps ${raw}: expected a positive integer`, "e.g. --verify-steps 200");
+      }
+    } else if (flag === "--jobs" || flag === "-j") {
       const raw = value();
       args.jobs = Number(raw);
       if (!Number.isInteger(args.jobs) || args.jobs < 1) {
@@ -104,20 +123,23 @@ async function main(argv: string[]): Promise<number> {
     }
     overrides.push(...assignments(profile.set));
   }
-  // pipeline/params.json: the user's lasting overrides (like DVC's params.yaml), before profile and --set.
-  const paramsFile = resolve(args.root, "pipeline", "params.json");
-  let saved: Record<string, ParamValue> = {};
-  try {
-    saved = JSON.parse(await Deno.readTextFile(paramsFile));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
+  // pipeline/params.json: the user's lasting overrides (like DVC's params.yaml), before profile and --set;
+  // pipeline/params.local.json: this machine's transport-only settings (git-ignored, like DVC's config.local).
+  const local = await readParamsFile(resolve(args.root, "pipeline", "params.local.json"));
+  for (const [where] of Object.entries(local)) {
+    const dot = where.lastIndexOf(".");
+    const def = defs.find((d) => d.name === where.slice(0, dot).split("@")[0]);
+    if (def && !def.params[where.slice(dot + 1)]?.transport) {
       throw new PipelineError(
-        `${paramsFile} is not valid JSON: ${(e as Error).message}`,
-        'write {"stage.param": value, …}',
+        `pipeline/params.local.json sets ${where}, which is not a transport-only parameter (it changes results)`,
+        `move it to pipeline/params.json (committed), or pass --set ${where}=…`,
       );
     }
   }
-  overrides.unshift(...assignments(saved));
+  overrides.unshift(
+    ...assignments(await readParamsFile(resolve(args.root, "pipeline", "params.json"))),
+    ...assignments(local),
+  );
   for (const s of args.sets) overrides.push(splitAssignment(s));
   const engine = await Engine.open({
     root: args.root,
@@ -128,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
   });
   switch (args.command) {
     case "reproduce": {
+      if (args.verify) return report(await engine.verify(args.targets, args.verifySteps, args.jobs));
       const t0 = performance.now();
       const results = await engine.reproduce({
         targets: args.targets,
@@ -144,6 +167,9 @@ async function main(argv: string[]): Promise<number> {
       console.error(`${results.length} stages: ${summary} (${formatDuration((performance.now() - t0) / 1000)})`);
       return 0;
     }
+    case "accept":
+      report(await engine.accept(args.targets, args.verifySteps, args.jobs));
+      return 0;
     case "status": {
       const results = await engine.status(args.targets);
       for (const r of results) console.log(statusLine(r));
@@ -172,9 +198,30 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new PipelineError(
         `unknown command ${args.command}`,
-        "use reproduce, status, push, dag or params (see --help)",
+        "use reproduce, status, accept, push, dag or params (see --help)",
       );
   }
+}
+
+/** A params file ({"stage.param": value}); absent: {}. */
+async function readParamsFile(file: string): Promise<Record<string, ParamValue>> {
+  try {
+    return JSON.parse(await Deno.readTextFile(file));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw new PipelineError(`${file} is not valid JSON: ${(e as Error).message}`, 'write {"stage.param": value, …}');
+  }
+}
+
+/** Print one line per verified stage; exit status 1 if any differs. */
+function report(results: VerifyResult[]): number {
+  for (const r of results) {
+    const how = r.steps === "all" ? "every output" : `the first ${r.steps} steps`;
+    console.log(
+      r.identical ? `✓ ${r.stage}: bit-identical (${how})` : `✗ ${r.stage}: differs (${how}) — ${r.difference}`,
+    );
+  }
+  return results.every((r) => r.identical) ? 0 : 1;
 }
 
 /** {"stage.param": value} → overrides. */

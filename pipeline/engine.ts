@@ -6,9 +6,11 @@ import { type KeyParts, type RunEntry, Store } from "./cache.ts";
 import { Graph, type Node, type Override } from "./graph.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
+import { hostFacts } from "./host.ts";
 import { formatDuration } from "./progress.ts";
 import { jobEnv } from "./tasks.ts";
 import { PipelineError, type StageDef } from "./types.ts";
+import { describeDifference, firstDifference } from "./verify.ts";
 import type { WorkerConfig } from "./worker.ts";
 
 export interface EngineOptions {
@@ -44,6 +46,24 @@ interface LockStage extends KeyParts {
   metrics: Record<string, unknown>;
   wallSeconds: number;
   ranAt: string;
+  /** Set when `accept` carried a run over a code change: from which key, verified how far, when. */
+  accepted?: Accepted;
+}
+
+export interface Accepted {
+  from: string;
+  /** Steps re-executed and found bit-identical ("all": the whole stage, every output compared). */
+  verifiedSteps: number | "all";
+  at: string;
+}
+
+export interface VerifyResult {
+  stage: string;
+  /** The cached run compared with. */
+  key: string;
+  identical: boolean;
+  steps: number | "all";
+  difference?: string;
 }
 
 interface LockFile {
@@ -110,7 +130,8 @@ export class Engine {
     const closure = await this.closure(node.def.module);
     return {
       stage: node.name,
-      params: node.params,
+      // Transport-only parameters (where to fetch from) are not part of what a run is.
+      params: Object.fromEntries(Object.entries(node.params).filter(([k]) => !node.def.params[k]?.transport)),
       inputs,
       code: closure.files,
       external: closure.external,
@@ -138,6 +159,7 @@ export class Engine {
         metrics: entry.metrics,
         wallSeconds: entry.wallSeconds,
         ranAt: entry.startedAt,
+        ...(entry.record?.accepted ? { accepted: entry.record.accepted as Accepted } : {}),
       };
       lock.stages = Object.fromEntries(Object.entries(lock.stages).sort(([a], [b]) => (a < b ? -1 : 1)));
       await Deno.mkdir(dirname(this.lockFile), { recursive: true });
@@ -240,7 +262,7 @@ export class Engine {
     }
     const inputs = Object.fromEntries(upstream.map(([d, e]) => [d, (e as RunEntry).outputsHash]));
     const parts = await this.keyParts(node, inputs);
-    const key = sha256(canonicalJson({ v: 1, ...parts }));
+    const key = keyOf(parts);
     const previous = lock.stages[name];
     const reasons = explain(previous, parts);
     if (ro.dryRun) {
@@ -278,10 +300,11 @@ export class Engine {
             : `✓ ${name}: restored from cache, a run seen before (${reasons.join("; ")})`,
         );
       } else {
+        const before = ro.force ? await this.store.readEntry(key) : undefined;
         if (ro.force) reasons.unshift("forced");
         if (previous?.key === key && !ro.force) reasons.push("outputs missing from the cache");
         this.log(`▶ ${name}: running (${reasons.join("; ")})`);
-        entry = await this.execute(node, key, parts, upstream as Array<readonly [string, RunEntry]>, jobs);
+        entry = await this.execute(node, key, parts, upstream as Array<readonly [string, RunEntry]>, jobs, before);
         this.log(`✓ ${name}: done in ${formatDuration(entry.wallSeconds)}${metricsLine(entry.metrics)}`);
         outcome = "ran";
       }
@@ -293,77 +316,39 @@ export class Engine {
     }
   }
 
+  /**
+   * Run a stage in a worker process and commit its outputs. With `expect` (a `--force` rerun
+   * of a cached key), outputs that differ from the cached run are a determinism bug: refused,
+   * named, and the cache keeps the run it had.
+   */
   private async execute(
     node: Node,
     key: string,
     parts: KeyParts,
     upstream: Array<readonly [string, RunEntry]>,
     jobs: number,
+    expect?: RunEntry,
   ): Promise<RunEntry> {
     const tmp = await this.store.makeTmp(key);
     try {
-      const outDir = join(tmp, "out");
-      await Deno.mkdir(outDir);
-      const inputs: Record<string, string> = {};
-      for (const [dep, entry] of upstream) inputs[dep] = await this.inputView(join(tmp, "inputs", dep), entry);
       const checkpointDir = this.store.checkpointDir(key);
-      await Deno.mkdir(checkpointDir, { recursive: true });
-      const config: WorkerConfig = {
-        module: resolve(this.opts.root, node.def.module),
-        stage: node.name,
-        params: node.params,
-        inputs,
-        outDir,
+      const run = await this.launch(node, parts, upstream, jobs, tmp, {
         checkpointDir,
-        root: this.opts.root,
-        jobs,
         memoDir: join(this.store.dir, "memo"),
-        memoSalt: sha256(canonicalJson(parts.code)),
-        resultFile: join(tmp, "result.json"),
-      };
-      await Deno.writeTextFile(join(tmp, "worker.json"), JSON.stringify(config));
-      const started = new Date();
-      const t0 = performance.now();
-      const args = ["run", "-A", "--no-prompt"];
-      const config_ = join(this.opts.root, "deno.json");
-      if (await exists(config_)) args.push("--config", config_);
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [...args, WORKER, join(tmp, "worker.json")],
-        cwd: this.opts.root,
-        stdin: "null",
-        env: jobEnv(jobs),
-      }).spawn();
-      await this.store.lockWorker(key, child.pid);
-      const status = await child.status;
-      const wallSeconds = (performance.now() - t0) / 1000;
-      let result: {
-        ok: boolean;
-        metrics?: Record<string, unknown>;
-        record?: Record<string, unknown>;
-        what?: string;
-        fix?: string;
-      };
-      try {
-        result = JSON.parse(await Deno.readTextFile(config.resultFile));
-      } catch {
-        result = {
-          ok: false,
-          what: `stage ${node.name} ended without a result (exit ${status.code}${
-            status.signal ? `, ${status.signal}` : ""
-          })`,
-          fix: "see its output above; rerun to resume from its last checkpoint",
-        };
-      }
-      if (!result.ok) throw new PipelineError(result.what!, result.fix!);
-      for (const out of node.def.outputs) {
-        if (!(await exists(join(outDir, out)))) {
+        lockKey: key,
+      });
+      if (expect) {
+        const d = await firstDifference(this.store.treeDir(expect.key), Object.keys(expect.outputs), run.outDir);
+        if (d) {
           throw new PipelineError(
-            `stage ${node.name} did not write its declared output ${out}`,
-            `write it into ctx.outDir, or fix the outputs of ${node.def.name} in the pipeline declaration`,
+            `${node.name}: NOT DETERMINISTIC — rerunning the cached key ${key.slice(0, 12)}… gave other outputs: ` +
+              describeDifference(d),
+            "this is a bug in the stage or its kernels (same code, parameters and inputs must give the same bits); " +
+              "the cache keeps the earlier run",
           );
         }
       }
-      const entry = await this.store.commit(outDir, {
+      const entry = await this.store.commit(run.outDir, {
         key,
         stage: node.name,
         params: parts.params,
@@ -371,10 +356,10 @@ export class Engine {
         code: parts.code,
         external: parts.external,
         deno: parts.deno,
-        metrics: result.metrics ?? {},
-        record: result.record ?? {},
-        startedAt: started.toISOString(),
-        wallSeconds,
+        metrics: run.metrics,
+        record: run.record,
+        startedAt: run.startedAt,
+        wallSeconds: run.wallSeconds,
       });
       await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
       return entry;
@@ -386,6 +371,236 @@ export class Engine {
         );
       }
       throw e;
+    } finally {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /** Run a stage's module in a worker process, writing into tmp/out; its metrics and record, or its error. */
+  private async launch(
+    node: Node,
+    parts: KeyParts,
+    upstream: Array<readonly [string, RunEntry]>,
+    jobs: number,
+    tmp: string,
+    where: { checkpointDir: string; memoDir: string; stopAfterSteps?: number; lockKey?: string },
+  ) {
+    const outDir = join(tmp, "out");
+    await Deno.mkdir(outDir);
+    const inputs: Record<string, string> = {};
+    for (const [dep, entry] of upstream) inputs[dep] = await this.inputView(join(tmp, "inputs", dep), entry);
+    await Deno.mkdir(where.checkpointDir, { recursive: true });
+    await Deno.mkdir(where.memoDir, { recursive: true });
+    const config: WorkerConfig = {
+      module: resolve(this.opts.root, node.def.module),
+      stage: node.name,
+      params: node.params,
+      inputs,
+      outDir,
+      checkpointDir: where.checkpointDir,
+      root: this.opts.root,
+      jobs,
+      memoDir: where.memoDir,
+      memoSalt: sha256(canonicalJson(parts.code)),
+      resultFile: join(tmp, "result.json"),
+      stopAfterSteps: where.stopAfterSteps,
+    };
+    await Deno.writeTextFile(join(tmp, "worker.json"), JSON.stringify(config));
+    const started = new Date();
+    const t0 = performance.now();
+    const args = ["run", "-A", "--no-prompt"];
+    const config_ = join(this.opts.root, "deno.json");
+    if (await exists(config_)) args.push("--config", config_);
+    const env = jobEnv(jobs);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [...args, WORKER, join(tmp, "worker.json")],
+      cwd: this.opts.root,
+      stdin: "null",
+      env,
+    }).spawn();
+    if (where.lockKey) await this.store.lockWorker(where.lockKey, child.pid);
+    const status = await child.status;
+    const wallSeconds = (performance.now() - t0) / 1000;
+    let result: {
+      ok: boolean;
+      metrics?: Record<string, unknown>;
+      record?: Record<string, unknown>;
+      what?: string;
+      fix?: string;
+    };
+    try {
+      result = JSON.parse(await Deno.readTextFile(config.resultFile));
+    } catch {
+      result = {
+        ok: false,
+        what: `stage ${node.name} ended without a result (exit ${status.code}${
+          status.signal ? `, ${status.signal}` : ""
+        })`,
+        fix: "see its output above; rerun to resume from its last checkpoint",
+      };
+    }
+    if (!result.ok) throw new PipelineError(result.what!, result.fix!);
+    if (where.stopAfterSteps === undefined) {
+      for (const out of node.def.outputs) {
+        if (!(await exists(join(outDir, out)))) {
+          throw new PipelineError(
+            `stage ${node.name} did not write its declared output ${out}`,
+            `write it into ctx.outDir, or fix the outputs of ${node.def.name} in the pipeline declaration`,
+          );
+        }
+      }
+    }
+    const host = await hostFacts(this.opts.root, { ...Deno.env.toObject(), ...env });
+    return {
+      outDir,
+      metrics: result.metrics ?? {},
+      record: { ...result.record, host, stageSeconds: wallSeconds },
+      startedAt: started.toISOString(),
+      wallSeconds,
+    };
+  }
+
+  /** A stage's key now (current code and parameters) over the upstream runs the lock names. */
+  private async current(name: string, lock: LockFile) {
+    const node = this.graph.nodes.get(name)!;
+    const upstream: Array<readonly [string, RunEntry]> = [];
+    for (const dep of node.deps) upstream.push([dep, (await this.lockedEntry(dep, name, lock))!] as const);
+    const parts = await this.keyParts(node, Object.fromEntries(upstream.map(([d, e]) => [d, e.outputsHash])));
+    return { node, upstream, parts, key: keyOf(parts) };
+  }
+
+  /**
+   * `reproduce --verify`: re-execute stages from their cached inputs in a scratch directory
+   * and compare every output (or, with `steps`, the training curve up to that step) with the
+   * cached run. Touches neither the cache nor the lock.
+   */
+  async verify(targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
+    const lock = await this.readLock();
+    const names = targets?.length ? targets.flatMap((t) => this.graph.resolve(t)) : this.graph.order;
+    const results: VerifyResult[] = [];
+    for (const name of names) {
+      const { node, upstream, parts, key } = await this.current(name, lock);
+      const cached = await this.store.readEntry(key);
+      if (!cached) {
+        throw new PipelineError(
+          `${name} has no cached run under its current key to verify`,
+          `run \`deno task reproduce ${name}\` first (after a code change: \`deno task accept ${name}\`)`,
+        );
+      }
+      results.push(await this.rerunAndCompare(node, parts, upstream, cached, steps, jobs));
+    }
+    return results;
+  }
+
+  /**
+   * `accept`: a stage stale only because its code changed gets its cached run carried over to
+   * the new key — after re-executing it (the first `steps`, default: up to its first evaluation;
+   * the whole stage when it took under a minute) with the new code and finding it bit-identical.
+   */
+  async accept(targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
+    const names = targets?.length
+      ? this.graph.order.filter((n) => targets.flatMap((t) => this.graph.resolve(t)).includes(n))
+      : this.graph.order;
+    const results: VerifyResult[] = [];
+    for (const name of names) {
+      const lock = await this.readLock(); // re-read: accepting upstream stages updates it
+      const { node, upstream, parts, key } = await this.current(name, lock);
+      const previous = lock.stages[name];
+      if (previous?.key === key) {
+        this.log(`✓ ${name}: up to date, nothing to accept`);
+        continue;
+      }
+      const already = await this.store.readEntry(key);
+      if (already && (await this.store.verify(already)).ok) {
+        await this.recordLock(name, parts, already);
+        this.log(`✓ ${name}: a run of the new key is cached already; the lock now names it`);
+        continue;
+      }
+      const old = previous && await this.store.readEntry(previous.key);
+      if (!previous || !old || !(await this.store.verify(old)).ok) {
+        throw new PipelineError(
+          `${name}: no cached run of its previous key to accept`,
+          `run \`deno task reproduce ${name}\``,
+        );
+      }
+      const transport = (k: string) => node.def.params[k]?.transport;
+      const was = {
+        ...previous,
+        params: Object.fromEntries(Object.entries(previous.params).filter(([k]) => !transport(k))),
+      };
+      const other = explain(was, parts).filter((r) => !r.startsWith("code: ") && !r.startsWith("packages changed"));
+      if (other.length) {
+        throw new PipelineError(
+          `${name}: accept carries a run over a code change only, but ${other.join("; ")}`,
+          `run \`deno task reproduce ${name}\` to train it with these settings`,
+        );
+      }
+      const firstEval = await firstEvalStep(this.store.treeDir(old.key), old);
+      const n = steps ?? (old.wallSeconds < 60 || firstEval === undefined ? undefined : firstEval);
+      this.log(`… ${name}: re-executing ${n === undefined ? "the whole stage" : `its first ${n} steps`} to compare`);
+      const verdict = await this.rerunAndCompare(node, parts, upstream, old, n, jobs);
+      if (!verdict.identical) {
+        throw new PipelineError(
+          `${name}: not accepted — the new code gives other results: ${verdict.difference}`,
+          `run \`deno task reproduce ${name}\` to train it again (or undo the change)`,
+        );
+      }
+      const accepted: Accepted = { from: old.key, verifiedSteps: verdict.steps, at: new Date().toISOString() };
+      const release = await this.store.lock(key, () => {});
+      try {
+        const entry = await this.store.relink(old, {
+          key,
+          stage: name,
+          params: parts.params,
+          inputs: parts.inputs,
+          code: parts.code,
+          external: parts.external,
+          deno: parts.deno,
+          metrics: old.metrics,
+          record: { ...old.record, accepted },
+          startedAt: old.startedAt,
+          wallSeconds: old.wallSeconds,
+        });
+        await this.materialise(node, entry);
+        await this.recordLock(name, parts, entry);
+      } finally {
+        await release();
+      }
+      this.log(
+        `✓ ${name}: accepted (bit-identical over ${
+          verdict.steps === "all" ? "the whole stage" : `${verdict.steps} steps`
+        })`,
+      );
+      results.push(verdict);
+    }
+    return results;
+  }
+
+  private async rerunAndCompare(
+    node: Node,
+    parts: KeyParts,
+    upstream: Array<readonly [string, RunEntry]>,
+    cached: RunEntry,
+    steps: number | undefined,
+    jobs: number,
+  ): Promise<VerifyResult> {
+    const tmp = await this.store.makeTmp(`verify-${cached.key}`);
+    try {
+      const run = await this.launch(node, parts, upstream, jobs, tmp, {
+        checkpointDir: join(tmp, "checkpoints"), // never resume, never reuse memoised work: compute it all again
+        memoDir: join(tmp, "memo"),
+        stopAfterSteps: steps,
+      });
+      const files = Object.keys(cached.outputs);
+      const partial = steps !== undefined && files.includes("history.json");
+      const d = await firstDifference(this.store.treeDir(cached.key), files, run.outDir, partial ? steps : undefined);
+      return {
+        stage: node.name,
+        key: cached.key,
+        identical: !d,
+        steps: partial ? steps! : "all",
+        difference: d && describeDifference(d),
+      };
     } finally {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     }
@@ -462,7 +677,7 @@ export class Engine {
         out.push({ stage: name, outcome: "would run", reasons: [e.message] });
         continue;
       }
-      const key = sha256(canonicalJson({ v: 1, ...parts }));
+      const key = keyOf(parts);
       const entry = await this.store.readEntry(key);
       const reasons = explain(lock.stages[name], parts);
       if (entry && (await this.store.verify(entry)).ok) {
@@ -488,6 +703,11 @@ export class Engine {
     await this.store.stats.save();
     return out;
   }
+}
+
+/** A run's cache key: the hash of everything its outputs may depend on. */
+export function keyOf(parts: KeyParts): string {
+  return sha256(canonicalJson({ v: 1, ...parts }));
 }
 
 /** What differs between the last recorded run of a stage and now. */
@@ -533,6 +753,16 @@ function provenance(entry: RunEntry) {
     metrics: entry.metrics,
     record: entry.record ?? {},
   };
+}
+
+/** The step of a training run's first evaluation (undefined: not a training stage). */
+async function firstEvalStep(dir: string, entry: RunEntry): Promise<number | undefined> {
+  if (!entry.outputs["history.json"]) return undefined;
+  try {
+    return JSON.parse(await Deno.readTextFile(join(dir, "history.json"))).evals?.[0]?.step;
+  } catch {
+    return undefined;
+  }
 }
 
 function metricsLine(metrics: Record<string, unknown>): string {

@@ -19,7 +19,7 @@ function describe(spec: ParamSpec): string {
 /** Parse a command-line string into the declared type, or throw a one-line error. */
 export function parseParam(where: string, spec: ParamSpec, raw: string): ParamValue {
   const bad = () =>
-    new PipelineError(`${where}=${raw}: expected ${describe(spec)}`, `pass ${where}=<${describe(spec)}>`);
+    new PipelineError(`${where}=${raw}: expected ${describe(spec)}`, `use --set ${where}=<${describe(spec)}>`);
   let value: ParamValue;
   switch (spec.type) {
     case "int":

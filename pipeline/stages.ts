@@ -51,18 +51,31 @@ export const STAGES: StageDef[] = [
       "cifar-10-batches-bin/batches.meta.txt",
     ],
     params: {
+      dataset: {
+        type: "string",
+        default: "cifar-10",
+        choices: ["cifar-10", "synthetic"],
+        doc: "the real CIFAR-10 (checked against its official per-file MD5s) or a small fake set for smoke runs",
+      },
       url: {
         type: "string",
         default: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-        doc: "http(s) URL or local path of the archive; 'synthetic' makes a small fake one",
+        doc: "http(s) URL or local path of the archive (where from, not what: kept out of the cache key)",
+        transport: true,
       },
       mirrors: {
         type: "string",
         default: "../shared/data/cifar-10-binary.tar.gz",
         doc: "comma-separated fallbacks tried in order when url fails (verified by the same checksums)",
+        transport: true,
       },
-      synthetic_train: { type: "int", default: 500, min: 10, doc: "images per training batch file when url=synthetic" },
-      synthetic_test: { type: "int", default: 500, min: 10, doc: "test images when url=synthetic" },
+      synthetic_train: {
+        type: "int",
+        default: 500,
+        min: 10,
+        doc: "images per training batch file when dataset=synthetic",
+      },
+      synthetic_test: { type: "int", default: 500, min: 10, doc: "test images when dataset=synthetic" },
     },
   },
   {
@@ -218,7 +231,7 @@ export const PROFILES: Record<string, Profile> = {
     doc:
       "the whole pipeline on a tiny synthetic CIFAR-format set in about a minute: checks the plumbing, not the science",
     set: {
-      "download.url": "synthetic",
+      "download.dataset": "synthetic",
       "download.synthetic_train": 200,
       "download.synthetic_test": 500,
       "train-numpy-mlp.steps": 60,

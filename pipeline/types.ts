@@ -114,18 +114,18 @@ export interface EvalPoint {
 }
 
 /**
- * What every training stage writes as `history.json` and the report reads:
- * curves, the final row, and what the run cost.
+ * What every training stage writes as `history.json` and the report reads: curves and the
+ * final row — results only. What the run cost and ran on goes to ctx.record().
  */
 export interface TrainingHistory {
   run: string;
   params: Record<string, ParamValue>;
-  /** e.g. "wasm (tfjs 4.22.0, 1 thread)" or "typed arrays + OpenBLAS". */
-  backend: string;
   evals: EvalPoint[];
   final: EvalPoint;
-  wallSeconds: number;
-  stepsPerSecond: number;
   /** Free-form notes the report should show (e.g. deviations from the study). */
   notes?: string[];
+  /** Runs trained before timings moved to the record carry these; new runs never do. */
+  backend?: string;
+  wallSeconds?: number;
+  stepsPerSecond?: number;
 }

@@ -20,6 +20,8 @@ export interface WorkerConfig {
   /** Hash of the stage's code: memo entries are reused across parameter changes, not code changes. */
   memoSalt: string;
   resultFile: string;
+  /** `--verify-steps`: a training stage stops after this many steps. */
+  stopAfterSteps?: number;
 }
 
 export async function runWorker(config: WorkerConfig): Promise<void> {
@@ -33,6 +35,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     checkpointDir: config.checkpointDir,
     root: config.root,
     jobs: config.jobs,
+    stopAfterSteps: config.stopAfterSteps,
     progress: (p) => progress.update(p),
     log: (m) => progress.log(m),
     record: (facts) => Object.assign(record, facts),

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
-import { configFromParams, torchMlpNotes } from "../torch_mlp/stage.ts";
+import { configFromParams, recordRun, stageHooks, torchMlpNotes } from "../torch_mlp/stage.ts";
 import { trainTorchMlp } from "../torch_mlp/train.ts";
 import { runBatchNormChecks } from "./checks.ts";
 
@@ -31,26 +31,19 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   // The twin's network: dropout and batch norm on, the batch norm's backward written by hand.
   const params = { ...ctx.params, dropout: true, batchnorm: true };
   const cfg = configFromParams(params, "manual");
-  const r = await trainTorchMlp(data, cfg, {
-    progress: (p) => ctx.progress({ ...p, extra: { bn: "manual" } }),
-    log: (m) => ctx.log(m),
-    checkpointDir: ctx.checkpointDir,
-  });
-  const history: TrainingHistory & { twin: string; evalImagesPerSecond: number } = {
+  const r = await trainTorchMlp(data, cfg, stageHooks(ctx, { bn: "manual" }));
+  recordRun(ctx, r);
+  const history: TrainingHistory & { twin: string } = {
     run: ctx.stage,
     params: params as TrainingHistory["params"],
-    backend: r.backend,
     evals: r.evals,
     final: r.final,
-    wallSeconds: r.wallSeconds,
-    stepsPerSecond: r.stepsPerSecond,
-    evalImagesPerSecond: r.evalImagesPerSecond,
     twin: AUTOGRAD_TWIN,
     notes: [
       `The hand-written backward (tf.customGrad); its autograd twin is ${AUTOGRAD_TWIN}, trained with the same ` +
       "settings and seed: same forward ops, so the two curves differ only by float32 rounding in the backward, " +
       "amplified by training.",
-      ...torchMlpNotes(cfg, r),
+      ...torchMlpNotes(cfg),
     ],
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");

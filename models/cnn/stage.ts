@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { BatchSampler, gather, loadSplits } from "../../data/dataset.ts";
 import { type EvalPoint, PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
 import { getGemm } from "../compute/gemm.ts";
+import { weightsDigest } from "../weights_digest.ts";
 import { Vgg } from "./vgg.ts";
 
 /** After update i (0-based) the study evaluated when i % evalEvery == 0, and after the last. */
@@ -20,6 +21,8 @@ interface Checkpoint {
   trainMs: number;
   evalMs: number;
   key: string;
+  /** Processes that trained this run so far (1 + resumptions). */
+  processes: number;
 }
 
 export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
@@ -43,10 +46,10 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   ctx.log(`VGG width ${width}: ${model.params.length} parameters; ${backend}`);
 
   const key = JSON.stringify({ lr, batch, steps, evalEvery, width, seed, n: model.params.length });
-  let state: Checkpoint = { step: 0, evals: [], trainMs: 0, evalMs: 0, key };
+  let state: Checkpoint = { step: 0, evals: [], trainMs: 0, evalMs: 0, key, processes: 1 };
   const resumed = await loadCheckpoint(ctx.checkpointDir, model, key);
   if (resumed) {
-    state = resumed;
+    state = { ...resumed, processes: resumed.processes + 1 };
     for (let i = 0; i < state.step; i++) sampler.next(); // the same batches as an uninterrupted run
     ctx.log(`resumed from the checkpoint at step ${state.step}`);
   }
@@ -62,24 +65,35 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
       const t1 = performance.now();
       const e = model.evaluate(test.x, test.y, test.n);
       state.evalMs += performance.now() - t1;
-      state.evals.push({ step: i + 1, trainLoss: r.loss, trainAcc: r.acc, testLoss: e.loss, testAcc: e.acc });
+      state.evals.push({
+        step: i + 1,
+        trainLoss: r.loss,
+        trainAcc: r.acc,
+        testLoss: e.loss,
+        testAcc: e.acc,
+        weights: weightsDigest([model.params, model.stats]),
+      });
       ctx.log(`step ${i + 1}: train loss ${r.loss.toFixed(4)}, test acc ${e.acc.toFixed(4)}`);
       await saveCheckpoint(ctx.checkpointDir, model, state);
     }
     ctx.progress({ step: i + 1, total: steps, itemsPerStep: batch, loss: r.loss });
+    if (ctx.stopAfterSteps === i + 1) break;
   }
 
   const final = state.evals[state.evals.length - 1];
-  const stepsPerSecond = steps / (state.trainMs / 1000);
-  const history: TrainingHistory & { evalImagesPerSecond: number; parameters: number } = {
-    run: ctx.stage,
-    params: p,
-    backend,
-    evals: state.evals,
-    final,
-    wallSeconds: (state.trainMs + state.evalMs) / 1000,
+  const stepsPerSecond = state.step / (state.trainMs / 1000);
+  ctx.record({
+    compute: backend,
+    trainSeconds: (state.trainMs + state.evalMs) / 1000,
     stepsPerSecond,
     evalImagesPerSecond: (state.evals.length * test.n) / (state.evalMs / 1000),
+    resumes: state.processes - 1,
+  });
+  const history: TrainingHistory & { parameters: number } = {
+    run: ctx.stage,
+    params: p,
+    evals: state.evals,
+    final,
     parameters: model.params.length,
     notes: [
       "Every conv has its own BatchNorm (the study's code shared one between conv3_a/b, 4_a/b, 5_a/b).",
@@ -89,12 +103,10 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
       "(β 0.9, 0.999, ε 1e-8); forward and backward written by hand, checked against tfjs autograd.",
       "Evaluated after update i (0-based) when i % eval_every == 0 and after the last; `step` counts the updates " +
       "done. Train loss/accuracy are those of that step's mini-batch, before its update.",
-      "stepsPerSecond counts training steps only; wallSeconds includes the evaluations" +
-      (resumed ? "; this run resumed from a checkpoint." : "."),
     ],
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
-  ctx.log(`test accuracy ${final.testAcc.toFixed(4)} after ${steps} steps (${stepsPerSecond.toFixed(2)} steps/s)`);
+  ctx.log(`test accuracy ${final.testAcc.toFixed(4)} after ${state.step} steps (${stepsPerSecond.toFixed(2)} steps/s)`);
   return {
     test_acc: final.testAcc,
     test_loss: final.testLoss,
@@ -142,5 +154,12 @@ async function loadCheckpoint(dir: string, model: Vgg, key: string): Promise<Che
     off += a.length;
   }
   model.step = state.adamStep;
-  return { step: state.step, evals: state.evals, trainMs: state.trainMs, evalMs: state.evalMs, key };
+  return {
+    step: state.step,
+    evals: state.evals,
+    trainMs: state.trainMs,
+    evalMs: state.evalMs,
+    key,
+    processes: state.processes ?? 1,
+  };
 }

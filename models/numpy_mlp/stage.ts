@@ -24,27 +24,30 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     steps: p.steps as number,
     evalEvery: p.eval_every as number,
     seed: p.seed as number,
+    stopAfterSteps: ctx.stopAfterSteps,
   }, (pr) => ctx.progress(pr));
-  const history: TrainingHistory & { evalImagesPerSecond: number } = {
-    run: ctx.stage,
-    params: p,
-    backend: `typed arrays; float32 GEMM: ${gemm.name}`,
-    evals: r.evals,
-    final: r.final,
-    wallSeconds: r.wallSeconds,
+  ctx.record({
+    compute: `typed arrays; float32 GEMM: ${gemm.name}`,
+    trainSeconds: r.wallSeconds,
     stepsPerSecond: r.stepsPerSecond,
     evalImagesPerSecond: r.evalImagesPerSecond,
+    resumes: 0,
+  });
+  const history: TrainingHistory = {
+    run: ctx.stage,
+    params: p,
+    evals: r.evals,
+    final: r.final,
     notes: [
       "Forward and backward written by hand over whole mini-batches; no automatic differentiation.",
       "Weights N(0, 1e-4²), biases 0; ReLU derivative taken as 0 at 0 (as the study's code).",
       "Evaluated as the study's code did: after update i (0-based) when i % eval_every == 0 and after the last; " +
       "`step` counts the updates done. Train loss/accuracy are those of that step's mini-batch, before its update.",
-      "stepsPerSecond counts training steps only (evaluation excluded).",
     ],
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
   ctx.log(
-    `test accuracy ${r.final.testAcc.toFixed(4)} after ${p.steps} steps (${r.stepsPerSecond.toFixed(1)} steps/s)`,
+    `test accuracy ${r.final.testAcc.toFixed(4)} after ${r.final.step} steps (${r.stepsPerSecond.toFixed(1)} steps/s)`,
   );
   return {
     test_acc: r.final.testAcc,

@@ -3,6 +3,7 @@
 import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
 import type { EvalPoint, Progress } from "../../pipeline/types.ts";
+import { weightsDigest } from "../weights_digest.ts";
 import { CrossEntropy, MLP } from "./modules.ts";
 import { asMat, type Mat, sgd } from "./tensor.ts";
 
@@ -13,6 +14,8 @@ export interface NumpyMlpConfig {
   steps: number;
   evalEvery: number;
   seed: number;
+  /** `--verify-steps`: end the run after this many updates (with the curve so far). */
+  stopAfterSteps?: number;
 }
 
 export interface NumpyMlpResult {
@@ -126,14 +129,22 @@ export function trainNumpyMlp(
       const test = evaluate(mlp, data.test);
       evalMs += performance.now() - te;
       evalImages += data.test.n;
-      evals.push({ step: i + 1, trainLoss: loss, trainAcc: accuracy(p, b.y), testLoss: test.loss, testAcc: test.acc });
+      evals.push({
+        step: i + 1,
+        trainLoss: loss,
+        trainAcc: accuracy(p, b.y),
+        testLoss: test.loss,
+        testAcc: test.acc,
+        weights: weightsDigest(mlp.linears.flatMap((l) => [l.weight.data, l.bias])),
+      });
     }
     progress({ step: i + 1, total: cfg.steps, itemsPerStep: cfg.batch, loss });
+    if (cfg.stopAfterSteps === i + 1) break;
   }
   return {
     evals,
     final: evals[evals.length - 1],
-    stepsPerSecond: cfg.steps / (trainMs / 1000),
+    stepsPerSecond: evals[evals.length - 1].step / (trainMs / 1000),
     evalImagesPerSecond: evalImages / (evalMs / 1000),
     wallSeconds: (performance.now() - t0) / 1000,
   };

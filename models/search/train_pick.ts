@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
-import { configFromParams, torchMlpNotes } from "../torch_mlp/stage.ts";
+import { configFromParams, recordRun, stageHooks, torchMlpNotes } from "../torch_mlp/stage.ts";
 import { trainTorchMlp } from "../torch_mlp/train.ts";
 import type { SearchRecord } from "./stage.ts";
 
@@ -33,25 +33,18 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
       `${params.batch} · ${params.steps} steps (the search trained it for ${search.pick.steps})`,
   );
   const cfg = configFromParams(params, "none");
-  const r = await trainTorchMlp(data, cfg, {
-    progress: (p) => ctx.progress(p),
-    log: (m) => ctx.log(m),
-    checkpointDir: ctx.checkpointDir,
-  });
+  const r = await trainTorchMlp(data, cfg, stageHooks(ctx));
+  recordRun(ctx, r);
   const history: TrainingHistory & Record<string, unknown> = {
     run: ctx.stage,
     params,
-    backend: r.backend,
     evals: r.evals,
     final: r.final,
-    wallSeconds: r.wallSeconds,
-    stepsPerSecond: r.stepsPerSecond,
-    evalImagesPerSecond: r.evalImagesPerSecond,
     pick: { val_acc: search.pick.val_acc, search_steps: search.pick.steps, search_test_acc: search.pick.test_acc },
     notes: [
       "The search's final pick (selected on validation) trained like a Table 1 run: the whole training set and " +
       "the pick's full gene steps.",
-      ...torchMlpNotes(cfg, r),
+      ...torchMlpNotes(cfg),
     ],
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");

@@ -14,7 +14,7 @@ import { tf } from "../compute/backend.ts";
 import { Adam } from "./adam.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { dropoutMasks, TorchMlp } from "./model.ts";
-import { configFromParams, torchMlpNotes } from "./stage.ts";
+import { configFromParams, recordRun, stageHooks, torchMlpNotes } from "./stage.ts";
 import { evaluate, trainTorchMlp } from "./train.ts";
 
 const FEATURES = 3072, CLASSES = 10;
@@ -40,11 +40,13 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   const { draws: _, ...trained } = ctx.params;
   const params: TrainingHistory["params"] = { ...trained, dropout: true };
   const cfg = configFromParams(params, params.batchnorm ? "autograd" : "none");
-  const r = await trainTorchMlp(data, cfg, {
-    progress: (p) => ctx.progress(p),
-    log: (m) => ctx.log(m),
-    checkpointDir: ctx.checkpointDir,
-  });
+  const r = await trainTorchMlp(data, cfg, stageHooks(ctx));
+  recordRun(ctx, r);
+  if (r.stopped) { // --verify-steps: the curve so far, no scoring
+    const curve: TrainingHistory = { run: ctx.stage, params, evals: r.evals, final: r.final };
+    await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(curve, null, 2) + "\n");
+    return {};
+  }
 
   // The run's last checkpoint (at the last step) holds its final weights.
   const model = new TorchMlp(
@@ -75,11 +77,8 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     const history: TrainingHistory & Record<string, unknown> = {
       run: ctx.stage,
       params,
-      backend: r.backend,
       evals: r.evals,
       final: r.final,
-      wallSeconds: r.wallSeconds,
-      stepsPerSecond: r.stepsPerSecond,
       evalModes: {
         inference: { testAcc: inference.acc, testLoss: inference.loss },
         training: { testAccMean: mean, testAccSd: sd, testAccs: accs, testLossMean: avg(training.map((t) => t.loss)) },
@@ -87,7 +86,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
       notes: [
         "The final weights scored on the whole test set in inference mode (dropout off: our Table 1) and in " +
         `training mode (dropout on, as the study's code scored it), ${draws} draws of the masks, one forward pass each.`,
-        ...torchMlpNotes(cfg, r),
+        ...torchMlpNotes(cfg),
       ],
     };
     await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");

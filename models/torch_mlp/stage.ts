@@ -3,10 +3,32 @@
 import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
-import { type TorchMlpConfig, type TorchMlpResult, trainTorchMlp } from "./train.ts";
+import { type TorchMlpConfig, type TorchMlpHooks, type TorchMlpResult, trainTorchMlp } from "./train.ts";
+
+/** The hooks every autograd MLP stage gives the training loop: progress, log, checkpoints, --verify-steps. */
+export function stageHooks(ctx: StageContext, extra?: Record<string, string>): TorchMlpHooks {
+  return {
+    progress: (p) => ctx.progress(extra ? { ...p, extra } : p),
+    log: (m) => ctx.log(m),
+    checkpointDir: ctx.checkpointDir,
+    stopAfterSteps: ctx.stopAfterSteps,
+  };
+}
+
+/** What the run cost and ran on: the run's record, not its outputs (two runs of one key give the same bytes). */
+export function recordRun(ctx: StageContext, r: TorchMlpResult): void {
+  ctx.record({
+    compute: r.backend,
+    trainSeconds: r.wallSeconds,
+    stepsPerSecond: r.stepsPerSecond,
+    evalImagesPerSecond: r.evalImagesPerSecond,
+    resumes: r.processes - 1,
+    ...(r.resumedFrom ? { resumedFrom: r.resumedFrom } : {}),
+  });
+}
 
 /** The notes every autograd MLP history carries. */
-export function torchMlpNotes(cfg: TorchMlpConfig, r: TorchMlpResult): string[] {
+export function torchMlpNotes(cfg: TorchMlpConfig): string[] {
   const notes = [
     "Automatic differentiation (tf.variableGrads); PyTorch's nn.Linear initialisation (uniform ±1/√fan_in); " +
     "softmax cross-entropy on logits; Adam (0.9, 0.999, 1e-8) as torch.optim.Adam computes it.",
@@ -14,7 +36,6 @@ export function torchMlpNotes(cfg: TorchMlpConfig, r: TorchMlpResult): string[] 
     "`step` counts the updates done. Train loss/accuracy are those of that step's mini-batch in training mode " +
     "(before its update); the test set is evaluated in inference mode (the study's code left the model in " +
     "training mode: dropout on, batch statistics).",
-    "stepsPerSecond counts training steps only (evaluation and checkpoints excluded).",
   ];
   if (cfg.dropout) notes.push("Dropout p=0.5 after each hidden ReLU (masks seeded per step).");
   if (cfg.batchnorm !== "none") {
@@ -23,7 +44,6 @@ export function torchMlpNotes(cfg: TorchMlpConfig, r: TorchMlpResult): string[] 
         "(momentum 0.1, unbiased variance, as PyTorch) for inference mode.",
     );
   }
-  if (r.resumedFrom) notes.push(`Resumed from a checkpoint at step ${r.resumedFrom}.`);
   return notes;
 }
 
@@ -45,25 +65,18 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   if (!dir) throw new PipelineError(`${ctx.stage} needs the preprocess stage's output`, 'declare deps: ["preprocess"]');
   const data = await loadSplits(dir);
   const cfg = configFromParams(ctx.params, ctx.params.batchnorm ? "autograd" : "none");
-  const r = await trainTorchMlp(data, cfg, {
-    progress: (p) => ctx.progress(p),
-    log: (m) => ctx.log(m),
-    checkpointDir: ctx.checkpointDir,
-  });
-  const history: TrainingHistory & { evalImagesPerSecond: number } = {
+  const r = await trainTorchMlp(data, cfg, stageHooks(ctx));
+  recordRun(ctx, r);
+  const history: TrainingHistory = {
     run: ctx.stage,
     params: ctx.params,
-    backend: r.backend,
     evals: r.evals,
     final: r.final,
-    wallSeconds: r.wallSeconds,
-    stepsPerSecond: r.stepsPerSecond,
-    evalImagesPerSecond: r.evalImagesPerSecond,
-    notes: torchMlpNotes(cfg, r),
+    notes: torchMlpNotes(cfg),
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
   ctx.log(
-    `test accuracy ${r.final.testAcc.toFixed(4)} after ${cfg.steps} steps (${r.stepsPerSecond.toFixed(2)} steps/s)`,
+    `test accuracy ${r.final.testAcc.toFixed(4)} after ${r.final.step} steps (${r.stepsPerSecond.toFixed(2)} steps/s)`,
   );
   return {
     test_acc: r.final.testAcc,

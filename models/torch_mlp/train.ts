@@ -9,6 +9,7 @@ import type { BnImpl } from "../batchnorm/bn.ts";
 import { initCompute, tf } from "../compute/backend.ts";
 import { BatchBuffer } from "../numpy_mlp/train.ts";
 import { Adam } from "./adam.ts";
+import { weightsDigest } from "../weights_digest.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { dropoutMasks, TorchMlp } from "./model.ts";
 
@@ -30,6 +31,8 @@ export interface TorchMlpHooks {
   checkpointDir?: string;
   /** Tests: stop (as if killed) right after the checkpoint at this step. */
   stopAfter?: number;
+  /** `--verify-steps`: end the run after this many updates (with the curve so far). */
+  stopAfterSteps?: number;
 }
 
 export interface TorchMlpResult {
@@ -43,6 +46,8 @@ export interface TorchMlpResult {
   wallSeconds: number;
   /** The step a checkpoint resumed from (0: a fresh run). */
   resumedFrom: number;
+  /** Processes that trained this run (1 + resumptions). */
+  processes: number;
   backend: string;
   /** Set when stopAfter ended the run early. */
   stopped?: boolean;
@@ -55,6 +60,8 @@ interface RunState {
   evalMs: number;
   evalImages: number;
   wallMs: number;
+  /** Processes so far (a checkpoint from before this field counts as 1). */
+  processes?: number;
 }
 
 const FEATURES = 3072, CLASSES = 10, EVAL_CHUNK = 1000;
@@ -135,6 +142,7 @@ export async function trainTorchMlp(
       if (ck) {
         start = ck.step;
         st = ck.state;
+        st.processes = (st.processes ?? 1) + 1;
         adam.t = st.adamT;
         for (let i = 0; i < start; i++) sampler.next(); // the sampler's state is a function of the step
         hooks.log?.(`resuming from the checkpoint at step ${start}`);
@@ -162,6 +170,7 @@ export async function trainTorchMlp(
           trainAcc: correct / cfg.batch,
           testLoss: test.loss,
           testAcc: test.acc,
+          weights: weightsDigest(model.variables().map((v) => v.dataSync() as Float32Array)),
         });
         const now = performance.now();
         st.wallMs += now - wallFrom;
@@ -171,6 +180,7 @@ export async function trainTorchMlp(
         if (hooks.stopAfter === i + 1) return result(true);
       }
       hooks.progress?.({ step: i + 1, total: cfg.steps, itemsPerStep: cfg.batch, loss });
+      if (hooks.stopAfterSteps === i + 1) return result(true);
     }
     return result(false);
   } finally {
@@ -186,6 +196,7 @@ export async function trainTorchMlp(
       evalImagesPerSecond: st.evalImages / (st.evalMs / 1000),
       wallSeconds: st.wallMs / 1000,
       resumedFrom: start,
+      processes: st.processes ?? 1,
       backend,
       ...(stopped ? { stopped } : {}),
     };
