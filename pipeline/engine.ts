@@ -260,7 +260,7 @@ export class Engine {
     if (pendingDeps.length) { // only in a dry run: upstream would run first
       return { stage: name, outcome: "would run", reasons: pendingDeps.map((d) => `upstream ${d} would run first`) };
     }
-    const inputs = Object.fromEntries(upstream.map(([d, e]) => [d, (e as RunEntry).outputsHash]));
+    const inputs = Object.fromEntries(upstream.map(([d, e]) => [d, inputHash(node, e as RunEntry)]));
     const parts = await this.keyParts(node, inputs);
     const key = keyOf(parts);
     const previous = lock.stages[name];
@@ -465,7 +465,7 @@ export class Engine {
     const node = this.graph.nodes.get(name)!;
     const upstream: Array<readonly [string, RunEntry]> = [];
     for (const dep of node.deps) upstream.push([dep, (await this.lockedEntry(dep, name, lock))!] as const);
-    const parts = await this.keyParts(node, Object.fromEntries(upstream.map(([d, e]) => [d, e.outputsHash])));
+    const parts = await this.keyParts(node, Object.fromEntries(upstream.map(([d, e]) => [d, inputHash(node, e)])));
     return { node, upstream, parts, key: keyOf(parts) };
   }
 
@@ -535,8 +535,10 @@ export class Engine {
           `run \`deno task reproduce ${name}\` to train it with these settings`,
         );
       }
-      const firstEval = await firstEvalStep(this.store.treeDir(old.key), old);
-      const n = steps ?? (old.wallSeconds < 60 || firstEval === undefined ? undefined : firstEval);
+      // A training stage is compared on its curve (results, not the timings older runs kept beside
+      // them): up to its first evaluation, or all of it when the stage took under a minute.
+      const evals = await evalSteps(this.store.treeDir(old.key), old);
+      const n = steps ?? (evals && (old.wallSeconds < 60 ? evals.last : evals.first));
       this.log(`… ${name}: re-executing ${n === undefined ? "the whole stage" : `its first ${n} steps`} to compare`);
       const verdict = await this.rerunAndCompare(node, parts, upstream, old, n, jobs);
       if (!verdict.identical) {
@@ -671,7 +673,10 @@ export class Engine {
       }
       let parts: KeyParts;
       try {
-        parts = await this.keyParts(node, Object.fromEntries(node.deps.map((d) => [d, known.get(d)!.outputsHash])));
+        parts = await this.keyParts(
+          node,
+          Object.fromEntries(node.deps.map((d) => [d, inputHash(node, known.get(d)!)])),
+        );
       } catch (e) {
         if (!(e instanceof PipelineError)) throw e;
         out.push({ stage: name, outcome: "would run", reasons: [e.message] });
@@ -703,6 +708,17 @@ export class Engine {
     await this.store.stats.save();
     return out;
   }
+}
+
+/**
+ * What a stage depends on of an upstream run: its outputs, and its record too for a stage
+ * that shows records (the report's costs and environment), so such a stage is never
+ * restored with another run's facts.
+ */
+function inputHash(node: Node, upstream: RunEntry): string {
+  return node.def.readsRecords
+    ? sha256(upstream.outputsHash + canonicalJson(upstream.record ?? {}))
+    : upstream.outputsHash;
 }
 
 /** A run's cache key: the hash of everything its outputs may depend on. */
@@ -755,11 +771,12 @@ function provenance(entry: RunEntry) {
   };
 }
 
-/** The step of a training run's first evaluation (undefined: not a training stage). */
-async function firstEvalStep(dir: string, entry: RunEntry): Promise<number | undefined> {
+/** The steps of a training run's first and last evaluations (undefined: not a training stage). */
+async function evalSteps(dir: string, entry: RunEntry): Promise<{ first: number; last: number } | undefined> {
   if (!entry.outputs["history.json"]) return undefined;
   try {
-    return JSON.parse(await Deno.readTextFile(join(dir, "history.json"))).evals?.[0]?.step;
+    const evals: Array<{ step: number }> = JSON.parse(await Deno.readTextFile(join(dir, "history.json"))).evals;
+    return evals?.length ? { first: evals[0].step, last: evals[evals.length - 1].step } : undefined;
   } catch {
     return undefined;
   }

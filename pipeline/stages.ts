@@ -221,6 +221,7 @@ export const STAGES: StageDef[] = [
     module: "reports/build/stage.ts",
     outputs: ["REPORT.md", "index.html"],
     params: {},
+    readsRecords: true,
     publish: "reports",
   },
 ];

@@ -33,6 +33,11 @@ export interface StageDef {
   outputs: string[];
   /** Named runs of one stage, each with its own parameters and cache entry (like DVC's foreach). */
   variants?: Record<string, Record<string, ParamValue>>;
+  /**
+   * The stage shows its inputs' records (costs, environment: `_provenance.json` → record), so
+   * they are part of its key: it reruns when an upstream run's record changes.
+   */
+  readsRecords?: boolean;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
 }

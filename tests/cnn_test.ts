@@ -227,7 +227,9 @@ Deno.test("train-cnn stage: history, and kill → resume ends exactly as an unin
   const histA: TrainingHistory = JSON.parse(await Deno.readTextFile(join(a.outDir, "history.json")));
   assert.deepEqual(histA.evals.map((e) => e.step), [1, 4, 6]);
   assert.equal(metrics.test_acc, histA.final.testAcc);
-  assert.match(histA.backend, /GEMM/);
+  assert.match(String(a.recorded.compute), /GEMM/, "the compute path goes to the record");
+  assert.equal(histA.backend, undefined, "no host facts in the outputs");
+  assert.match(histA.evals[0].weights!, /^[0-9a-f]{32}$/);
 
   // Killed during step 5 (after the checkpoint at step 4), then a fresh run resumes.
   const b = await makeTestContext(opts);

@@ -142,9 +142,31 @@ Deno.test("stage train-numpy-mlp writes history.json from the preprocess outputs
     assert.equal(h.evals.length, 4);
     assert.equal(h.final.step, 12);
     assert.equal(m.test_acc, h.final.testAcc);
-    assert.ok(h.stepsPerSecond > 0);
+    assert.ok(Number(ctx.recorded.stepsPerSecond) > 0);
+    assert.equal(h.stepsPerSecond, undefined, "timings go to the run's record, not its outputs");
   } finally {
     await ctx.cleanup();
+    await Deno.remove(pre, { recursive: true });
+  }
+});
+
+Deno.test("stage train-numpy-mlp: two clean runs write the same bytes; --verify-steps stops early on a prefix", async () => {
+  const pre = await Deno.makeTempDir();
+  await writeSplits(pre, makeSyntheticSplits(200, 100));
+  const params = { hidden: [16], lr: 2e-3, batch: 40, steps: 12, eval_every: 5, seed: 42 };
+  const opts = { stage: "train-numpy-mlp", params, inputs: { preprocess: pre }, quiet: true };
+  const runs = [await makeTestContext(opts), await makeTestContext(opts), await makeTestContext(opts)];
+  try {
+    runs[2].stopAfterSteps = 7;
+    for (const ctx of runs) await run(ctx);
+    const [a, b, c] = await Promise.all(runs.map((ctx) => Deno.readFile(join(ctx.outDir, "history.json"))));
+    assert.deepEqual(a, b, "outputs hold results only: no timings");
+    const full: TrainingHistory = JSON.parse(new TextDecoder().decode(a));
+    const early: TrainingHistory = JSON.parse(new TextDecoder().decode(c));
+    assert.deepEqual(early.evals, full.evals.filter((e) => e.step <= 7));
+    assert.deepEqual(early.evals.map((e) => e.step), [1, 6]);
+  } finally {
+    for (const ctx of runs) await ctx.cleanup();
     await Deno.remove(pre, { recursive: true });
   }
 });
