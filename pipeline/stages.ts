@@ -26,7 +26,7 @@ const evalModeStage = (name: string, twin: string, batchnorm: boolean, doc: stri
   doc,
   deps: ["preprocess"],
   module: "models/torch_mlp/eval_mode_stage.ts",
-  outputs: ["history.json"],
+  outputs: ["history.json", "weights.safetensors", "predictions.npy"],
   params: {
     ...ga1Params(twin),
     batchnorm: { type: "bool", default: batchnorm, doc: "BatchNorm before each Linear (then: batch statistics too)" },
@@ -91,7 +91,7 @@ export const STAGES: StageDef[] = [
     doc: "MLP with hand-written forward/backward and plain SGD (no autograd)",
     deps: ["preprocess"],
     module: "models/numpy_mlp/stage.ts",
-    outputs: ["history.json"],
+    outputs: ["history.json", "weights.safetensors", "predictions.npy"],
     params: {
       hidden: { type: "ints", default: [100], min: 1, doc: "hidden layer sizes" },
       lr: { type: "float", default: 2e-3, min: 0, doc: "SGD learning rate" },
@@ -106,7 +106,7 @@ export const STAGES: StageDef[] = [
     doc: "the same MLP with automatic differentiation (tfjs), Adam; the study's Table 1",
     deps: ["preprocess"],
     module: "models/torch_mlp/stage.ts",
-    outputs: ["history.json"],
+    outputs: ["history.json", "weights.safetensors", "predictions.npy"],
     params: {
       hidden: { type: "ints", default: [100], min: 1, doc: "hidden layer sizes" },
       lr: { type: "float", default: 2e-3, min: 0, doc: "Adam learning rate" },
@@ -134,7 +134,7 @@ export const STAGES: StageDef[] = [
     // two long runs can train at once (--jobs 2); the report sets their curves side by side.
     deps: ["preprocess"],
     module: "models/batchnorm/stage.ts",
-    outputs: ["history.json", "checks.json"],
+    outputs: ["history.json", "checks.json", "weights.safetensors", "predictions.npy"],
     params: {
       ...ga1Params("train-torch-mlp@ga1-dropout-batchnorm"),
       seed: { ...seed, doc: "seed of the checks' random inputs and of training (the twin's)" },
@@ -158,7 +158,7 @@ export const STAGES: StageDef[] = [
     doc: "the study's small VGG, Adam, batch norm after every conv",
     deps: ["preprocess"],
     module: "models/cnn/stage.ts",
-    outputs: ["history.json"],
+    outputs: ["history.json", "weights.safetensors", "predictions.npy"],
     params: {
       lr: { type: "float", default: 1e-4, min: 0, doc: "Adam learning rate" },
       batch: { type: "int", default: 32, min: 1, doc: "mini-batch size" },
@@ -198,7 +198,7 @@ export const STAGES: StageDef[] = [
     doc: "the search's final pick trained as a Table 1 run (full steps, whole training set)",
     deps: ["preprocess", "search-mlp"],
     module: "models/search/train_pick.ts",
-    outputs: ["history.json"],
+    outputs: ["history.json", "weights.safetensors", "predictions.npy"],
     params: {
       step_scale: { type: "float", default: 1, min: 0, doc: "multiply the pick's steps (1: as the search found them)" },
       eval_every: evalEvery(100),

@@ -243,7 +243,13 @@ Deno.test("train-cnn stage: history, and kill → resume ends exactly as an unin
   await run(b);
   const histB: TrainingHistory = JSON.parse(await Deno.readTextFile(join(b.outDir, "history.json")));
   assert.deepEqual(histB.evals, histA.evals);
-  assert.ok(histB.notes?.some((s) => s.includes("resumed")));
+  assert.deepEqual(
+    await Deno.readFile(join(b.outDir, "history.json")),
+    await Deno.readFile(join(a.outDir, "history.json")),
+    "a resumed run writes the same bytes; the resumption is in the record",
+  );
+  assert.equal(b.recorded.resumes, 1);
+  assert.equal(a.recorded.resumes, 0);
   await a.cleanup();
   await b.cleanup();
   await Deno.remove(dataDir, { recursive: true });

@@ -493,7 +493,10 @@ Deno.test("download stage: url=synthetic is refused with a hint (the fake set is
     quiet: true,
   });
   try {
-    await assert.rejects(() => downloadRun(dl), /--set download\.dataset=synthetic/);
+    await assert.rejects(
+      () => downloadRun(dl),
+      (e: PipelineError) => /download\.dataset/.test(e.message) && /--set download\.dataset=synthetic/.test(e.fix),
+    );
   } finally {
     await dl.cleanup();
   }

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
-import { configFromParams, recordRun, stageHooks, torchMlpNotes } from "../torch_mlp/stage.ts";
+import { configFromParams, recordRun, stageHooks, torchMlpNotes, writeRun } from "../torch_mlp/stage.ts";
 import { trainTorchMlp } from "../torch_mlp/train.ts";
 import { runBatchNormChecks } from "./checks.ts";
 
@@ -46,7 +46,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
       ...torchMlpNotes(cfg),
     ],
   };
-  await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+  await writeRun(ctx, history, r);
   ctx.log(`test accuracy ${r.final.testAcc.toFixed(4)} with the manual batch norm`);
   return {
     test_acc: r.final.testAcc,

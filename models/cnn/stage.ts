@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { BatchSampler, gather, loadSplits } from "../../data/dataset.ts";
 import { type EvalPoint, PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
 import { getGemm } from "../compute/gemm.ts";
+import { argmaxRows, writeArtifacts } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
 import { Vgg } from "./vgg.ts";
 
@@ -13,6 +14,10 @@ import { Vgg } from "./vgg.ts";
 export function isEvalStep(i: number, steps: number, evalEvery: number): boolean {
   return i % evalEvery === 0 || i === steps - 1;
 }
+
+const LAYOUT = "VGG on NHWC images (the pixels minus the training mean image): for each conv<i>, a 3×3 " +
+  "convolution, padding 1 (HWIO weights) + bias, batch norm (eps 1e-5) and ReLU, then a 3×3 max-pool (stride 2, padding 1) where the study has one; " +
+  "the flattened features (NHWC order) · classifier.weight + classifier.bias";
 
 interface Checkpoint {
   /** Updates done. */
@@ -106,6 +111,8 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     ],
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+  const predictions = argmaxRows(model.predict(test.x, test.n), test.n, 10);
+  await writeArtifacts(ctx.outDir, model.named(), predictions, LAYOUT);
   ctx.log(`test accuracy ${final.testAcc.toFixed(4)} after ${state.step} steps (${stepsPerSecond.toFixed(2)} steps/s)`);
   return {
     test_acc: final.testAcc,

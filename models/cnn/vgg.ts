@@ -279,6 +279,26 @@ export class Vgg {
     return out;
   }
 
+  /**
+   * Every parameter and running statistic by name: conv<i>.weight (3×3×cin×cout, HWIO), conv<i>.bias,
+   * conv<i>.bn.{weight,bias,running_mean,running_var}, classifier.weight (features × classes), classifier.bias.
+   * The arrays are the model's own (views): loading writes into them.
+   */
+  named(): Record<string, { shape: number[]; data: Float32Array }> {
+    const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+    this.convs.forEach((c, i) => {
+      out[`conv${i}.weight`] = { shape: [3, 3, c.cin, c.cout], data: c.p.w };
+      out[`conv${i}.bias`] = { shape: [c.cout], data: c.p.b };
+      out[`conv${i}.bn.weight`] = { shape: [c.cout], data: c.p.gamma };
+      out[`conv${i}.bn.bias`] = { shape: [c.cout], data: c.p.beta };
+      out[`conv${i}.bn.running_mean`] = { shape: [c.cout], data: c.runMean };
+      out[`conv${i}.bn.running_var`] = { shape: [c.cout], data: c.runVar };
+    });
+    out["classifier.weight"] = { shape: [this.features, this.cfg.classes], data: this.linW };
+    out["classifier.bias"] = { shape: [this.cfg.classes], data: this.linB };
+    return out;
+  }
+
   /** Inference-mode mean loss and accuracy. */
   evaluate(x: Float32Array, labels: Uint8Array, n: number, chunk = 100): { loss: number; acc: number } {
     const { loss, correct } = softmaxCrossEntropy(this.predict(x, n, chunk), labels, n, this.cfg.classes);

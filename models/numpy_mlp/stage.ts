@@ -8,7 +8,11 @@ import { loadSplits } from "../../data/dataset.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
 import { getGemm } from "../compute/gemm.ts";
 import { setFloat32Gemm } from "./tensor.ts";
-import { trainNumpyMlp } from "./train.ts";
+import { writeArtifacts } from "../artifacts.ts";
+import { numpyMlpWeights, predictClasses, trainNumpyMlp } from "./train.ts";
+
+const LAYOUT = "MLP: for each l, x = relu(x · layers.l.weight + layers.l.bias) (no relu after the last), softmax; " +
+  "weights are in × out; inputs are the NHWC pixels minus the training mean image, flattened";
 
 export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
   const dir = ctx.inputs["preprocess"];
@@ -46,6 +50,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     ],
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+  await writeArtifacts(ctx.outDir, numpyMlpWeights(r.mlp), predictClasses(r.mlp, data.test), LAYOUT);
   ctx.log(
     `test accuracy ${r.final.testAcc.toFixed(4)} after ${r.final.step} steps (${r.stepsPerSecond.toFixed(1)} steps/s)`,
   );

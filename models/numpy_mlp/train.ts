@@ -3,6 +3,7 @@
 import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
 import type { EvalPoint, Progress } from "../../pipeline/types.ts";
+import { argmaxRows, load, type NamedTensor } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
 import { CrossEntropy, MLP } from "./modules.ts";
 import { asMat, type Mat, sgd } from "./tensor.ts";
@@ -26,6 +27,8 @@ export interface NumpyMlpResult {
   /** Test images per second during evaluation. */
   evalImagesPerSecond: number;
   wallSeconds: number;
+  /** The trained network (for its weights and predictions). */
+  mlp: MLP<Float32Array>;
 }
 
 export const FEATURES = 3072, CLASSES = 10, EVAL_CHUNK = 1000;
@@ -147,5 +150,34 @@ export function trainNumpyMlp(
     stepsPerSecond: evals[evals.length - 1].step / (trainMs / 1000),
     evalImagesPerSecond: evalImages / (evalMs / 1000),
     wallSeconds: (performance.now() - t0) / 1000,
+    mlp,
   };
+}
+
+/** The trained parameters, named as layers.<l>.weight (in × out: y = x·W + b) and layers.<l>.bias. */
+export function numpyMlpWeights(mlp: MLP<Float32Array>): Record<string, NamedTensor> {
+  return Object.fromEntries(mlp.linears.flatMap((lin, l) => [
+    [`layers.${l}.weight`, { shape: [lin.inFeatures, lin.outFeatures], data: lin.weight.data }],
+    [`layers.${l}.bias`, { shape: [lin.outFeatures], data: lin.bias }],
+  ]));
+}
+
+/** Put saved weights into a network of the same shape. */
+export function loadNumpyMlp(mlp: MLP<Float32Array>, weights: Record<string, NamedTensor>): void {
+  mlp.linears.forEach((lin, l) => {
+    load(lin.weight.data, weights[`layers.${l}.weight`], `layers.${l}.weight`);
+    load(lin.bias, weights[`layers.${l}.bias`], `layers.${l}.bias`);
+  });
+}
+
+/** The predicted class of every image of a split. */
+export function predictClasses(mlp: MLP<Float32Array>, split: Split): Uint8Array {
+  const out = new Uint8Array(split.n);
+  let at = 0;
+  for (const c of chunks(split, EVAL_CHUNK)) {
+    const p = mlp.forward(asMat(c.x, c.y.length, FEATURES));
+    out.set(argmaxRows(p.data, p.rows, p.cols), at);
+    at += c.y.length;
+  }
+  return out;
 }

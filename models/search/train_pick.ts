@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
-import { configFromParams, recordRun, stageHooks, torchMlpNotes } from "../torch_mlp/stage.ts";
+import { configFromParams, recordRun, stageHooks, torchMlpNotes, writeRun } from "../torch_mlp/stage.ts";
 import { trainTorchMlp } from "../torch_mlp/train.ts";
 import type { SearchRecord } from "./stage.ts";
 
@@ -47,7 +47,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
       ...torchMlpNotes(cfg),
     ],
   };
-  await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+  await writeRun(ctx, history, r);
   ctx.log(`test accuracy ${r.final.testAcc.toFixed(4)} after ${cfg.steps} steps`);
   return { test_acc: r.final.testAcc, train_acc: r.final.trainAcc, steps_per_s: r.stepsPerSecond };
 }

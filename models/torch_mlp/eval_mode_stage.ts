@@ -14,7 +14,7 @@ import { tf } from "../compute/backend.ts";
 import { Adam } from "./adam.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { dropoutMasks, TorchMlp } from "./model.ts";
-import { configFromParams, recordRun, stageHooks, torchMlpNotes } from "./stage.ts";
+import { configFromParams, recordRun, stageHooks, torchMlpNotes, writeRun } from "./stage.ts";
 import { evaluate, trainTorchMlp } from "./train.ts";
 
 const FEATURES = 3072, CLASSES = 10;
@@ -89,7 +89,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
         ...torchMlpNotes(cfg),
       ],
     };
-    await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+    await writeRun(ctx, history, r);
     ctx.log(
       `test accuracy ${inference.acc.toFixed(4)} in inference mode, ${mean.toFixed(4)} ± ${sd.toFixed(4)} in ` +
         `training mode (dropout on, ${draws} draws)`,

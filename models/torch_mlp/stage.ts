@@ -2,6 +2,7 @@
 // (tfjs), Adam; each row of the study's Table 1 is a variant of this stage.
 import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
+import { writeArtifacts } from "../artifacts.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
 import { type TorchMlpConfig, type TorchMlpHooks, type TorchMlpResult, trainTorchMlp } from "./train.ts";
 
@@ -25,6 +26,16 @@ export function recordRun(ctx: StageContext, r: TorchMlpResult): void {
     resumes: r.processes - 1,
     ...(r.resumedFrom ? { resumedFrom: r.resumedFrom } : {}),
   });
+}
+
+const LAYOUT = "MLP: for each l, [x = (x - norm.running_mean) / sqrt(norm.running_var + 1e-5) * norm.weight + " +
+  "norm.bias], x = x · layers.l.weight + layers.l.bias, relu between layers; weights are in × out; inputs are the " +
+  "NHWC pixels minus the training mean image, flattened";
+
+/** history.json, weights.safetensors and predictions.npy of an autograd MLP run. */
+export async function writeRun(ctx: StageContext, history: TrainingHistory, r: TorchMlpResult): Promise<void> {
+  await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+  await writeArtifacts(ctx.outDir, r.weights, r.predictions, LAYOUT);
 }
 
 /** The notes every autograd MLP history carries. */
@@ -74,7 +85,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     final: r.final,
     notes: torchMlpNotes(cfg),
   };
-  await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
+  await writeRun(ctx, history, r);
   ctx.log(
     `test accuracy ${r.final.testAcc.toFixed(4)} after ${r.final.step} steps (${r.stepsPerSecond.toFixed(2)} steps/s)`,
   );

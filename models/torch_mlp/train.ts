@@ -9,6 +9,7 @@ import type { BnImpl } from "../batchnorm/bn.ts";
 import { initCompute, tf } from "../compute/backend.ts";
 import { BatchBuffer } from "../numpy_mlp/train.ts";
 import { Adam } from "./adam.ts";
+import { argmaxRows, load, type NamedTensor } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { dropoutMasks, TorchMlp } from "./model.ts";
@@ -51,6 +52,9 @@ export interface TorchMlpResult {
   backend: string;
   /** Set when stopAfter ended the run early. */
   stopped?: boolean;
+  /** The final state, named (see torchMlpWeights), and the predicted class of every test image. */
+  weights: Record<string, NamedTensor>;
+  predictions: Uint8Array;
 }
 
 interface RunState {
@@ -87,6 +91,55 @@ export function evaluate(model: TorchMlp, split: Split): { loss: number; acc: nu
     correct += k;
   }
   return { loss: loss / split.n, acc: correct / split.n };
+}
+
+/** The predicted class of every image of a split (inference mode). */
+export function predictClasses(model: TorchMlp, split: Split): Uint8Array {
+  const out = new Uint8Array(split.n);
+  let at = 0;
+  for (const c of chunks(split, EVAL_CHUNK)) {
+    const n = c.y.length;
+    const logits = tf.tidy(() => model.forward(tf.tensor2d(c.x, [n, FEATURES]), false));
+    out.set(argmaxRows(logits.dataSync() as Float32Array, n, CLASSES), at);
+    logits.dispose();
+    at += n;
+  }
+  return out;
+}
+
+/**
+ * The state as PyTorch would name it: layers.<l>.weight (in × out: y = x·W + b), layers.<l>.bias, and
+ * with batch norm layers.<l>.norm.{weight,bias,running_mean,running_var} (applied before Linear l).
+ */
+export function torchMlpWeights(model: TorchMlp): Record<string, NamedTensor> {
+  const named = (v: tf.Variable) => ({ shape: v.shape, data: v.dataSync() as Float32Array });
+  const out: Record<string, NamedTensor> = {};
+  model.weights.forEach((w, l) => {
+    out[`layers.${l}.weight`] = named(w);
+    out[`layers.${l}.bias`] = named(model.biases[l]);
+    const norm = model.norms[l];
+    if (norm) {
+      out[`layers.${l}.norm.weight`] = named(norm.gamma);
+      out[`layers.${l}.norm.bias`] = named(norm.beta);
+      out[`layers.${l}.norm.running_mean`] = named(norm.runningMean);
+      out[`layers.${l}.norm.running_var`] = named(norm.runningVar);
+    }
+  });
+  return out;
+}
+
+/** Put saved weights (torchMlpWeights' names) into a model of the same shape. */
+export function loadTorchMlp(model: TorchMlp, weights: Record<string, NamedTensor>): void {
+  const names = Object.keys(torchMlpWeights(model));
+  const vars = model.weights.flatMap((w, l) => {
+    const norm = model.norms[l];
+    return [w, model.biases[l], ...(norm ? [norm.gamma, norm.beta, norm.runningMean, norm.runningVar] : [])];
+  });
+  vars.forEach((v, i) => {
+    const buf = new Float32Array(v.size);
+    load(buf, weights[names[i]], names[i]);
+    tf.tidy(() => v.assign(tf.tensor(buf, v.shape)));
+  });
 }
 
 /**
@@ -190,6 +243,8 @@ export async function trainTorchMlp(
 
   function result(stopped: boolean): TorchMlpResult {
     return {
+      weights: torchMlpWeights(model),
+      predictions: predictClasses(model, data.test),
       evals: st.evals,
       final: st.evals[st.evals.length - 1],
       stepsPerSecond: st.evals[st.evals.length - 1].step / (st.trainMs / 1000),
