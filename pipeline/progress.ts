@@ -19,7 +19,8 @@ export class ProgressLine {
   private live: boolean;
 
   constructor(private readonly label: string, live = Deno.stderr.isTerminal()) {
-    this.live = live && !Deno.env.get("PIPELINE_PLAIN") && !Deno.env.get("CI");
+    // A dumb terminal cannot redraw a line (\r, erase): plain lines there.
+    this.live = live && !Deno.env.get("PIPELINE_PLAIN") && !Deno.env.get("CI") && Deno.env.get("TERM") !== "dumb";
   }
 
   update(p: Progress) {
@@ -29,14 +30,16 @@ export class ProgressLine {
     const steps = p.step - this.firstStep.step;
     const secs = (now - this.firstStep.t) / 1000;
     const stepsPerSec = steps > 0 && secs > 0 ? steps / secs : NaN;
-    const fields = [`step ${p.step}/${p.total}`];
+    const fields = [p.unit ? `${p.step}/${p.total} ${p.unit}` : `step ${p.step}/${p.total}`];
     if (p.loss !== undefined) fields.push(`loss ${p.loss.toFixed(4)}`);
     for (const [k, v] of Object.entries(p.extra ?? {})) {
       fields.push(`${k} ${typeof v === "number" ? +v.toFixed(4) : v}`);
     }
     if (Number.isFinite(stepsPerSec)) {
       fields.push(
-        p.itemsPerStep ? `${(stepsPerSec * p.itemsPerStep).toFixed(0)} samples/s` : `${stepsPerSec.toFixed(2)} steps/s`,
+        p.itemsPerStep
+          ? `${(stepsPerSec * p.itemsPerStep).toFixed(0)} samples/s`
+          : `${stepsPerSec.toFixed(p.unit ? 1 : 2)} ${p.unit?.split(" ")[0] ?? "steps"}/s`,
       );
       fields.push(`${formatDuration((p.total - p.step) / stepsPerSec)} left`);
     }
