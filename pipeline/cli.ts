@@ -317,7 +317,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...args] = parsed.positionals;
   const root = resolve((values.root as string | undefined) ?? new URL("..", import.meta.url).pathname);
   if (values.help) return say(usage());
-  if (values.version) return say(await versions(root));
+  if (values.version) return say(await versions(resolve(new URL("..", import.meta.url).pathname)));
   if (!command) {
     console.error(usage());
     return 2;
@@ -405,6 +405,7 @@ function plain(r: StageResult) {
   return { stage: r.stage, action: r.outcome, reasons: r.reasons, key: r.key };
 }
 
+/** This project's versions (the CLI's own, whatever --root says). */
 async function versions(root: string): Promise<string> {
   const config = JSON.parse(await Deno.readTextFile(join(root, "deno.json")).catch(() => "{}"));
   const tfjs = String(config.imports?.["@tensorflow/tfjs-core"] ?? "").split("@").at(-1) || "?";

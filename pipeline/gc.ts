@@ -86,7 +86,10 @@ async function inUse(store: Store): Promise<Set<string>> {
     if (inuse && processAlive(Number(inuse[1]))) {
       const text = await Deno.readTextFile(join(dir, f)).catch(() => "");
       for (const k of text.split("\n")) if (k) keys.add(k);
-    } else if (f.endsWith(".lock") && (await store.holder(f.slice(0, -5)))) keys.add(f.slice(0, -5));
+    } else if (f.endsWith(".lock")) {
+      const pid = await store.holder(f.slice(0, -5));
+      if (pid && pid !== Deno.pid) keys.add(f.slice(0, -5)); // not the lock gc itself holds
+    }
   }
   return keys;
 }
