@@ -65,12 +65,18 @@ function fetchFrom(ctx: StageContext, source: string, i: number, fetch: { retrie
     root: ctx.root,
     synthetic: { perBatch: Number(ctx.params.synthetic_train), test: Number(ctx.params.synthetic_test) },
     log: (m) => ctx.log(m),
-    progress(what, done, total) {
-      // One report per MiB ("12/163 MiB downloaded"); the progress line adds the rate and the time left, once.
+    progress(what, done, total, elapsed) {
+      // One report per MiB: step/total in MiB, with the rate and time left.
       const step = done === total ? Math.ceil(done / MiB) : Math.floor(done / MiB);
       if (step === lastStep && done !== total) return;
       lastStep = step;
-      ctx.progress({ step, total: Math.ceil((total ?? done) / MiB), unit: `MiB ${what}ed` });
+      const rate = done / MiB / Math.max(elapsed, 1e-3);
+      const extra: Record<string, string> = {
+        [what]: `${(done / MiB).toFixed(1)} MiB`,
+        rate: `${rate.toFixed(1)} MiB/s`,
+      };
+      if (total) extra.left = `${Math.max(0, (total - done) / MiB / rate).toFixed(0)}s`;
+      ctx.progress({ step, total: Math.ceil((total ?? done) / MiB), extra });
       if (done === total) lastStep = -1;
     },
   });

@@ -30,16 +30,16 @@ export class ProgressLine {
     const steps = p.step - this.firstStep.step;
     const secs = (now - this.firstStep.t) / 1000;
     const stepsPerSec = steps > 0 && secs > 0 ? steps / secs : NaN;
-    const fields = [p.unit ? `${p.step}/${p.total} ${p.unit}` : `step ${p.step}/${p.total}`];
+    const fields = [`step ${p.step}/${p.total}`];
     if (p.loss !== undefined) fields.push(`loss ${p.loss.toFixed(4)}`);
     for (const [k, v] of Object.entries(p.extra ?? {})) {
       fields.push(`${k} ${typeof v === "number" ? +v.toFixed(4) : v}`);
     }
-    if (Number.isFinite(stepsPerSec)) {
+    // A stage that reports its own rate and time left (download: in MiB) gets no second pair.
+    const own = p.extra !== undefined && "left" in p.extra;
+    if (Number.isFinite(stepsPerSec) && !own) {
       fields.push(
-        p.itemsPerStep
-          ? `${(stepsPerSec * p.itemsPerStep).toFixed(0)} samples/s`
-          : `${stepsPerSec.toFixed(p.unit ? 1 : 2)} ${p.unit?.split(" ")[0] ?? "steps"}/s`,
+        p.itemsPerStep ? `${(stepsPerSec * p.itemsPerStep).toFixed(0)} samples/s` : `${stepsPerSec.toFixed(2)} steps/s`,
       );
       fields.push(`${formatDuration((p.total - p.step) / stepsPerSec)} left`);
     }

@@ -51,8 +51,6 @@ export interface Progress {
   total: number;
   /** Items per step (e.g. the batch size), for samples/s. */
   itemsPerStep?: number;
-  /** What a step is, when not a training step: "MiB downloaded" gives "12/163 MiB downloaded · 5.1 MiB/s". */
-  unit?: string;
   loss?: number;
   /** Anything else worth one short field, e.g. { acc: 0.41 }. */
   extra?: Record<string, number | string>;

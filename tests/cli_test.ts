@@ -426,13 +426,15 @@ Deno.test("a download's progress line says the time left once", async () => {
   console.error = (l: string) => lines.push(l);
   try {
     const line = new ProgressLine("download", false);
-    line.update({ step: 0, total: 100, unit: "MiB downloaded" });
+    // What data/download_stage.ts reports: MiB as steps, with its own rate and time left.
+    const extra = (mib: number) => ({ download: `${mib.toFixed(1)} MiB`, rate: "5.0 MiB/s", left: "0s" });
+    line.update({ step: 0, total: 100, extra: extra(0) });
     await new Promise((r) => setTimeout(r, 20));
-    line.update({ step: 100, total: 100, unit: "MiB downloaded" });
+    line.update({ step: 100, total: 100, extra: extra(100) });
   } finally {
     console.error = original;
   }
   const last = lines.at(-1)!;
-  assert.match(last, /^\[download\] 100\/100 MiB downloaded · [\d.]+ MiB\/s · 0s left$/);
+  assert.equal(last, "[download] step 100/100 · download 100.0 MiB · rate 5.0 MiB/s · left 0s");
   assert.equal(last.match(/left/g)?.length, 1);
 });
