@@ -260,9 +260,8 @@ const COMMANDS: Record<string, Command> = {
       if (c.values.json) return say(JSON.stringify({ dryRun, ...r }, null, 2));
       for (const run of r.runs) console.log(`${dryRun ? "would remove" : "removed"} ${run}`);
       console.log(
-        `${dryRun ? "would free" : "freed"} ${
-          (r.bytes / 2 ** 20).toFixed(1)
-        } MiB: ${r.runs.length} runs, ${r.objects} files`,
+        `${dryRun ? "would free" : "freed"} ${(r.bytes / 2 ** 20).toFixed(1)} MiB: ` +
+          `${plural(r.runs.length, "run")}, ${plural(r.objects, "file")}`,
       );
       return 0;
     },
@@ -393,6 +392,8 @@ function positiveInt(name: string, raw: unknown, fallback: number, min = 1): num
   }
   return n;
 }
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 /** Print to stdout; exit status 0. */
 function say(text: string): number {

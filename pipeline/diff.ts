@@ -71,7 +71,7 @@ export function formatDiff(rows: DiffRow[], color = false): string {
       ? v.join(",")
       : String(v);
   return table(
-    ["stage", "", "name", "old", "new", "change", "relative"],
+    ["stage", "kind", "name", "old", "new", "change", "relative"],
     rows.map((r) => [
       r.stage,
       r.kind,
