@@ -220,7 +220,10 @@ export class Engine {
             done.set(name, r.entry!);
           })
           .catch((e) => {
-            if (!ro.keepGoing) return void (failure ??= e);
+            if (!ro.keepGoing) {
+              failure ??= e;
+              return;
+            }
             failed.add(name);
             const why = e instanceof PipelineError ? `${e.message} — ${e.fix}` : String(e);
             results.push({ stage: name, outcome: "failed", reasons: [why] });
@@ -230,7 +233,7 @@ export class Engine {
         running.set(name, task);
       }
       if (running.size) await Promise.race(running.values());
-      else if (pending.length && !failed.size) throw new Error("scheduler stuck: unmet dependencies"); // unreachable
+      else if (pending.length) throw new Error("scheduler stuck: unmet dependencies"); // unreachable: graph is sorted
     }
     if (failure) {
       await Promise.allSettled(running.values());
