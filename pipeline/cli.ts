@@ -288,7 +288,7 @@ function usage(): string {
     "--force: a stage you name is rerun; its upstream is restored or run only as usual",
     "`--` ends the options: what follows is a stage name even if it starts with -",
     "exit status: 0 done; 1 something failed (a stage, a bad parameter value or stage name, a missing run);",
-    "  2 the command line is wrong (unknown command or option, an option's value malformed)",
+    "  2 the command line is wrong (unknown command or option, an option's value malformed, e.g. --set x)",
     "colour only on a terminal, never with NO_COLOR set or TERM=dumb",
   );
   return lines.join("\n");
@@ -361,9 +361,22 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
   const overrides: Override[] = [
     ...assignments(await readParamsFile(join(root, "pipeline", "params.json")), "params.json"),
     ...assignments(profile?.set ?? {}, `profile ${name}`),
-    ...((values.set as string[] | undefined) ?? []).map((s) => ({ ...splitAssignment(s), source: "--set" })),
+    ...((values.set as string[] | undefined) ?? []).map((s) => ({
+      ...asUsage(() => splitAssignment(s)),
+      source: "--set",
+    })),
   ];
   return await Engine.open({ root, defs, overrides, lockFile, publish: profile?.publish });
+}
+
+/** A malformed option value is a usage error (exit 2), whoever detects it. */
+function asUsage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof PipelineError && !(e instanceof UsageError)) throw new UsageError(e.message, e.fix);
+    throw e;
+  }
 }
 
 /** A {"stage.param": value} file (absent: {}). */

@@ -387,7 +387,11 @@ Deno.test("command-line conventions: usage and exit codes, --, --help, --version
   const help = await ok(root, ["--help"]);
   assert.match(help.stdout, /exit status: 0 done; 1 /);
   for (
-    const args of [["reproduce", "--frob"], ["frobnicate"], ["status", "--jobs", "2"], ["reproduce", "--jobs", "0"]]
+    const args of [["reproduce", "--frob"], ["frobnicate"], ["status", "--jobs", "2"], ["reproduce", "--jobs", "0"], [
+      "reproduce",
+      "--set",
+      "oops",
+    ]]
   ) {
     const r = await run(root, args);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
