@@ -4,6 +4,7 @@
 //   runs/<key>.json    the run entry; written last, so it is the commit point:
 //                      a run killed at any moment leaves no entry to trust
 //   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
+// An object no tree links to (link count 1) is garbage: see gc.ts.
 import { dirname, join, relative } from "node:path";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
 import type { ParamValue } from "./types.ts";
@@ -55,19 +56,44 @@ export class Store {
   checkpointDir(key: string) {
     return join(this.dir, "checkpoints", key);
   }
-  private entryPath(key: string) {
+  entryPath(key: string) {
     return join(this.dir, "runs", `${key}.json`);
   }
-  private objectPath(hash: string) {
+  objectPath(hash: string) {
     return join(this.dir, "objects", hash.slice(0, 2), hash.slice(2));
   }
 
+  /** The run entry in this cache (never the remote: see remoteEntry and fetch). */
   async readEntry(key: string): Promise<RunEntry | undefined> {
-    return await readJson<RunEntry>(this.entryPath(key)) ?? await this.fetch(key);
+    return await readJson<RunEntry>(this.entryPath(key));
+  }
+
+  /** The cache's entry, else the remote's copied in (fetch): for a run that is needed now. */
+  async readOrFetch(key: string): Promise<RunEntry | undefined> {
+    return await this.readEntry(key) ?? await this.fetch(key);
+  }
+
+  /**
+   * The remote's entry for key if fetch() would restore it (every file there, with its hash),
+   * read without copying anything: what status and --dry-run ask.
+   */
+  async remoteEntry(key: string): Promise<RunEntry | undefined> {
+    if (!this.remote) return undefined;
+    const entry = await readJson<RunEntry>(join(this.remote, "runs", `${key}.json`));
+    if (!entry) return undefined;
+    for (const { hash } of Object.values(entry.outputs)) {
+      const src = join(this.remote, "objects", hash.slice(0, 2), hash.slice(2));
+      const actual = await hashFile(src).catch((e) => {
+        if (e instanceof Deno.errors.NotFound) return "missing";
+        throw e;
+      });
+      if (actual !== hash) return undefined;
+    }
+    return entry;
   }
 
   /** Copy a run from the remote into this store, checking every file's hash; undefined if it is not there whole. */
-  private async fetch(key: string): Promise<RunEntry | undefined> {
+  async fetch(key: string): Promise<RunEntry | undefined> {
     if (!this.remote) return undefined;
     const entry = await readJson<RunEntry>(join(this.remote, "runs", `${key}.json`));
     if (!entry) return undefined;
@@ -171,13 +197,21 @@ export class Store {
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       }
+      await Deno.mkdir(dirname(join(treeTmp, rel)), { recursive: true });
+      if (have) {
+        // gc may remove an unlinked object at any moment: if it just did, store ours instead.
+        have = await Deno.link(obj, join(treeTmp, rel)).then(() => true, (e) => {
+          if (e instanceof Deno.errors.NotFound) return false;
+          throw e;
+        });
+      }
       if (!have) {
+        // Linked into the tree before it becomes an object: an object with one link is garbage to gc.
         await Deno.mkdir(dirname(obj), { recursive: true });
         await Deno.chmod(src, 0o444);
+        await Deno.link(src, join(treeTmp, rel));
         await Deno.rename(src, obj);
       }
-      await Deno.mkdir(dirname(join(treeTmp, rel)), { recursive: true });
-      await Deno.link(obj, join(treeTmp, rel));
       linked.push([join(this.treeDir(partial.key), rel), hash]);
       outputs[rel] = { hash, size: info.size };
     }
@@ -217,6 +251,32 @@ export class Store {
   /** Record, in the lock we hold, the worker process building `name`, so a later run can stop it if we die. */
   async lockWorker(name: string, worker: number) {
     await Deno.writeTextFile(join(this.dir, "locks", `${name}.lock`), `${Deno.pid} ${worker}`);
+  }
+
+  /** Note that this process uses run `key` (gc keeps it while we live); see gc.ts. */
+  async markInUse(key: string) {
+    await Deno.writeTextFile(join(this.dir, "locks", `inuse.${Deno.pid}`), key + "\n", { append: true });
+  }
+
+  async clearInUse() {
+    await Deno.remove(join(this.dir, "locks", `inuse.${Deno.pid}`)).catch(() => {});
+  }
+
+  /** Like lock, without waiting: undefined while another live process holds it. */
+  async tryLock(name: string): Promise<(() => Promise<void>) | undefined> {
+    const path = join(this.dir, "locks", `${name}.lock`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        using f = await Deno.open(path, { write: true, createNew: true });
+        await f.write(new TextEncoder().encode(String(Deno.pid)));
+        return () => Deno.remove(path).catch(() => {});
+      } catch (e) {
+        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      }
+      if (await this.holder(name)) return undefined;
+      await Deno.remove(path).catch(() => {}); // a dead holder's: take it over
+    }
+    return undefined;
   }
 
   /**

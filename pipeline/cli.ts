@@ -1,132 +1,397 @@
-// The command line: reproduce, status, dag, params.
-import { resolve } from "node:path";
+// The command line. Commands and options are tables: a new one is an entry in
+// COMMANDS or OPTIONS (its help text, and which commands take it) and a few lines.
+// Parsing is Node's parseArgs; exit codes: 0 done, 1 failed, 2 bad command line.
+import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { dagDot, dagJson, dagTree } from "./dag.ts";
+import { diffLocks, formatDiff, readLockAt } from "./diff.ts";
 import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
+import { formatRuns, listRuns, showRun } from "./exp.ts";
+import { gc } from "./gc.ts";
 import type { Override } from "./graph.ts";
 import { splitAssignment } from "./params.ts";
 import { formatDuration } from "./progress.ts";
+import { colorWanted, resultLine } from "./style.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
-const USAGE = `usage: deno task <command> [stage…] [options]
-commands:
-  reproduce [stage…]   run what is stale, restore what is cached (default: every stage)
-  status [stage…]      say, for each stage, whether it is up to date and exactly what changed
-  accept [stage…]      carry cached runs over a code change, after re-executing them (their first
-                       evaluation; whole stages under a minute) and finding them bit-identical
-  push [stage…]        copy finished runs (small outputs only) into pipeline/remote/, to commit:
-                       a fresh clone then restores them instead of training again
-  dag                  print the stage graph as a Mermaid flowchart
-  params [stage…]      list each stage's parameters, defaults and meaning
-options:
-  --set stage.param=value   override a parameter (stage@variant.param for one variant); repeatable
-  --profile NAME            a named set of overrides (e.g. smoke: the whole pipeline on tiny synthetic data)
-  --force                   rerun the selected stages even when cached
-  --single                  only the named stages, from cached upstream outputs (like dvc repro -s)
-  --partial                 like --single, leaving out upstream stages not finished yet (a partial report)
-  --dry-run                 say what would run and why, run nothing
-  --verify                  re-execute the stages from their cached inputs in a scratch directory and compare
-                            every output with the cached run: bit-identical, or the first difference (exit 1)
-  --verify-steps N          the same for the first N training steps only (the curve and weights digests);
-                            with accept: how many steps to re-execute
-  --jobs N                  run up to N independent stages at once (default 1)
-  --root DIR, --pipeline FILE   another project / stage declaration (tests use these)
-lasting overrides: pipeline/params.json, {"stage.param": value, …}, applied before --profile and --set;
-machine-local (git-ignored): pipeline/params.local.json, the same format, for transport-only parameters
-(where to fetch from, e.g. {"download.url": "/data/cifar-10-binary.tar.gz"}), which are not in any cache key`;
+/** A mistake in the command line itself (unknown command or option, a malformed option value): exit 2. */
+class UsageError extends PipelineError {}
 
-interface Args {
-  command: string;
-  targets: string[];
-  sets: string[];
-  profile?: string;
-  force: boolean;
-  single: boolean;
-  partial: boolean;
-  dryRun: boolean;
-  verify: boolean;
-  verifySteps?: number;
-  jobs: number;
-  root: string;
-  pipeline?: string;
+interface Option {
+  type: "string" | "boolean";
+  short?: string;
+  multiple?: boolean;
+  /** The value's placeholder in --help. */
+  arg?: string;
+  help: string;
+  /** The commands that take it; absent: every command. */
+  commands?: string[];
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = {
-    command: "",
-    targets: [],
-    sets: [],
-    force: false,
-    single: false,
-    partial: false,
-    dryRun: false,
-    verify: false,
-    jobs: 1,
-    root: resolve(new URL("..", import.meta.url).pathname),
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[++i];
-      if (v === undefined) throw new PipelineError(`${a} needs a value`, `see --help`);
-      return v;
-    };
-    const flag = a.split("=")[0];
-    if (flag === "--set") args.sets.push(a.startsWith("--set=") ? a.slice(6) : value());
-    else if (flag === "--profile") args.profile = value();
-    else if (a === "--force" || a === "-f") args.force = true;
-    else if (a === "--single" || a === "-s") args.single = true;
-    else if (a === "--partial") args.partial = args.single = true;
-    else if (a === "--dry-run" || a === "-n") args.dryRun = true;
-    else if (a === "--verify") args.verify = true;
-    else if (flag === "--verify-steps") {
-      const raw = value();
-      args.verifySteps = Number(raw);
-      args.verify = true;
-      if (!Number.isInteger(args.verifySteps) || args.verifySteps < 1) {
-        throw new PipelineError(`--verify-steps ${raw}: expected a positive integer`, "e.g. --verify-steps 200");
+const OPTIONS: Record<string, Option> = {
+  set: {
+    type: "string",
+    multiple: true,
+    arg: "stage.param=value",
+    help: "override a parameter (stage@variant.param for one variant); repeatable",
+    commands: ["reproduce", "status", "dag", "params", "push", "accept"],
+  },
+  profile: {
+    type: "string",
+    arg: "NAME",
+    help: "a named set of overrides (e.g. smoke: the whole pipeline on tiny synthetic data)",
+    commands: ["reproduce", "status", "dag", "params", "push", "diff", "exp", "accept"],
+  },
+  force: {
+    type: "boolean",
+    short: "f",
+    help: "rerun the named stages (every stage if none is named) even when cached; never their upstream",
+    commands: ["reproduce"],
+  },
+  single: {
+    type: "boolean",
+    short: "s",
+    help: "only the named stages, from cached upstream outputs (like dvc repro -s)",
+    commands: ["reproduce"],
+  },
+  partial: {
+    type: "boolean",
+    help: "like --single, leaving out upstream stages not finished yet (a partial report)",
+    commands: ["reproduce"],
+  },
+  "dry-run": {
+    type: "boolean",
+    short: "n",
+    help: "say what would be done and why, change nothing",
+    commands: ["reproduce", "gc"],
+  },
+  jobs: {
+    type: "string",
+    short: "j",
+    arg: "N",
+    help: "run up to N independent stages at once (default 1)",
+    commands: ["reproduce"],
+  },
+  verify: {
+    type: "boolean",
+    help: "re-execute the stages from their cached inputs in a scratch directory and compare every output\n" +
+      "with the cached run: bit-identical, or the first difference (exit 1); changes nothing",
+    commands: ["reproduce"],
+  },
+  "verify-steps": {
+    type: "string",
+    arg: "N",
+    help: "with --verify: only the first N steps of training stages (the curve and weights digests);\n" +
+      "with accept: how many steps to re-execute (default: up to the first evaluation)",
+    commands: ["reproduce", "accept"],
+  },
+  "keep-going": {
+    type: "boolean",
+    short: "k",
+    help: "after a failure, go on with the stages that do not depend on it; exit 1 at the end",
+    commands: ["reproduce"],
+  },
+  json: {
+    type: "boolean",
+    help: "machine-readable output on stdout",
+    commands: ["reproduce", "status", "dag", "params", "exp", "diff", "gc", "accept"],
+  },
+  mermaid: { type: "boolean", help: "the graph as a Mermaid flowchart", commands: ["dag"] },
+  dot: { type: "boolean", help: "the graph in Graphviz DOT (| dot -Tsvg > dag.svg)", commands: ["dag"] },
+  sort: { type: "string", arg: "METRIC[:asc]", help: "order runs by a metric, highest first", commands: ["exp"] },
+  "keep-last": {
+    type: "string",
+    arg: "N",
+    help: "also keep the newest N runs of each stage (default 0)",
+    commands: ["gc"],
+  },
+  root: { type: "string", arg: "DIR", help: "another project (tests use it)" },
+  pipeline: { type: "string", arg: "FILE", help: "another stage declaration (tests use it)" },
+  version: { type: "boolean", help: "project, Deno and TensorFlow.js versions" },
+  help: { type: "boolean", short: "h", help: "this text" },
+};
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+interface Ctx {
+  values: Values;
+  /** Positional arguments after the command. */
+  args: string[];
+  root: string;
+  engine(): Promise<Engine>;
+  /** Where the lock file of this invocation lives (lock.<profile>.json with --profile). */
+  lockFile: string;
+  color: boolean;
+}
+
+interface Command {
+  args: string;
+  help: string;
+  run(c: Ctx): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  reproduce: {
+    args: "[stage…]",
+    help: "run what is stale, restore what is cached (default: every stage)",
+    async run(c) {
+      const t0 = performance.now();
+      const engine = await c.engine();
+      const steps = c.values["verify-steps"] === undefined
+        ? undefined
+        : positiveInt("verify-steps", c.values["verify-steps"], 1);
+      if (c.values.verify || steps !== undefined) {
+        return verified(await engine.verify(c.args, steps, positiveInt("jobs", c.values.jobs, 1)), c.values.json);
       }
-    } else if (flag === "--jobs" || flag === "-j") {
-      const raw = value();
-      args.jobs = Number(raw);
-      if (!Number.isInteger(args.jobs) || args.jobs < 1) {
-        throw new PipelineError(`--jobs ${raw}: expected a positive integer`, "e.g. --jobs 2");
+      const dryRun = !!c.values["dry-run"];
+      const results = await engine.reproduce({
+        targets: c.args,
+        force: !!c.values.force,
+        dryRun,
+        jobs: positiveInt("jobs", c.values.jobs, 1),
+        single: !!(c.values.single || c.values.partial),
+        partial: !!c.values.partial,
+        keepGoing: !!c.values["keep-going"],
+      });
+      if (c.values.json) console.log(JSON.stringify(results.map(plain), null, 2));
+      else if (dryRun) { for (const r of results) console.log(resultLine(r, c.color)); }
+      const counts = Object.entries(Object.groupBy(results, (r) => r.outcome)).map(([o, rs]) => `${rs!.length} ${o}`);
+      const took = dryRun ? "" : ` (${formatDuration((performance.now() - t0) / 1000)})`;
+      console.error(`${results.length} stages${dryRun ? ", would" : ""}: ${counts.join(", ")}${took}`);
+      const failed = results.filter((r) => r.outcome === "failed");
+      if (failed.length) console.error(`failed: ${failed.map((r) => `${r.stage} (${r.reasons[0]})`).join("; ")}`);
+      return failed.length ? 1 : 0;
+    },
+  },
+  status: {
+    args: "[stage…]",
+    help: "what reproduce would do to each stage, and exactly why; changes nothing",
+    async run(c) {
+      const results = await (await c.engine()).status(c.args);
+      if (c.values.json) console.log(JSON.stringify(results.map(plain), null, 2));
+      else for (const r of results) console.log(resultLine(r, c.color));
+      return 0;
+    },
+  },
+  accept: {
+    args: "[stage…]",
+    help: "carry cached runs over a code change (default: every stage stale only by code), after re-executing\n" +
+      "each (up to its first evaluation; whole stages under a minute) and finding it bit-identical",
+    async run(c) {
+      const steps = c.values["verify-steps"] === undefined
+        ? undefined
+        : positiveInt("verify-steps", c.values["verify-steps"], 1);
+      return verified(await (await c.engine()).accept(c.args, steps), c.values.json);
+    },
+  },
+  push: {
+    args: "[stage…]",
+    help: "copy finished runs (small outputs only) into pipeline/remote/, to commit:\n" +
+      "a fresh clone then restores them instead of training again",
+    async run(c) {
+      const { pushed, skipped } = await (await c.engine()).push(c.args);
+      console.error(`pushed to pipeline/remote: ${pushed.join(", ") || "nothing"}`);
+      if (skipped.length) console.error(`not pushed (not in the cache, or files over 8 MiB): ${skipped.join(", ")}`);
+      return 0;
+    },
+  },
+  dag: {
+    args: "",
+    help: "the stage graph: a tree with each stage's state (default), --mermaid or --dot",
+    async run(c) {
+      const engine = await c.engine();
+      if (c.values.mermaid) console.log(engine.graph.mermaid());
+      else if (c.values.dot) console.log(dagDot(engine.graph));
+      else {
+        const states = new Map((await engine.status()).map((r) => [r.stage, r]));
+        console.log(
+          c.values.json
+            ? JSON.stringify(dagJson(engine.graph, states), null, 2)
+            : dagTree(engine.graph, states, c.color),
+        );
       }
-    } else if (flag === "--root") args.root = resolve(value());
-    else if (flag === "--pipeline") args.pipeline = resolve(value());
-    else if (a === "--help" || a === "-h") args.command = "help";
-    else if (a.startsWith("-")) throw new PipelineError(`unknown option ${a}`, "see --help");
-    else if (!args.command) args.command = a;
-    else args.targets.push(a);
+      return 0;
+    },
+  },
+  params: {
+    args: "[stage…]",
+    help: "each stage's parameters: value, where it comes from, type and meaning",
+    async run(c) {
+      const engine = await c.engine();
+      const names = c.args.length ? c.args.flatMap((t) => engine.graph.resolve(t)) : engine.graph.order;
+      const table = Object.fromEntries(names.map((name) => {
+        const node = engine.graph.nodes.get(name)!;
+        return [name, {
+          doc: node.def.doc,
+          params: Object.fromEntries(
+            Object.entries(node.def.params).map((
+              [k, spec],
+            ) => [k, { value: node.params[k], source: node.sources[k], type: spec.type, doc: spec.doc }]),
+          ),
+        }];
+      }));
+      if (c.values.json) return say(JSON.stringify(table, null, 2));
+      for (const [name, { doc, params }] of Object.entries(table)) {
+        console.log(`${name}: ${doc}`);
+        for (const [k, p] of Object.entries(params)) {
+          console.log(`  ${k} = ${JSON.stringify(p.value)}  [${p.source}]  (${p.type}) ${p.doc}`);
+        }
+      }
+      return 0;
+    },
+  },
+  exp: {
+    args: "[stage] | show KEY",
+    help: "every run of a stage in the cache and the remote: parameters, metrics, when, how long, where;\n" +
+      "`exp show KEY-PREFIX`: one run's full record",
+    async run(c) {
+      const engine = await c.engine();
+      if (c.args[0] === "show") {
+        if (c.args.length !== 2) throw new UsageError("exp show takes one key prefix", "e.g. deno task exp show bf34");
+        console.log(JSON.stringify(await showRun(engine, c.args[1]), null, 2));
+        return 0;
+      }
+      if (c.args.length > 1) throw new UsageError("exp takes one stage", "e.g. deno task exp train-torch-mlp");
+      const runs = await listRuns(engine, c.args[0], c.values.sort as string | undefined);
+      console.log(c.values.json ? JSON.stringify(runs, null, 2) : formatRuns(runs, c.color));
+      return 0;
+    },
+  },
+  diff: {
+    args: "[rev-a] [rev-b]",
+    help: "parameters and metrics of every stage between two git revisions of the lock file\n" +
+      "(default: HEAD and the working tree; one revision: it and the working tree)",
+    async run(c) {
+      if (c.args.length > 2) {
+        throw new UsageError("diff takes at most two revisions", "e.g. deno task diff HEAD~1 HEAD");
+      }
+      const [a, b] = [c.args[0] ?? "HEAD", c.args[1]];
+      const rows = diffLocks(await readLockAt(c.root, c.lockFile, a), await readLockAt(c.root, c.lockFile, b));
+      console.log(c.values.json ? JSON.stringify(rows, null, 2) : formatDiff(rows, c.color));
+      return 0;
+    },
+  },
+  gc: {
+    args: "",
+    help: "remove cached runs and files not recorded by a lock file, not in the remote,\n" +
+      "not among the newest --keep-last N of their stage, and not used by a running reproduce",
+    async run(c) {
+      const engine = await c.engine();
+      const pipelineDir = join(c.root, "pipeline");
+      const lockFiles = [...Deno.readDirSync(pipelineDir)]
+        .filter((e) => /^lock(\..+)?\.json$/.test(e.name)).map((e) => join(pipelineDir, e.name));
+      const dryRun = !!c.values["dry-run"];
+      const r = await gc(engine.store, {
+        lockFiles,
+        keepLast: positiveInt("keep-last", c.values["keep-last"], 0, 0),
+        dryRun,
+      });
+      if (c.values.json) return say(JSON.stringify({ dryRun, ...r }, null, 2));
+      for (const run of r.runs) console.log(`${dryRun ? "would remove" : "removed"} ${run}`);
+      console.log(
+        `${dryRun ? "would free" : "freed"} ${(r.bytes / 2 ** 20).toFixed(1)} MiB: ` +
+          `${plural(r.runs.length, "run")}, ${plural(r.objects, "file")}`,
+      );
+      return 0;
+    },
+  },
+};
+
+function usage(): string {
+  const pad = (s: string, n: number) => s.padEnd(n);
+  const lines = [
+    "usage: deno task <command> [arguments] [options]   (or: deno run -A pipeline/cli.ts <command> …)",
+    "commands:",
+  ];
+  for (const [name, cmd] of Object.entries(COMMANDS)) {
+    const [first, ...rest] = cmd.help.split("\n");
+    lines.push(`  ${pad(`${name} ${cmd.args}`, 28)}${first}`, ...rest.map((l) => `  ${pad("", 28)}${l}`));
   }
-  return args;
+  lines.push("options:");
+  for (const [name, o] of Object.entries(OPTIONS)) {
+    const flag = `${o.short ? `-${o.short}, ` : ""}--${name}${o.arg ? ` ${o.arg}` : ""}`;
+    lines.push(`  ${pad(flag, 28)}${o.help}${o.commands ? ` [${o.commands.join(", ")}]` : ""}`);
+  }
+  lines.push(
+    "parameters: defaults ← variant ← pipeline/params.json ← pipeline/params.local.json ← --profile ← --set",
+    "  (later wins; `params` shows each source); params.local.json is this machine's (git-ignored) and takes only",
+    "  transport-only parameters (where to fetch from, e.g. download.url), which are not in any cache key",
+    "--force: a stage you name is rerun; its upstream is restored or run only as usual",
+    "`--` ends the options: what follows is a stage name even if it starts with -",
+    "exit status: 0 done; 1 something failed (a stage, a bad parameter value or stage name, a missing run);",
+    "  2 the command line is wrong (unknown command or option, an option's value malformed, e.g. --set x)",
+    "colour only on a terminal, never with NO_COLOR set or TERM=dumb",
+  );
+  return lines.join("\n");
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
-  if (!args.command || args.command === "help") {
-    console.log(USAGE);
-    return args.command ? 0 : 1;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: Object.fromEntries(
+        // parseArgs rejects an undefined `short`: copy only what is set.
+        Object.entries(OPTIONS).map((
+          [k, { type, short, multiple }],
+        ) => [k, { type, ...(short && { short }), multiple: !!multiple }]),
+      ),
+    });
+  } catch (e) {
+    // parseArgs says e.g. "Unknown option '--frob'. To specify a positional argument starting with a '-', …"
+    throw new UsageError((e as Error).message.split(". ")[0].replace(/'/g, ""), "see --help");
   }
-  const pipelineFile = args.pipeline ?? resolve(args.root, "pipeline/stages.ts");
-  const mod = await import(pathToFileURL(pipelineFile).href);
+  const values = parsed.values as Values;
+  const [command, ...args] = parsed.positionals;
+  const root = resolve((values.root as string | undefined) ?? new URL("..", import.meta.url).pathname);
+  if (values.help) return say(usage());
+  if (values.version) return say(await versions(resolve(new URL("..", import.meta.url).pathname)));
+  if (!command) {
+    console.error(usage());
+    return 2;
+  }
+  const cmd = COMMANDS[command];
+  if (!cmd) throw new UsageError(`unknown command ${command}`, `use one of: ${Object.keys(COMMANDS).join(", ")}`);
+  for (const [name, v] of Object.entries(values)) {
+    const o = OPTIONS[name];
+    if (v !== undefined && o.commands && !o.commands.includes(command)) {
+      throw new UsageError(`${command} does not take --${name}`, `it is for: ${o.commands.join(", ")}`);
+    }
+  }
+  const profile = values.profile as string | undefined;
+  const ctx: Ctx = {
+    values,
+    args,
+    root,
+    lockFile: join(root, "pipeline", profile ? `lock.${profile}.json` : "lock.json"),
+    color: colorWanted(Deno.stdout),
+    engine: () => openEngine(root, values, ctx.lockFile),
+  };
+  return await cmd.run(ctx);
+}
+
+async function openEngine(root: string, values: Values, lockFile: string): Promise<Engine> {
+  const pipelineFile = (values.pipeline as string | undefined) ?? join(root, "pipeline/stages.ts");
+  const mod = await import(pathToFileURL(resolve(pipelineFile)).href);
   const defs: StageDef[] = mod.STAGES;
   const profiles: Record<string, Profile> = mod.PROFILES ?? {};
-  const overrides: Override[] = [];
   let profile: Profile | undefined;
-  if (args.profile) {
-    profile = profiles[args.profile];
+  const name = values.profile as string | undefined;
+  if (name) {
+    profile = profiles[name];
     if (!profile) {
       throw new PipelineError(
-        `unknown profile ${args.profile}`,
+        `unknown profile ${name}`,
         `use one of: ${Object.keys(profiles).join(", ") || "(none declared)"}`,
       );
     }
-    overrides.push(...assignments(profile.set));
   }
-  // pipeline/params.json: the user's lasting overrides (like DVC's params.yaml), before profile and --set;
-  // pipeline/params.local.json: this machine's transport-only settings (git-ignored, like DVC's config.local).
-  const local = await readParamsFile(resolve(args.root, "pipeline", "params.local.json"));
-  for (const [where] of Object.entries(local)) {
+  // Parameter sources, in the order applied (later wins); `params` shows which one set each value.
+  const local = await readParamsFile(join(root, "pipeline", "params.local.json"));
+  for (const where of Object.keys(local)) {
     const dot = where.lastIndexOf(".");
     const def = defs.find((d) => d.name === where.slice(0, dot).split("@")[0]);
     if (def && !def.params[where.slice(dot + 1)]?.transport) {
@@ -136,74 +401,29 @@ async function main(argv: string[]): Promise<number> {
       );
     }
   }
-  overrides.unshift(
-    ...assignments(await readParamsFile(resolve(args.root, "pipeline", "params.json"))),
-    ...assignments(local),
-  );
-  for (const s of args.sets) overrides.push(splitAssignment(s));
-  const engine = await Engine.open({
-    root: args.root,
-    defs,
-    overrides,
-    lockFile: resolve(args.root, "pipeline", args.profile ? `lock.${args.profile}.json` : "lock.json"),
-    publish: profile?.publish,
-  });
-  switch (args.command) {
-    case "reproduce": {
-      if (args.verify) return report(await engine.verify(args.targets, args.verifySteps, args.jobs));
-      const t0 = performance.now();
-      const results = await engine.reproduce({
-        targets: args.targets,
-        force: args.force,
-        dryRun: args.dryRun,
-        jobs: args.jobs,
-        single: args.single,
-        partial: args.partial,
-      });
-      const count = (o: string) => results.filter((r) => r.outcome === o).length;
-      const summary = args.dryRun
-        ? `${count("would run")} would run, ${count("would restore")} would restore`
-        : `${count("ran")} ran, ${count("restored")} restored, ${count("up to date")} up to date`;
-      console.error(`${results.length} stages: ${summary} (${formatDuration((performance.now() - t0) / 1000)})`);
-      return 0;
-    }
-    case "accept":
-      report(await engine.accept(args.targets, args.verifySteps, args.jobs));
-      return 0;
-    case "status": {
-      const results = await engine.status(args.targets);
-      for (const r of results) console.log(statusLine(r));
-      return 0;
-    }
-    case "push": {
-      const { pushed, skipped } = await engine.push(args.targets);
-      console.error(`pushed to pipeline/remote: ${pushed.join(", ") || "nothing"}`);
-      if (skipped.length) console.error(`not pushed (not in the cache, or files over 8 MiB): ${skipped.join(", ")}`);
-      return 0;
-    }
-    case "dag":
-      console.log(engine.graph.mermaid());
-      return 0;
-    case "params": {
-      const names = args.targets.length ? args.targets.flatMap((t) => engine.graph.resolve(t)) : engine.graph.order;
-      for (const name of names) {
-        const node = engine.graph.nodes.get(name)!;
-        console.log(`${name}: ${node.def.doc}`);
-        for (const [k, spec] of Object.entries(node.def.params)) {
-          console.log(`  ${k} = ${JSON.stringify(node.params[k])}  (${spec.type}) ${spec.doc}`);
-        }
-      }
-      return 0;
-    }
-    default:
-      throw new PipelineError(
-        `unknown command ${args.command}`,
-        "use reproduce, status, accept, push, dag or params (see --help)",
-      );
+  const overrides: Override[] = [
+    ...assignments(await readParamsFile(join(root, "pipeline", "params.json")), "params.json"),
+    ...assignments(local, "params.local.json"),
+    ...assignments(profile?.set ?? {}, `profile ${name}`),
+    ...((values.set as string[] | undefined) ?? []).map((s) => ({
+      ...asUsage(() => splitAssignment(s)),
+      source: "--set",
+    })),
+  ];
+  return await Engine.open({ root, defs, overrides, lockFile, publish: profile?.publish });
+}
+
+/** A malformed option value is a usage error (exit 2), whoever detects it. */
+function asUsage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof PipelineError && !(e instanceof UsageError)) throw new UsageError(e.message, e.fix);
+    throw e;
   }
 }
 
-/** A params file ({"stage.param": value}); absent: {}. */
+/** A {"stage.param": value} file (absent: {}). */
 async function readParamsFile(file: string): Promise<Record<string, ParamValue>> {
   try {
     return JSON.parse(await Deno.readTextFile(file));
@@ -213,34 +433,66 @@ async function readParamsFile(file: string): Promise<Record<string, ParamValue>>
   }
 }
 
-/** Print one line per verified stage; exit status 1 if any differs. */
-function report(results: VerifyResult[]): number {
-  for (const r of results) {
-    const how = r.steps === "all" ? "every output" : `the first ${r.steps} steps`;
-    console.log(
-      r.identical ? `✓ ${r.stage}: bit-identical (${how})` : `✗ ${r.stage}: differs (${how}) — ${r.difference}`,
-    );
+/** {"stage.param": value} → overrides. */
+function assignments(set: Record<string, ParamValue>, source: string): Override[] {
+  return Object.entries(set).map(([where, value]) => {
+    const dot = where.lastIndexOf(".");
+    return { target: where.slice(0, dot), param: where.slice(dot + 1), value, source };
+  });
+}
+
+function positiveInt(name: string, raw: unknown, fallback: number, min = 1): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) {
+    throw new UsageError(`--${name} ${raw}: expected an integer ≥ ${min}`, `e.g. --${name} 2`);
+  }
+  return n;
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+/** Print to stdout; exit status 0. */
+function say(text: string): number {
+  console.log(text);
+  return 0;
+}
+
+/** One line per verified stage; exit status 1 if any differs. */
+function verified(results: VerifyResult[], json: unknown): number {
+  if (json) console.log(JSON.stringify(results, null, 2));
+  else {
+    for (const r of results) {
+      const how = r.steps === "all" ? "every output" : `the first ${r.steps} steps`;
+      console.log(
+        r.identical ? `✓ ${r.stage}: bit-identical (${how})` : `✗ ${r.stage}: differs (${how}) — ${r.difference}`,
+      );
+    }
   }
   return results.every((r) => r.identical) ? 0 : 1;
 }
 
-/** {"stage.param": value} → overrides. */
-function assignments(set: Record<string, ParamValue>): Override[] {
-  return Object.entries(set).map(([where, value]) => {
-    const dot = where.lastIndexOf(".");
-    return { target: where.slice(0, dot), param: where.slice(dot + 1), value };
-  });
+/** A result without its run entry (which holds every code hash): for --json. */
+function plain(r: StageResult) {
+  return { stage: r.stage, action: r.outcome, reasons: r.reasons, key: r.key };
 }
 
-function statusLine(r: StageResult): string {
-  switch (r.outcome) {
-    case "up to date":
-      return `✓ ${r.stage}: up to date`;
-    case "would restore":
-      return `✓ ${r.stage}: cached, restorable (${r.reasons.join("; ")})`;
-    default:
-      return `✗ ${r.stage}: stale (${r.reasons.join("; ")})`;
-  }
+/** This project's versions (the CLI's own, whatever --root says). */
+async function versions(root: string): Promise<string> {
+  const config = JSON.parse(await Deno.readTextFile(join(root, "deno.json")).catch(() => "{}"));
+  const tfjs = String(config.imports?.["@tensorflow/tfjs-core"] ?? "").split("@").at(-1) || "?";
+  const git = await new Deno.Command("git", {
+    args: ["describe", "--always", "--dirty"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output().then((o) => new TextDecoder().decode(o.stdout).trim(), () => "");
+  return [
+    `cifar10-pipeline ${config.version ?? "?"}${git ? ` (git ${git})` : ""}`,
+    `deno ${Deno.version.deno} (v8 ${Deno.version.v8}, typescript ${Deno.version.typescript})`,
+    `tfjs ${tfjs}`,
+  ].join("\n");
 }
 
 if (import.meta.main) {
@@ -249,7 +501,7 @@ if (import.meta.main) {
   } catch (e) {
     if (e instanceof PipelineError) {
       console.error(`error: ${e.message} — ${e.fix}`);
-      Deno.exit(1);
+      Deno.exit(e instanceof UsageError ? 2 : 1);
     }
     throw e;
   }

@@ -30,8 +30,10 @@ export interface EngineOptions {
 
 export interface ReproduceOptions {
   targets?: string[];
-  /** Rerun the selected stages even when cached. */
+  /** Rerun the named targets (every stage when none is named) even when cached; never their upstream. */
   force?: boolean;
+  /** After a stage fails, go on with the stages that do not depend on it (then report the failures). */
+  keepGoing?: boolean;
   dryRun?: boolean;
   jobs?: number;
   /** Only the targets, from cached upstream outputs (like `dvc repro -s`). */
@@ -40,9 +42,11 @@ export interface ReproduceOptions {
   partial?: boolean;
 }
 
-interface LockStage extends KeyParts {
+export interface LockStage extends KeyParts {
   key: string;
   outputs: Record<string, string>;
+  /** What downstream keys depend on (older lock files lack it: see lockedOutputsHash). */
+  outputsHash?: string;
   metrics: Record<string, unknown>;
   wallSeconds: number;
   ranAt: string;
@@ -66,12 +70,15 @@ export interface VerifyResult {
   difference?: string;
 }
 
-interface LockFile {
+export interface LockFile {
   version: 1;
   stages: Record<string, LockStage>;
 }
 
-export type Outcome = "ran" | "restored" | "up to date" | "would run" | "would restore";
+/** One vocabulary for status, --dry-run, dag and reproduce: what is (or would be) done to a stage. */
+export type Action = "run" | "restore from cache" | "restore from remote" | "up to date";
+/** With --keep-going: a stage that failed, or that was not tried because an upstream stage failed. */
+export type Outcome = Action | "failed" | "skipped";
 
 export interface StageResult {
   stage: string;
@@ -156,6 +163,7 @@ export class Engine {
         key: entry.key,
         ...parts,
         outputs: Object.fromEntries(Object.entries(entry.outputs).map(([f, o]) => [f, o.hash])),
+        outputsHash: entry.outputsHash,
         metrics: entry.metrics,
         wallSeconds: entry.wallSeconds,
         ranAt: entry.startedAt,
@@ -169,25 +177,39 @@ export class Engine {
     }
   }
 
-  /** Run what is stale, restore what is cached, in dependency order. */
+  /** Run what is stale, restore what is cached, in dependency order (with dryRun: only say what it would do). */
   async reproduce(ro: ReproduceOptions = {}): Promise<StageResult[]> {
-    await this.store.gcTmp();
-    const targets = (ro.targets?.length ? ro.targets : this.graph.defs.map((d) => d.name))
-      .flatMap((t) => this.graph.resolve(t));
+    const targets = this.targets(ro.targets);
     const selected = ro.single
       ? this.graph.order.filter((n) => targets.includes(n))
       : this.graph.upstreamClosure(targets);
+    if (ro.dryRun) return await this.plan(selected, ro);
+    await this.store.gcTmp();
+    try {
+      return await this.run(selected, ro);
+    } finally {
+      await this.store.clearInUse();
+    }
+  }
+
+  private targets(targets?: string[]): string[] {
+    return (targets?.length ? targets : this.graph.defs.map((d) => d.name)).flatMap((t) => this.graph.resolve(t));
+  }
+
+  /** --force applies to the stages named (all when none is): a user who names one stage means that one. */
+  private forced(ro: ReproduceOptions): Set<string> {
+    return new Set(ro.force ? this.targets(ro.targets) : []);
+  }
+
+  private async run(selected: string[], ro: ReproduceOptions): Promise<StageResult[]> {
     const lock = await this.readLock();
-    const done = new Map<string, RunEntry | "pending">();
+    const done = new Map<string, RunEntry>();
     const absent = new Set<string>();
     if (ro.single) {
-      for (const name of selected) {
-        for (const dep of this.graph.nodes.get(name)!.deps) {
-          if (selected.includes(dep) || done.has(dep)) continue;
-          const entry = await this.lockedEntry(dep, name, lock, ro.partial);
-          if (entry) done.set(dep, entry);
-          else absent.add(dep);
-        }
+      for (const [dep, forStage] of outsideDeps(this.graph, selected)) {
+        const entry = await this.lockedEntry(dep, forStage, lock, ro.partial, true);
+        if (entry) done.set(dep, entry);
+        else absent.add(dep);
       }
       if (absent.size) this.log(`… running without ${[...absent].join(", ")}: not in the cache yet`);
     }
@@ -195,23 +217,39 @@ export class Engine {
     const jobs = Math.max(1, ro.jobs ?? 1);
     const pending = [...selected];
     const running = new Map<string, Promise<void>>();
+    const failed = new Set<string>();
     let failure: unknown;
     while ((pending.length || running.size) && !failure) {
       for (let i = 0; i < pending.length && running.size < jobs;) {
         const name = pending[i];
         const deps = this.graph.nodes.get(name)!.deps.filter((d) => !absent.has(d));
+        const broken = deps.filter((d) => failed.has(d));
+        if (broken.length) { // --keep-going: what needs a failed stage is not tried
+          pending.splice(i, 1);
+          failed.add(name);
+          results.push({ stage: name, outcome: "skipped", reasons: [`upstream ${broken.join(", ")} failed`] });
+          this.log(`✗ ${name}: skipped (upstream ${broken.join(", ")} failed)`);
+          continue;
+        }
         if (!deps.every((d) => done.has(d))) {
           i++;
           continue;
         }
         pending.splice(i, 1);
-        const task = this.processNode(name, done, lock, ro, jobs, absent)
+        const task = this.processNode(name, done, ro, lock, jobs, absent)
           .then((r) => {
             results.push(r);
-            done.set(name, r.entry ?? "pending");
+            done.set(name, r.entry!);
           })
           .catch((e) => {
-            failure ??= e;
+            if (!ro.keepGoing) {
+              failure ??= e;
+              return;
+            }
+            failed.add(name);
+            const why = e instanceof PipelineError ? `${e.message} — ${e.fix}` : String(e);
+            results.push({ stage: name, outcome: "failed", reasons: [why] });
+            this.log(`✗ ${name}: failed: ${why}`);
           })
           .finally(() => running.delete(name));
         running.set(name, task);
@@ -227,58 +265,122 @@ export class Engine {
     return selected.map((n) => results.find((r) => r.stage === n)!);
   }
 
+  /**
+   * What reproduce would do, changing nothing (status, --dry-run, dag). A stage that would run
+   * with the key of its last recorded run is predicted to give that run's outputs again, so its
+   * downstream is predicted through them (on a fresh clone: data rebuilt, training restored).
+   */
+  private async plan(selected: string[], ro: ReproduceOptions): Promise<StageResult[]> {
+    const lock = await this.readLock();
+    const known = new Map<string, Predicted | undefined>(); // node → its outputs (and record), if predictable
+    const absent = new Set<string>();
+    if (ro.single) {
+      for (const [dep, forStage] of outsideDeps(this.graph, selected)) {
+        const entry = await this.lockedEntry(dep, forStage, lock, ro.partial, false);
+        if (entry) known.set(dep, entry);
+        else absent.add(dep);
+      }
+    }
+    const forced = this.forced(ro);
+    const out: StageResult[] = [];
+    for (const name of selected) {
+      const node = this.graph.nodes.get(name)!;
+      const deps = node.deps.filter((d) => !absent.has(d));
+      const unknown = deps.filter((d) => known.get(d) === undefined);
+      if (unknown.length) {
+        known.set(name, undefined);
+        const are = unknown.length > 1 ? "are" : "is";
+        const list = unknown.length > 4
+          ? `${unknown.slice(0, 3).join(", ")} and ${unknown.length - 3} more`
+          : unknown.join(", ");
+        out.push({ stage: name, outcome: "run", reasons: [`upstream ${list} ${are} stale`] });
+        continue;
+      }
+      let parts: KeyParts;
+      try {
+        parts = await this.keyParts(node, Object.fromEntries(deps.map((d) => [d, inputHash(node, known.get(d)!)])));
+      } catch (e) {
+        if (!(e instanceof PipelineError)) throw e;
+        known.set(name, undefined);
+        out.push({ stage: name, outcome: "run", reasons: [e.message] });
+        continue;
+      }
+      const key = keyOf(parts);
+      const previous = lock.stages[name];
+      const reasons = explain(previous, parts);
+      let entry = await this.store.readEntry(key);
+      let outcome: Action;
+      if (entry) {
+        const verdict = await this.store.verify(entry);
+        if (!verdict.ok) {
+          reasons.push(`cached ${verdict.file} is corrupt`);
+          entry = undefined;
+        }
+      }
+      if (entry) outcome = previous?.key === key ? "up to date" : "restore from cache";
+      else if ((entry = await this.store.remoteEntry(key))) outcome = "restore from remote";
+      else outcome = "run";
+      if (forced.has(name)) {
+        outcome = "run";
+        reasons.unshift("forced");
+      } else if (outcome === "run") {
+        if (previous?.key === key) reasons.push("outputs missing from the cache");
+        const pid = await this.store.holder(key);
+        if (pid) reasons.push(`being built now by pid ${pid}`);
+      }
+      const again = previous?.key === key ? lockedOutputsHash(lock, name) : undefined; // a rerun gives these again
+      known.set(name, entry ?? (again ? { outputsHash: again } : undefined));
+      out.push({ stage: name, outcome, reasons, key, entry });
+    }
+    return out;
+  }
+
   /** For --single: the cached outputs of an upstream stage the lock file names (undefined: absent, if allowed). */
   private async lockedEntry(
     dep: string,
     forStage: string,
     lock: LockFile,
-    allowAbsent = false,
+    allowAbsent: boolean | undefined,
+    restore: boolean,
   ): Promise<RunEntry | undefined> {
     const key = lock.stages[dep]?.key;
-    const entry = key ? await this.store.readEntry(key) : undefined;
-    if (!entry || !(await this.store.verify(entry)).ok) {
+    let entry = key ? await this.store.readEntry(key) : undefined;
+    if (entry && !(await this.store.verify(entry)).ok) entry = undefined;
+    if (key && !entry) entry = restore ? await this.store.fetch(key) : await this.store.remoteEntry(key);
+    if (!entry) {
       if (allowAbsent) return undefined;
       throw new PipelineError(
         `${forStage} needs the outputs of ${dep}, which are not in the cache`,
         `run \`deno task reproduce ${dep}\` first (or drop --single)`,
       );
     }
+    if (restore) await this.store.markInUse(entry.key);
     return entry;
   }
 
   private async processNode(
     name: string,
-    done: Map<string, RunEntry | "pending">,
-    lock: LockFile,
+    done: Map<string, RunEntry>,
     ro: ReproduceOptions,
+    lock: LockFile,
     jobs: number,
     absent: Set<string>,
   ): Promise<StageResult> {
     const node = this.graph.nodes.get(name)!;
     const upstream = node.deps.filter((d) => !absent.has(d)).map((d) => [d, done.get(d)!] as const);
-    const pendingDeps = upstream.filter(([, e]) => e === "pending").map(([d]) => d);
-    if (pendingDeps.length) { // only in a dry run: upstream would run first
-      return { stage: name, outcome: "would run", reasons: pendingDeps.map((d) => `upstream ${d} would run first`) };
-    }
-    const inputs = Object.fromEntries(upstream.map(([d, e]) => [d, inputHash(node, e as RunEntry)]));
+    const inputs = Object.fromEntries(upstream.map(([d, e]) => [d, inputHash(node, e)]));
     const parts = await this.keyParts(node, inputs);
     const key = keyOf(parts);
     const previous = lock.stages[name];
     const reasons = explain(previous, parts);
-    if (ro.dryRun) {
-      const entry = ro.force ? undefined : await this.store.readEntry(key);
-      const outcome = entry ? "would restore" : "would run";
-      this.log(
-        `${outcome === "would run" ? "▶" : "✓"} ${name}: ${outcome}${reasons.length ? ` (${reasons.join("; ")})` : ""}`,
-      );
-      return { stage: name, outcome, reasons, key, entry };
-    }
     const release = await this.store.lock(
       key,
       (pid) => this.log(`… ${name}: waiting for another reproduce (pid ${pid}) that is building it`),
     );
     try {
-      let entry = ro.force ? undefined : await this.store.readEntry(key);
+      await this.store.markInUse(key); // gc keeps it while we live
+      const forced = this.forced(ro).has(name);
+      let entry = forced ? undefined : await this.store.readEntry(key);
       if (entry) {
         const verdict = await this.store.verify(entry);
         if (!verdict.ok) {
@@ -287,26 +389,26 @@ export class Engine {
               `recorded ${verdict.expected.slice(0, 12)}…): rebuilding`,
           );
           await this.store.discard(entry, verdict.actual === "missing" ? undefined : verdict.expected);
-          reasons.push(`cached ${verdict.file} was corrupt`);
+          reasons.push(`cached ${verdict.file} is corrupt`);
           entry = undefined;
         }
       }
       let outcome: Outcome;
+      const why = reasons.length ? ` (${reasons.join("; ")})` : "";
       if (entry) {
-        outcome = previous?.key === key ? "up to date" : "restored";
-        this.log(
-          outcome === "up to date"
-            ? `✓ ${name}: up to date`
-            : `✓ ${name}: restored from cache, a run seen before (${reasons.join("; ")})`,
-        );
+        outcome = previous?.key === key ? "up to date" : "restore from cache";
+        this.log(outcome === "up to date" ? `✓ ${name}: up to date` : `✓ ${name}: restored from cache${why}`);
+      } else if (!forced && (entry = await this.store.fetch(key))) {
+        outcome = "restore from remote";
+        this.log(`✓ ${name}: restored from remote${why}`);
       } else {
-        const before = ro.force ? await this.store.readEntry(key) : undefined;
-        if (ro.force) reasons.unshift("forced");
-        if (previous?.key === key && !ro.force) reasons.push("outputs missing from the cache");
+        const before = forced ? await this.store.readEntry(key) : undefined;
+        if (forced) reasons.unshift("forced");
+        if (previous?.key === key && !forced) reasons.push("outputs missing from the cache");
         this.log(`▶ ${name}: running (${reasons.join("; ")})`);
-        entry = await this.execute(node, key, parts, upstream as Array<readonly [string, RunEntry]>, jobs, before);
+        entry = await this.execute(node, key, parts, upstream, jobs, before);
         this.log(`✓ ${name}: done in ${formatDuration(entry.wallSeconds)}${metricsLine(entry.metrics)}`);
-        outcome = "ran";
+        outcome = "run";
       }
       await this.materialise(node, entry);
       await this.recordLock(name, parts, entry);
@@ -464,7 +566,7 @@ export class Engine {
   private async current(name: string, lock: LockFile) {
     const node = this.graph.nodes.get(name)!;
     const upstream: Array<readonly [string, RunEntry]> = [];
-    for (const dep of node.deps) upstream.push([dep, (await this.lockedEntry(dep, name, lock))!] as const);
+    for (const dep of node.deps) upstream.push([dep, (await this.lockedEntry(dep, name, lock, false, true))!] as const);
     const parts = await this.keyParts(node, Object.fromEntries(upstream.map(([d, e]) => [d, inputHash(node, e)])));
     return { node, upstream, parts, key: keyOf(parts) };
   }
@@ -480,7 +582,7 @@ export class Engine {
     const results: VerifyResult[] = [];
     for (const name of names) {
       const { node, upstream, parts, key } = await this.current(name, lock);
-      const cached = await this.store.readEntry(key);
+      const cached = await this.store.readEntry(key) ?? await this.store.fetch(key);
       if (!cached) {
         throw new PipelineError(
           `${name} has no cached run under its current key to verify`,
@@ -510,13 +612,13 @@ export class Engine {
         this.log(`✓ ${name}: up to date, nothing to accept`);
         continue;
       }
-      const already = await this.store.readEntry(key);
+      const already = await this.store.readEntry(key) ?? await this.store.fetch(key);
       if (already && (await this.store.verify(already)).ok) {
         await this.recordLock(name, parts, already);
         this.log(`✓ ${name}: a run of the new key is cached already; the lock now names it`);
         continue;
       }
-      const old = previous && await this.store.readEntry(previous.key);
+      const old = previous && (await this.store.readEntry(previous.key) ?? await this.store.fetch(previous.key));
       if (!previous || !old || !(await this.store.verify(old)).ok) {
         throw new PipelineError(
           `${name}: no cached run of its previous key to accept`,
@@ -652,62 +754,30 @@ export class Engine {
     return { pushed, skipped };
   }
 
-  /** For each selected stage: up to date, restorable, or stale and exactly why. */
+  /** For each selected stage (and its upstream): what reproduce would do and exactly why; changes nothing. */
   async status(targets?: string[]): Promise<StageResult[]> {
-    const names = targets?.length
-      ? this.graph.upstreamClosure(targets.flatMap((t) => this.graph.resolve(t)))
-      : this.graph.order;
-    const lock = await this.readLock();
-    const known = new Map<string, RunEntry>();
-    const out: StageResult[] = [];
-    for (const name of names) {
-      const node = this.graph.nodes.get(name)!;
-      const staleDeps = node.deps.filter((d) => !known.has(d));
-      if (staleDeps.length) {
-        out.push({
-          stage: name,
-          outcome: "would run",
-          reasons: [`upstream ${staleDeps.join(", ")} ${staleDeps.length > 1 ? "are" : "is"} stale`],
-        });
-        continue;
-      }
-      let parts: KeyParts;
-      try {
-        parts = await this.keyParts(
-          node,
-          Object.fromEntries(node.deps.map((d) => [d, inputHash(node, known.get(d)!)])),
-        );
-      } catch (e) {
-        if (!(e instanceof PipelineError)) throw e;
-        out.push({ stage: name, outcome: "would run", reasons: [e.message] });
-        continue;
-      }
-      const key = keyOf(parts);
-      const entry = await this.store.readEntry(key);
-      const reasons = explain(lock.stages[name], parts);
-      if (entry && (await this.store.verify(entry)).ok) {
-        known.set(name, entry);
-        out.push({
-          stage: name,
-          outcome: lock.stages[name]?.key === key ? "up to date" : "would restore",
-          reasons,
-          key,
-          entry,
-        });
-      } else {
-        const pid = await this.store.holder(key);
-        if (pid) reasons.push(`being built now by pid ${pid}`);
-        out.push({
-          stage: name,
-          outcome: "would run",
-          reasons: reasons.length ? reasons : ["outputs missing from the cache"],
-          key,
-        });
-      }
-    }
-    await this.store.stats.save();
-    return out;
+    const names = targets?.length ? this.graph.upstreamClosure(this.targets(targets)) : this.graph.order;
+    return await this.plan(names, {});
   }
+}
+
+/** For --single: upstream stages outside the selection, each with a selected stage that needs it. */
+function outsideDeps(graph: Graph, selected: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name of selected) {
+    for (const dep of graph.nodes.get(name)!.deps) if (!selected.includes(dep) && !out.has(dep)) out.set(dep, name);
+  }
+  return out;
+}
+
+/**
+ * A stage's outputs hash as the lock records it; older lock files lack the field, so fall back
+ * to the inputs their downstream stages record, when those agree.
+ */
+export function lockedOutputsHash(lock: LockFile, name: string): string | undefined {
+  if (lock.stages[name]?.outputsHash) return lock.stages[name].outputsHash;
+  const seen = new Set(Object.values(lock.stages).map((s) => s.inputs[name]).filter(Boolean));
+  return seen.size === 1 ? [...seen][0] : undefined;
 }
 
 /**
@@ -715,11 +785,15 @@ export class Engine {
  * that shows records (the report's costs and environment), so such a stage is never
  * restored with another run's facts.
  */
-function inputHash(node: Node, upstream: RunEntry): string {
-  return node.def.readsRecords
-    ? sha256(upstream.outputsHash + canonicalJson(upstream.record ?? {}))
-    : upstream.outputsHash;
+function inputHash(node: Node, upstream: Predicted): string {
+  if (!node.def.readsRecords) return upstream.outputsHash;
+  // The record of a stage that will rerun is not known yet: no cached run can match.
+  if (!("key" in upstream)) return "record not known yet";
+  return sha256(upstream.outputsHash + canonicalJson(upstream.record ?? {}));
 }
+
+/** What downstream keys need of an upstream run: a cached run, or outputs a rerun is predicted to give again. */
+type Predicted = RunEntry | { outputsHash: string };
 
 /** A run's cache key: the hash of everything its outputs may depend on. */
 export function keyOf(parts: KeyParts): string {

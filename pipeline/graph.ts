@@ -8,6 +8,8 @@ export interface Node {
   name: string;
   def: StageDef;
   params: Record<string, ParamValue>;
+  /** Where each parameter's value comes from: "default", "variant", or the override's source. */
+  sources: Record<string, string>;
   /** Resolved upstream node names. */
   deps: string[];
 }
@@ -19,6 +21,8 @@ export interface Override {
   /** A raw command-line string (parsed by type) or an already typed value (profiles). */
   raw?: string;
   value?: ParamValue;
+  /** Where it comes from, for `params` (e.g. "params.json", "profile smoke", "--set"). */
+  source?: string;
 }
 
 export class Graph {
@@ -36,13 +40,15 @@ export class Graph {
       for (const variant of def.variants ? Object.keys(def.variants) : [undefined]) {
         const name = variant ? `${def.name}@${variant}` : def.name;
         const params: Record<string, ParamValue> = {};
-        for (const [key, spec] of Object.entries(def.params)) params[key] = spec.default;
+        const sources: Record<string, string> = {};
+        for (const [key, spec] of Object.entries(def.params)) [params[key], sources[key]] = [spec.default, "default"];
         for (const [key, value] of Object.entries(variant ? def.variants![variant] : {})) {
           const spec = def.params[key];
           if (!spec) throw unknownParam(name, key, def);
           params[key] = checkParam(`${name}.${key}`, spec, value);
+          sources[key] = "variant";
         }
-        this.nodes.set(name, { name, def, params, deps: [] });
+        this.nodes.set(name, { name, def, params, sources, deps: [] });
       }
     }
     for (const node of this.nodes.values()) {
@@ -86,6 +92,7 @@ export class Graph {
       if (!spec) throw unknownParam(o.target, o.param, node.def);
       const where = `${o.target}.${o.param}`;
       node.params[o.param] = o.raw !== undefined ? parseParam(where, spec, o.raw) : checkParam(where, spec, o.value!);
+      node.sources[o.param] = o.source ?? "override";
     }
   }
 

@@ -19,7 +19,8 @@ export class ProgressLine {
   private live: boolean;
 
   constructor(private readonly label: string, live = Deno.stderr.isTerminal()) {
-    this.live = live && !Deno.env.get("PIPELINE_PLAIN") && !Deno.env.get("CI");
+    // A dumb terminal cannot redraw a line (\r, erase): plain lines there.
+    this.live = live && !Deno.env.get("PIPELINE_PLAIN") && !Deno.env.get("CI") && Deno.env.get("TERM") !== "dumb";
   }
 
   update(p: Progress) {
@@ -34,7 +35,9 @@ export class ProgressLine {
     for (const [k, v] of Object.entries(p.extra ?? {})) {
       fields.push(`${k} ${typeof v === "number" ? +v.toFixed(4) : v}`);
     }
-    if (Number.isFinite(stepsPerSec)) {
+    // A stage that reports its own rate and time left (download: in MiB) gets no second pair.
+    const own = p.extra !== undefined && "left" in p.extra;
+    if (Number.isFinite(stepsPerSec) && !own) {
       fields.push(
         p.itemsPerStep ? `${(stepsPerSec * p.itemsPerStep).toFixed(0)} samples/s` : `${stepsPerSec.toFixed(2)} steps/s`,
       );

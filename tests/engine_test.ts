@@ -130,7 +130,7 @@ function cli(root: string, args: string[], env: Record<string, string> = {}) {
 Deno.test("a cache hit does not rerun; outputs flow downstream", async () => {
   const root = await toyProject();
   const first = await (await engineFor(root)).reproduce();
-  assert.deepEqual(outcomes(first), { a: "ran", b: "ran", c: "ran" });
+  assert.deepEqual(outcomes(first), { a: "run", b: "run", c: "run" });
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
   await clearEvents(root);
   const second = await (await engineFor(root)).reproduce();
@@ -147,14 +147,14 @@ Deno.test("editing a file two imports down reruns exactly the affected stages, a
   await Deno.writeTextFile(join(root, "lib/deep.ts"), "export const factor = 100;\n");
   const status = await (await engineFor(root)).status();
   const a = status.find((s) => s.stage === "a")!;
-  assert.equal(a.outcome, "would run");
+  assert.equal(a.outcome, "run");
   assert.deepEqual(a.reasons, ["code: lib/deep.ts changed"]);
   assert.equal(status.find((s) => s.stage === "b")!.outcome, "up to date");
   assert.deepEqual(status.find((s) => s.stage === "c")!.reasons, ["upstream a is stale"]);
   await clearEvents(root);
   const logs: string[] = [];
   const rerun = await (await engineFor(root, [], logs)).reproduce();
-  assert.deepEqual(outcomes(rerun), { a: "ran", b: "up to date", c: "ran" });
+  assert.deepEqual(outcomes(rerun), { a: "run", b: "up to date", c: "run" });
   assert.ok(logs.some((l) => l.includes("▶ a: running (code: lib/deep.ts changed)")), logs.join("\n"));
   assert.ok(logs.some((l) => l.includes("▶ c: running (input a changed)")), logs.join("\n"));
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "100+b");
@@ -165,12 +165,12 @@ Deno.test("a parameter change reruns that stage and its downstream only; going b
   await (await engineFor(root)).reproduce();
   await clearEvents(root);
   const changed = await (await engineFor(root, [{ target: "a", param: "n", raw: "3" }])).reproduce();
-  assert.deepEqual(outcomes(changed), { a: "ran", b: "up to date", c: "ran" });
+  assert.deepEqual(outcomes(changed), { a: "run", b: "up to date", c: "run" });
   assert.deepEqual(changed[0].reasons, ["param n: 1 → 3"]);
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "30+b");
   await clearEvents(root);
   const back = await (await engineFor(root)).reproduce();
-  assert.deepEqual(outcomes(back), { a: "restored", b: "up to date", c: "restored" });
+  assert.deepEqual(outcomes(back), { a: "restore from cache", b: "up to date", c: "restore from cache" });
   assert.deepEqual(await events(root), [], "a combination seen before is restored, not rerun");
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
 });
@@ -208,7 +208,7 @@ Deno.test("SIGKILL during a stage leaves no trusted entry; a rerun gives the rig
   assert.deepEqual(runs, [], "no run entry after a kill");
   const rerun = await (await engineFor(root)).reproduce({ targets: ["a"] });
   assert.ok(!running(orphan), "the killed run's busy worker was stopped");
-  assert.deepEqual(outcomes(rerun), { a: "ran" });
+  assert.deepEqual(outcomes(rerun), { a: "run" });
   assert.ok((await events(root)).includes("resumed a"), "the rerun resumed from the killed run's checkpoint");
   assert.equal(await Deno.readTextFile(join(root, "out/a/a.txt")), "10");
   assert.deepEqual([...Deno.readDirSync(join(root, ".cache/tmp"))], [], "the killed run's temporary files are gone");
@@ -224,7 +224,7 @@ Deno.test("a flipped byte in a cached artefact is detected and rebuilt", async (
   await Deno.writeFile(file, bytes);
   const logs: string[] = [];
   const again = await (await engineFor(root, [], logs)).reproduce();
-  assert.equal(outcomes(again).a, "ran");
+  assert.equal(outcomes(again).a, "run");
   assert.ok(logs.some((l) => /✗ a: cached a\.txt is corrupt/.test(l)), logs.join("\n"));
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
   assert.equal(outcomes(again).c, "up to date", "same bytes rebuilt: downstream stays valid");
@@ -301,7 +301,7 @@ Deno.test("pushed runs are restored from the committed remote on a machine witho
   await Deno.remove(join(root, ".cache"), { recursive: true });
   await clearEvents(root);
   const again = await (await engineFor(root)).reproduce();
-  assert.deepEqual(outcomes(again), { a: "up to date", b: "up to date", c: "up to date" });
+  assert.deepEqual(outcomes(again), { a: "restore from remote", b: "restore from remote", c: "restore from remote" });
   assert.deepEqual(await events(root), [], "nothing retrained");
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
   // A tampered remote object is refused (and the stage rebuilt), never trusted.
@@ -310,9 +310,9 @@ Deno.test("pushed runs are restored from the committed remote on a machine witho
   const hash = entry.outputs["a.txt"];
   await Deno.writeTextFile(join(root, "pipeline/remote/objects", hash.slice(0, 2), hash.slice(2)), "666");
   const status = await (await engineFor(root)).status(["a"]);
-  assert.equal(status[0].outcome, "would run", "a damaged remote run is not restorable");
+  assert.equal(status[0].outcome, "run", "a damaged remote run is not restorable");
   const rebuilt = await (await engineFor(root)).reproduce({ targets: ["a"] });
-  assert.equal(outcomes(rebuilt).a, "ran");
+  assert.equal(outcomes(rebuilt).a, "run");
   assert.equal(await Deno.readTextFile(join(root, "out/a/a.txt")), "10");
 });
 
@@ -328,7 +328,7 @@ Deno.test("--partial runs a stage from the upstream outputs cached so far, leavi
   await (await engine()).reproduce({ targets: ["a"] });
   await assert.rejects((await engine()).reproduce({ targets: ["d"], single: true }), /d needs the outputs of b/);
   const partial = await (await engine()).reproduce({ targets: ["d"], single: true, partial: true });
-  assert.deepEqual(outcomes(partial), { d: "ran" });
+  assert.deepEqual(outcomes(partial), { d: "run" });
   assert.equal(await Deno.readTextFile(join(root, "out/d/d.txt")), "a");
 });
 

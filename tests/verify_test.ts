@@ -100,7 +100,7 @@ Deno.test("accept carries a run over a code change only when re-executing it giv
   const old = (await lock(root)).stages.train;
   // A change that keeps the behaviour: accepted, the lock names the new key and where it came from.
   await Deno.writeTextFile(join(root, "rate.ts"), "export const decay = 0.25 * 2;\n");
-  assert.match((await cli(root, ["status"])).text, /train: stale \(code: rate\.ts changed\)/);
+  assert.match((await cli(root, ["status"])).text, /train: run \(code: rate\.ts changed\)/);
   const ok = await cli(root, ["accept", "train", "--verify-steps", "3"]);
   assert.equal(ok.code, 0, ok.text);
   assert.match(ok.text, /✓ train: accepted \(bit-identical over 3 steps\)/);
