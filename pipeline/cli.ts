@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import { Engine, type StageResult } from "./engine.ts";
 import type { Override } from "./graph.ts";
 import { splitAssignment } from "./params.ts";
+import { TransferProgress } from "./remote.ts";
 import { formatDuration } from "./progress.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
@@ -11,8 +12,9 @@ const USAGE = `usage: deno task <command> [stage…] [options]
 commands:
   reproduce [stage…]   run what is stale, restore what is cached (default: every stage)
   status [stage…]      say, for each stage, whether it is up to date and exactly what changed
-  push [stage…]        copy finished runs (small outputs only) into pipeline/remote/, to commit:
-                       a fresh clone then restores them instead of training again
+  push [stage…]        copy finished runs to the shared remote (S3: everything), or without one into
+                       pipeline/remote/ (small outputs only), to commit: a fresh clone then restores them
+  pull [stage…]        restore the lock file's runs from the remotes into the cache and out/
   dag                  print the stage graph as a Mermaid flowchart
   params [stage…]      list each stage's parameters, defaults and meaning
 options:
@@ -23,6 +25,9 @@ options:
   --partial                 like --single, leaving out upstream stages not finished yet (a partial report)
   --dry-run                 say what would run and why, run nothing
   --jobs N                  run up to N independent stages at once (default 1)
+  --remote URL              the shared remote: s3://bucket/prefix (default: "remote" in pipeline/config.local.json;
+                            endpoint and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, …)
+                            or "git" for the committed pipeline/remote/ alone
   --root DIR, --pipeline FILE   another project / stage declaration (tests use these)
 lasting overrides: pipeline/params.json, {"stage.param": value, …}, applied before --profile and --set`;
 
@@ -38,6 +43,7 @@ interface Args {
   jobs: number;
   root: string;
   pipeline?: string;
+  remote?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -74,6 +80,7 @@ function parseArgs(argv: string[]): Args {
       }
     } else if (flag === "--root") args.root = resolve(value());
     else if (flag === "--pipeline") args.pipeline = resolve(value());
+    else if (flag === "--remote") args.remote = value();
     else if (a === "--help" || a === "-h") args.command = "help";
     else if (a.startsWith("-")) throw new PipelineError(`unknown option ${a}`, "see --help");
     else if (!args.command) args.command = a;
@@ -125,6 +132,7 @@ async function main(argv: string[]): Promise<number> {
     overrides,
     lockFile: resolve(args.root, "pipeline", args.profile ? `lock.${args.profile}.json` : "lock.json"),
     publish: profile?.publish,
+    remoteUrl: args.remote,
   });
   switch (args.command) {
     case "reproduce": {
@@ -149,12 +157,9 @@ async function main(argv: string[]): Promise<number> {
       for (const r of results) console.log(statusLine(r));
       return 0;
     }
-    case "push": {
-      const { pushed, skipped } = await engine.push(args.targets);
-      console.error(`pushed to pipeline/remote: ${pushed.join(", ") || "nothing"}`);
-      if (skipped.length) console.error(`not pushed (not in the cache, or files over 8 MiB): ${skipped.join(", ")}`);
-      return 0;
-    }
+    case "push":
+    case "pull":
+      return await transfer(engine, args.command, args.targets);
     case "dag":
       console.log(engine.graph.mermaid());
       return 0;
@@ -175,6 +180,31 @@ async function main(argv: string[]): Promise<number> {
         "use reproduce, status, push, dag or params (see --help)",
       );
   }
+}
+
+/** push or pull, with a progress line (objects, bytes, rate) over the remotes' transfers. */
+async function transfer(engine: Engine, command: "push" | "pull", targets: string[]): Promise<number> {
+  const remotes = engine.store.remotes;
+  const url = remotes.at(-1)!.url;
+  const progress = new TransferProgress(`${command} ${url}`);
+  for (const r of remotes) r.progress = progress;
+  if (command === "push") {
+    const { pushed, skipped } = await engine.push(targets);
+    if (progress.totalObjects) progress.show(true);
+    console.error(`pushed to ${url}: ${pushed.join(", ") || "nothing"}`);
+    if (!skipped.length) return 0;
+    const why = remotes.length === 1 ? "not in the cache, or files over 8 MiB" : "not in the cache";
+    console.error(`not pushed (${why}): ${skipped.join(", ")}`);
+    return 0;
+  }
+  const { pulled, missing } = await engine.pull(targets);
+  if (progress.totalObjects || progress.objects) progress.show(true);
+  console.error(`pulled from ${remotes.map((r) => r.url).join(" + ")}: ${pulled.join(", ") || "nothing"}`);
+  if (!missing.length) return 0;
+  throw new PipelineError(
+    `not restored: ${missing.join(", ")} (not in any remote, or refused as shown above)`,
+    "push them from a machine that has them, or run `deno task reproduce`",
+  );
 }
 
 /** {"stage.param": value} → overrides. */
