@@ -449,6 +449,7 @@ export class Engine {
 
   /** Restore the lock file's runs from the remotes into the cache and link out/<stage> (like `dvc pull`). */
   async pull(targets?: string[]): Promise<{ pulled: string[]; missing: string[] }> {
+    await this.store.gcTmp(); // partial downloads of a killed pull
     const lock = await this.readLock();
     const names = targets?.length ? targets.flatMap((t) => this.graph.resolve(t)) : Object.keys(lock.stages);
     const got = await Promise.all(names.map(async (name) => {
