@@ -88,7 +88,10 @@ export async function openRemotes(root: string, folder: string, url?: string): P
   if (!url || url === "git") return [git];
   if (url.startsWith("s3://")) {
     const { S3Remote } = await import("./s3.ts"); // the SDK loads only when an S3 remote is used
-    return [git, S3Remote.fromUrl(url)];
+    const s3 = S3Remote.fromUrl(url);
+    // Restores during reproduce say how far they are every 10 s (push and pull set a live line of their own).
+    s3.progress = new TransferProgress(`restore ${s3.url}`, undefined, false);
+    return [git, s3];
   }
   throw new PipelineError(
     `unsupported remote ${JSON.stringify(url)}`,
@@ -128,9 +131,15 @@ export class TransferProgress {
   totalObjects = 0;
   totalBytes = 0;
   private start = performance.now();
-  private lastPlain = 0;
-  private live = Deno.stderr.isTerminal() && !Deno.env.get("PIPELINE_PLAIN") && !Deno.env.get("CI");
-  constructor(readonly label: string, readonly out: (line: string) => void = (l) => console.error(l)) {}
+  private lastPlain = -Infinity;
+  private live: boolean;
+  constructor(
+    readonly label: string,
+    readonly out: (line: string) => void = (l) => console.error(l),
+    live = Deno.stderr.isTerminal(),
+  ) {
+    this.live = live && !Deno.env.get("PIPELINE_PLAIN") && !Deno.env.get("CI");
+  }
 
   plan(objects: number, bytes: number) {
     this.totalObjects += objects;

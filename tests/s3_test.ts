@@ -207,6 +207,7 @@ Deno.test({
         const direct = await cli(c, ["reproduce"], env);
         assert.equal(direct.code, 0, direct.stderr);
         assert.match(direct.stderr, /0 ran/);
+        assert.match(direct.stderr, /restore s3:\/\/bkt\/study: \d+\/\d+ objects/, "restores say how far they are");
         assert.deepEqual(await events(c), []);
         await sameOutputs(a, c);
       });
