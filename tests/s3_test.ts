@@ -212,6 +212,25 @@ Deno.test({
         await sameOutputs(a, c);
       });
 
+      await t.step("pull killed mid-way: the rerun completes from what is sound", async () => {
+        const b = await clone(a);
+        const pulling = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", CLI, "--root", b, "--pipeline", join(b, "stages.ts"), "pull"],
+          env: { ...env, PIPELINE_PLAIN: "1", PIPELINE_S3_JOBS: "1" },
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        const partial = async () => (await listTree(join(b, ".cache/tmp"))).length >= 3;
+        for (let i = 0; i < 3000 && !(await partial()); i++) await new Promise((r) => setTimeout(r, 10));
+        pulling.kill("SIGKILL");
+        await pulling.status;
+        assert.ok((await listTree(join(b, ".cache/tmp"))).length > 0, "killed with downloads under way");
+        const pull = await cli(b, ["pull"], env);
+        assert.equal(pull.code, 0, pull.stderr);
+        assert.deepEqual(await listTree(join(b, ".cache/tmp")), [], "the killed pull's partial files are gone");
+        await sameOutputs(a, b);
+      });
+
       await t.step("a corrupted and a truncated object on the server are refused, named, never trusted", async () => {
         const push = await cli(a, ["push", "--remote", "s3://bkt/bad"], env);
         assert.equal(push.code, 0, push.stderr);
