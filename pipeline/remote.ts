@@ -5,6 +5,7 @@
 // and every object is checked against its hash by the Store before it is used.
 import { dirname, join, relative } from "node:path";
 import type { RunEntry } from "./cache.ts";
+import { writeFileAtomic } from "./hash.ts";
 import { formatDuration } from "./progress.ts";
 import { readLocalSettings } from "./settings.ts";
 import { PipelineError } from "./types.ts";
@@ -56,10 +57,10 @@ export class FolderRemote implements Remote {
       for (const { hash } of Object.values(entry.outputs)) {
         const dest = join(this.dir, objectKey(hash));
         await Deno.mkdir(dirname(dest), { recursive: true });
-        await writeAtomic(dest, await Deno.readFile(objectPath(hash)));
+        await writeFileAtomic(dest, await Deno.readFile(objectPath(hash)));
       }
       await Deno.mkdir(join(this.dir, "runs"), { recursive: true });
-      await writeAtomic(join(this.dir, "runs", `${entry.key}.json`), JSON.stringify(entry, null, 1) + "\n");
+      await writeFileAtomic(join(this.dir, "runs", `${entry.key}.json`), JSON.stringify(entry, null, 1) + "\n");
       held.add(entry.key);
     }
     return held;
@@ -68,13 +69,6 @@ export class FolderRemote implements Remote {
   where(hash: string) {
     return join(this.url, objectKey(hash));
   }
-}
-
-async function writeAtomic(path: string, data: Uint8Array | string) {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-  else await Deno.writeFile(tmp, data);
-  await Deno.rename(tmp, path);
 }
 
 /**
