@@ -451,7 +451,9 @@ export class Engine {
   async pull(targets?: string[]): Promise<{ pulled: string[]; missing: string[] }> {
     await this.store.gcTmp(); // partial downloads of a killed pull
     const lock = await this.readLock();
-    const names = targets?.length ? targets.flatMap((t) => this.graph.resolve(t)) : Object.keys(lock.stages);
+    const names = targets?.length
+      ? targets.flatMap((t) => this.graph.resolve(t))
+      : Object.keys(lock.stages).filter((n) => this.graph.nodes.has(n)); // a stage since removed: nothing to link
     const got = await Promise.all(names.map(async (name) => {
       const key = lock.stages[name]?.key;
       const entry = key ? await this.store.readEntry(key) : undefined;
