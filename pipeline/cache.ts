@@ -7,6 +7,7 @@
 // An object no tree links to (link count 1) is garbage: see gc.ts.
 import { dirname, join, relative } from "node:path";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
+import { FolderRemote, type Remote } from "./remote.ts";
 import type { ParamValue } from "./types.ts";
 
 /** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
@@ -37,17 +38,25 @@ export interface RunEntry extends KeyParts {
 export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
 
 export class Store {
-  /**
-   * `remote`: a read-only store of the same layout (runs/, objects/), committed
-   * to git like a DVC remote, from which missing runs are fetched (see push()).
-   */
-  constructor(readonly dir: string, readonly stats: StatCache, readonly remote?: string) {}
+  /** Where one-line notes go (a remote object refused); the engine sets its own log. */
+  log: (line: string) => void = (l) => console.error(l);
 
-  static async open(dir: string, remote?: string): Promise<Store> {
+  /**
+   * `remotes`: stores of the same layout (runs/, objects/) that missing runs are
+   * fetched from, in order (see remote.ts: the folder committed to git, then S3).
+   */
+  constructor(readonly dir: string, readonly stats: StatCache, readonly remotes: Remote[] = []) {}
+
+  static async open(dir: string, remotes: Remote[] = []): Promise<Store> {
     for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
       await Deno.mkdir(join(dir, sub), { recursive: true });
     }
-    return new Store(dir, await StatCache.open(join(dir, "stat.json")), remote);
+    return new Store(dir, await StatCache.open(join(dir, "stat.json")), remotes);
+  }
+
+  /** The committed folder remote's directory, if it is one of the remotes. */
+  get folderRemote(): string | undefined {
+    return this.remotes.find((r): r is FolderRemote => r instanceof FolderRemote)?.dir;
   }
 
   treeDir(key: string) {
@@ -78,62 +87,52 @@ export class Store {
    * read without copying anything: what status and --dry-run ask.
    */
   async remoteEntry(key: string): Promise<RunEntry | undefined> {
-    if (!this.remote) return undefined;
-    const entry = await readJson<RunEntry>(join(this.remote, "runs", `${key}.json`));
-    if (!entry) return undefined;
-    for (const { hash } of Object.values(entry.outputs)) {
-      const src = join(this.remote, "objects", hash.slice(0, 2), hash.slice(2));
-      const actual = await hashFile(src).catch((e) => {
-        if (e instanceof Deno.errors.NotFound) return "missing";
-        throw e;
-      });
-      if (actual !== hash) return undefined;
+    for (const remote of this.remotes) {
+      const entry = await remote.readEntry(key);
+      if (!entry) continue;
+      const there = await Promise.all(Object.values(entry.outputs).map(({ hash, size }) => remote.has(hash, size)));
+      if (there.every(Boolean)) return entry;
     }
-    return entry;
+    return undefined;
   }
 
-  /** Copy a run from the remote into this store, checking every file's hash; undefined if it is not there whole. */
+  /** Copy a run from the first remote that has it whole, checking every file's hash; undefined if none does. */
   async fetch(key: string): Promise<RunEntry | undefined> {
-    if (!this.remote) return undefined;
-    const entry = await readJson<RunEntry>(join(this.remote, "runs", `${key}.json`));
-    if (!entry) return undefined;
-    const tmp = await this.makeTmp(key);
-    try {
-      for (const [rel, { hash }] of Object.entries(entry.outputs)) {
-        const src = join(this.remote, "objects", hash.slice(0, 2), hash.slice(2));
-        const dest = join(tmp, rel);
-        await Deno.mkdir(dirname(dest), { recursive: true });
-        try {
-          await Deno.copyFile(src, dest);
-        } catch (e) {
-          if (e instanceof Deno.errors.NotFound) return undefined;
-          throw e;
-        }
-        if ((await hashFile(dest)) !== hash) return undefined; // a damaged remote copy is never trusted
+    for (const remote of this.remotes) {
+      const entry = await remote.readEntry(key);
+      if (!entry) continue;
+      const tmp = await this.makeTmp(key);
+      try {
+        const whole = await Promise.all(
+          Object.entries(entry.outputs).map(async ([rel, { hash, size }]) => {
+            const dest = join(tmp, rel);
+            await Deno.mkdir(dirname(dest), { recursive: true });
+            if ((await this.stats.hash(this.objectPath(hash)).catch(() => "")) === hash) {
+              await Deno.link(this.objectPath(hash), dest); // already here (another run's output): no transfer
+              return true;
+            }
+            if (!(await remote.download(hash, size, dest))) return false;
+            const actual = await hashFile(dest);
+            if (actual === hash) return true;
+            // A damaged or truncated remote copy is never trusted.
+            this.log(
+              `✗ ${remote.where(hash)} is corrupt (${(await Deno.stat(dest)).size} bytes, sha256 ${
+                actual.slice(0, 12)
+              }…; ` +
+                `expected ${size} bytes, ${hash.slice(0, 12)}…): refused`,
+            );
+            return false;
+          }),
+        );
+        if (!whole.every(Boolean)) continue;
+        const { outputs: _o, outputsHash: _h, ...partial } = entry;
+        return await this.commit(tmp, partial);
+      } finally {
+        await Deno.remove(tmp, { recursive: true }).catch(() => {});
+        await Deno.remove(`${tmp}.tree`, { recursive: true }).catch(() => {});
       }
-      const { outputs: _o, outputsHash: _h, ...partial } = entry;
-      return await this.commit(tmp, partial);
-    } finally {
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
-      await Deno.remove(`${tmp}.tree`, { recursive: true }).catch(() => {});
     }
-  }
-
-  /**
-   * Copy runs into the remote (entry + objects), skipping runs with a file over
-   * maxBytes: the remote holds results (curves, metrics, reports), not datasets.
-   */
-  async push(entry: RunEntry, maxBytes: number): Promise<boolean> {
-    if (!this.remote) return false;
-    if (Object.values(entry.outputs).some((o) => o.size > maxBytes)) return false;
-    for (const { hash } of Object.values(entry.outputs)) {
-      const dest = join(this.remote, "objects", hash.slice(0, 2), hash.slice(2));
-      await Deno.mkdir(dirname(dest), { recursive: true });
-      await writeFileAtomic(dest, await Deno.readFile(this.objectPath(hash)));
-    }
-    await Deno.mkdir(join(this.remote, "runs"), { recursive: true });
-    await writeFileAtomic(join(this.remote, "runs", `${entry.key}.json`), JSON.stringify(entry, null, 1) + "\n");
-    return true;
+    return undefined;
   }
 
   /** Do the entry's files still hold the bytes it recorded? (stat cache first, bytes when stat changed) */

@@ -11,6 +11,7 @@ import { formatRuns, listRuns, showRun } from "./exp.ts";
 import { gc } from "./gc.ts";
 import type { Override } from "./graph.ts";
 import { splitAssignment } from "./params.ts";
+import { TransferProgress } from "./remote.ts";
 import { formatDuration } from "./progress.ts";
 import { colorWanted, resultLine } from "./style.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
@@ -106,6 +107,12 @@ const OPTIONS: Record<string, Option> = {
     help: "also keep the newest N runs of each stage (default 0)",
     commands: ["gc"],
   },
+  remote: {
+    type: "string",
+    arg: "URL",
+    help: 'the shared remote: s3://bucket/prefix (default: "remote" in pipeline/config.local.json; endpoint\n' +
+      "and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, …), or git for pipeline/remote/ alone",
+  },
   root: { type: "string", arg: "DIR", help: "another project (tests use it)" },
   pipeline: { type: "string", arg: "FILE", help: "another stage declaration (tests use it)" },
   version: { type: "boolean", help: "project, Deno and TensorFlow.js versions" },
@@ -187,14 +194,14 @@ const COMMANDS: Record<string, Command> = {
   },
   push: {
     args: "[stage…]",
-    help: "copy finished runs (small outputs only) into pipeline/remote/, to commit:\n" +
-      "a fresh clone then restores them instead of training again",
-    async run(c) {
-      const { pushed, skipped } = await (await c.engine()).push(c.args);
-      console.error(`pushed to pipeline/remote: ${pushed.join(", ") || "nothing"}`);
-      if (skipped.length) console.error(`not pushed (not in the cache, or files over 8 MiB): ${skipped.join(", ")}`);
-      return 0;
-    },
+    help: "copy finished runs to the shared remote (S3: everything), or without one into pipeline/remote/\n" +
+      "(small outputs only) to commit: a fresh clone then restores them instead of training again",
+    run: async (c) => transfer(await c.engine(), "push", c.args),
+  },
+  pull: {
+    args: "[stage…]",
+    help: "restore the lock file's runs from the remotes into the cache and out/",
+    run: async (c) => transfer(await c.engine(), "pull", c.args),
   },
   dag: {
     args: "",
@@ -410,7 +417,14 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
       source: "--set",
     })),
   ];
-  return await Engine.open({ root, defs, overrides, lockFile, publish: profile?.publish });
+  return await Engine.open({
+    root,
+    defs,
+    overrides,
+    lockFile,
+    publish: profile?.publish,
+    remoteUrl: values.remote as string | undefined,
+  });
 }
 
 /** A malformed option value is a usage error (exit 2), whoever detects it. */
@@ -431,6 +445,31 @@ async function readParamsFile(file: string): Promise<Record<string, ParamValue>>
     if (e instanceof Deno.errors.NotFound) return {};
     throw new PipelineError(`${file} is not valid JSON: ${(e as Error).message}`, 'write {"stage.param": value, …}');
   }
+}
+
+/** push or pull, with a progress line (objects, bytes, rate) over the remotes' transfers. */
+async function transfer(engine: Engine, command: "push" | "pull", targets: string[]): Promise<number> {
+  const remotes = engine.store.remotes;
+  const url = remotes.at(-1)!.url;
+  const progress = new TransferProgress(`${command} ${url}`);
+  for (const r of remotes) r.progress = progress;
+  if (command === "push") {
+    const { pushed, skipped } = await engine.push(targets);
+    if (progress.totalObjects) progress.show(true);
+    console.error(`pushed to ${url}: ${pushed.join(", ") || "nothing"}`);
+    if (!skipped.length) return 0;
+    const why = remotes.length === 1 ? "not in the cache, or files over 8 MiB" : "not in the cache";
+    console.error(`not pushed (${why}): ${skipped.join(", ")}`);
+    return 0;
+  }
+  const { pulled, missing } = await engine.pull(targets);
+  if (progress.totalObjects || progress.objects) progress.show(true);
+  console.error(`pulled from ${remotes.map((r) => r.url).join(" + ")}: ${pulled.join(", ") || "nothing"}`);
+  if (!missing.length) return 0;
+  throw new PipelineError(
+    `not restored: ${missing.join(", ")} (not in any remote, or refused as shown above)`,
+    "push them from a machine that has them, or run `deno task reproduce`",
+  );
 }
 
 /** {"stage.param": value} → overrides. */

@@ -8,6 +8,7 @@ import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
 import { hostFacts } from "./host.ts";
 import { formatDuration } from "./progress.ts";
+import { openRemotes } from "./remote.ts";
 import { jobEnv } from "./tasks.ts";
 import { PipelineError, type StageDef } from "./types.ts";
 import { describeDifference, firstDifference } from "./verify.ts";
@@ -23,6 +24,8 @@ export interface EngineOptions {
   lockFile?: string;
   /** The committed remote store runs are fetched from and pushed to. Default: <root>/pipeline/remote */
   remote?: string;
+  /** The shared remote (s3://bucket/prefix; "git": the committed one alone). Default: pipeline/config.local.json's. */
+  remoteUrl?: string;
   /** Where a stage's outputs are copied, relative to root (default: its `publish`). */
   publish?: Record<string, string>;
   log?: (line: string) => void;
@@ -103,8 +106,11 @@ export class Engine {
   static async open(opts: EngineOptions): Promise<Engine> {
     const graph = new Graph(opts.defs, opts.overrides);
     const cacheDir = opts.cacheDir ?? Deno.env.get("PIPELINE_CACHE") ?? join(opts.root, ".cache");
-    const store = await Store.open(resolve(opts.root, cacheDir), opts.remote ?? join(opts.root, "pipeline", "remote"));
-    return new Engine(opts, graph, store, opts.lockFile ?? join(opts.root, "pipeline", "lock.json"));
+    const remotes = await openRemotes(opts.root, opts.remote ?? join(opts.root, "pipeline", "remote"), opts.remoteUrl);
+    const store = await Store.open(resolve(opts.root, cacheDir), remotes);
+    const engine = new Engine(opts, graph, store, opts.lockFile ?? join(opts.root, "pipeline", "lock.json"));
+    store.log = (line) => engine.log(line);
+    return engine;
   }
 
   private log(line: string) {
@@ -582,7 +588,7 @@ export class Engine {
     const results: VerifyResult[] = [];
     for (const name of names) {
       const { node, upstream, parts, key } = await this.current(name, lock);
-      const cached = await this.store.readEntry(key) ?? await this.store.fetch(key);
+      const cached = await this.store.readOrFetch(key);
       if (!cached) {
         throw new PipelineError(
           `${name} has no cached run under its current key to verify`,
@@ -612,13 +618,13 @@ export class Engine {
         this.log(`✓ ${name}: up to date, nothing to accept`);
         continue;
       }
-      const already = await this.store.readEntry(key) ?? await this.store.fetch(key);
+      const already = await this.store.readOrFetch(key);
       if (already && (await this.store.verify(already)).ok) {
         await this.recordLock(name, parts, already);
         this.log(`✓ ${name}: a run of the new key is cached already; the lock now names it`);
         continue;
       }
-      const old = previous && (await this.store.readEntry(previous.key) ?? await this.store.fetch(previous.key));
+      const old = previous && await this.store.readOrFetch(previous.key);
       if (!previous || !old || !(await this.store.verify(old)).ok) {
         throw new PipelineError(
           `${name}: no cached run of its previous key to accept`,
@@ -739,19 +745,43 @@ export class Engine {
     await writeFileAtomic(join(this.opts.root, publish, "provenance.json"), JSON.stringify(provenance(entry), null, 2));
   }
 
-  /** Copy the lock file's runs (those without big files) into the remote, to commit with the lock. */
-  async push(targets?: string[], maxBytes = 8 << 20): Promise<{ pushed: string[]; skipped: string[] }> {
+  /**
+   * Copy the lock file's runs into the last remote (the shared one if set, else the committed
+   * folder, which takes only runs without big files). Returns the stages the remote now holds.
+   */
+  async push(
+    targets?: string[],
+    remote = this.store.remotes.at(-1)!,
+  ): Promise<{ pushed: string[]; skipped: string[] }> {
     const lock = await this.readLock();
     const names = targets?.length ? targets.flatMap((t) => this.graph.resolve(t)) : Object.keys(lock.stages);
-    const pushed: string[] = [];
-    const skipped: string[] = [];
+    const entries = new Map<string, RunEntry>();
     for (const name of names) {
       const key = lock.stages[name]?.key;
       const entry = key ? await this.store.readEntry(key) : undefined;
-      if (entry && (await this.store.verify(entry)).ok && (await this.store.push(entry, maxBytes))) pushed.push(name);
-      else skipped.push(name);
+      if (entry && (await this.store.verify(entry)).ok) entries.set(name, entry);
     }
-    return { pushed, skipped };
+    const held = await remote.push([...entries.values()], (h) => this.store.objectPath(h));
+    const pushed = names.filter((n) => held.has(entries.get(n)?.key ?? ""));
+    return { pushed, skipped: names.filter((n) => !pushed.includes(n)) };
+  }
+
+  /** Restore the lock file's runs from the remotes into the cache and link out/<stage> (like `dvc pull`). */
+  async pull(targets?: string[]): Promise<{ pulled: string[]; missing: string[] }> {
+    await this.store.gcTmp(); // partial downloads of a killed pull
+    const lock = await this.readLock();
+    const names = targets?.length
+      ? targets.flatMap((t) => this.graph.resolve(t))
+      : Object.keys(lock.stages).filter((n) => this.graph.nodes.has(n)); // a stage since removed: nothing to link
+    const got = await Promise.all(names.map(async (name) => {
+      const key = lock.stages[name]?.key;
+      const entry = key ? await this.store.readOrFetch(key) : undefined;
+      if (!entry || !(await this.store.verify(entry)).ok) return false;
+      await this.materialise(this.graph.nodes.get(name)!, entry);
+      return true;
+    }));
+    await this.store.stats.save();
+    return { pulled: names.filter((_, i) => got[i]), missing: names.filter((_, i) => !got[i]) };
   }
 
   /** For each selected stage (and its upstream): what reproduce would do and exactly why; changes nothing. */

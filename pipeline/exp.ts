@@ -25,7 +25,7 @@ export async function allRuns(engine: Engine): Promise<Map<string, { entry: RunE
   const out = new Map<string, { entry: RunEntry; where: ExpRun["where"] }>();
   const places: Array<[ExpRun["where"][number], string | undefined]> = [
     ["cache", engine.store.dir],
-    ["remote", engine.store.remote],
+    ["remote", engine.store.folderRemote],
   ];
   for (const [where, dir] of places) {
     if (!dir) continue;

@@ -21,7 +21,9 @@ export async function gc(
     const lock = await readJson<{ stages: Record<string, { key: string }> }>(file);
     for (const s of Object.values(lock?.stages ?? {})) keep.add(s.key);
   }
-  if (store.remote) { for (const f of await names(join(store.remote, "runs"))) keep.add(f.replace(/\.json$/, "")); }
+  if (store.folderRemote) {
+    for (const f of await names(join(store.folderRemote, "runs"))) keep.add(f.replace(/\.json$/, ""));
+  }
   const entries: RunEntry[] = [];
   for (const f of await names(join(store.dir, "runs"))) {
     const e = await readJson<RunEntry>(join(store.dir, "runs", f));

@@ -30,5 +30,12 @@ export async function readLocalSettings(root: string): Promise<LocalSettings> {
   if (!value || typeof value !== "object" || Array.isArray(value)) {
     throw new PipelineError(`${file} must hold a JSON object`, 'write {"remote": "s3://…", …}');
   }
+  const remote = (value as LocalSettings).remote;
+  if (remote !== undefined && (typeof remote !== "string" || !/^(s3:\/\/.+|git)$/.test(remote))) {
+    throw new PipelineError(
+      `${file}: "remote" is ${JSON.stringify(remote)}`,
+      'write "remote": "s3://bucket/prefix" (or "git" for the committed pipeline/remote/ alone)',
+    );
+  }
   return value as LocalSettings;
 }
