@@ -5,8 +5,9 @@
 //                      a run killed at any moment leaves no entry to trust
 //   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
 import { dirname, join, relative } from "node:path";
+import { DiskFull, errorCode, isDiskFull } from "./faults.ts";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
-import type { ParamValue } from "./types.ts";
+import { type ParamValue, PipelineError } from "./types.ts";
 
 /** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
 export interface KeyParts {
@@ -40,13 +41,50 @@ export class Store {
    * `remote`: a read-only store of the same layout (runs/, objects/), committed
    * to git like a DVC remote, from which missing runs are fetched (see push()).
    */
-  constructor(readonly dir: string, readonly stats: StatCache, readonly remote?: string) {}
+  constructor(
+    readonly dir: string,
+    readonly stats: StatCache,
+    readonly remote?: string,
+    /** False on a read-only mount: status works, reproduce refuses (see assertWritable). */
+    readonly writable = true,
+  ) {}
+
+  /** Where corrupt state is named while it is repaired (the engine sets its log). */
+  warn: (line: string) => void = (l) => console.error(l);
 
   static async open(dir: string, remote?: string): Promise<Store> {
-    for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
-      await Deno.mkdir(join(dir, sub), { recursive: true });
+    const info = await Deno.stat(dir).catch(() => undefined);
+    let writable = true;
+    try {
+      if (info && !info.isDirectory) throw Object.assign(new Error(), { code: "ENOTDIR" });
+      for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
+        await Deno.mkdir(join(dir, sub), { recursive: true });
+      }
+      await Deno.remove(await Deno.makeTempFile({ dir: join(dir, "tmp"), prefix: "probe." }));
+    } catch (e) {
+      const code = errorCode(e);
+      if (code === "ENOTDIR") {
+        throw new PipelineError(
+          `the cache ${dir} is not a directory (${info ? "a regular file is there" : "a parent of it is a file"})`,
+          "point PIPELINE_CACHE at a directory (or unset it to use .cache/ in the project)",
+        );
+      }
+      if (isDiskFull(e)) throw new DiskFull(dir, 1 << 20);
+      if (code !== "EROFS" && code !== "EACCES" && !(e instanceof Deno.errors.PermissionDenied)) throw e;
+      writable = false;
     }
-    return new Store(dir, await StatCache.open(join(dir, "stat.json")), remote);
+    const stats = await StatCache.open(join(dir, "stat.json"));
+    stats.readOnly = !writable;
+    return new Store(dir, stats, remote, writable);
+  }
+
+  /** Building needs a writable cache; say so in one line (status works without). */
+  assertWritable() {
+    if (this.writable) return;
+    throw new PipelineError(
+      `the cache ${this.dir} is not writable (read-only file system or no permission)`,
+      "set PIPELINE_CACHE to a writable directory (or remount it read-write); `deno task status` works read-only",
+    );
   }
 
   treeDir(key: string) {
@@ -63,14 +101,22 @@ export class Store {
   }
 
   async readEntry(key: string): Promise<RunEntry | undefined> {
-    return await readJson<RunEntry>(this.entryPath(key)) ?? await this.fetch(key);
+    const path = this.entryPath(key);
+    const entry = await readJson<RunEntry>(path);
+    if (entry === "corrupt") {
+      this.warn(`✗ the run entry ${path} is corrupt (truncated or not a run entry): discarding it, rebuilding the run`);
+      if (this.writable) await Deno.remove(path).catch(() => {});
+    }
+    return (entry !== "corrupt" ? entry : undefined) ?? await this.fetch(key);
   }
 
   /** Copy a run from the remote into this store, checking every file's hash; undefined if it is not there whole. */
   private async fetch(key: string): Promise<RunEntry | undefined> {
-    if (!this.remote) return undefined;
-    const entry = await readJson<RunEntry>(join(this.remote, "runs", `${key}.json`));
-    if (!entry) return undefined;
+    if (!this.remote || !this.writable) return undefined;
+    const entryPath = join(this.remote, "runs", `${key}.json`);
+    const entry = await readJson<RunEntry>(entryPath);
+    if (entry === "corrupt") this.warn(`✗ the remote run entry ${entryPath} is corrupt: not restored from it`);
+    if (!entry || entry === "corrupt") return undefined;
     const tmp = await this.makeTmp(key);
     try {
       for (const [rel, { hash }] of Object.entries(entry.outputs)) {
@@ -80,10 +126,18 @@ export class Store {
         try {
           await Deno.copyFile(src, dest);
         } catch (e) {
-          if (e instanceof Deno.errors.NotFound) return undefined;
-          throw e;
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+          this.warn(`✗ the remote run of ${entry.stage} is incomplete (${rel}: ${src} is missing): not restored`);
+          return undefined;
         }
-        if ((await hashFile(dest)) !== hash) return undefined; // a damaged remote copy is never trusted
+        const actual = await hashFile(dest);
+        if (actual !== hash) { // a damaged remote copy is never trusted
+          this.warn(
+            `✗ the remote object ${src} (${rel} of ${entry.stage}) is corrupt (sha256 ${actual.slice(0, 12)}…, ` +
+              `recorded ${hash.slice(0, 12)}…): not restored from the remote`,
+          );
+          return undefined;
+        }
       }
       const { outputs: _o, outputsHash: _h, ...partial } = entry;
       return await this.commit(tmp, partial);
@@ -195,7 +249,7 @@ export class Store {
   /** The live process holding `name`'s lock, if any (e.g. another reproduce building that run now). */
   async holder(name: string): Promise<number | undefined> {
     const text = await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0");
-    const pid = Number(text.split(" ")[0]);
+    const pid = parseLock(text)?.[0];
     return pid && processAlive(pid) ? pid : undefined;
   }
 
@@ -219,7 +273,16 @@ export class Store {
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
-      const [pid, worker] = (await Deno.readTextFile(path).catch(() => "0")).split(" ").map(Number);
+      const text = await Deno.readTextFile(path).catch(() => "0");
+      const parsed = parseLock(text);
+      // Empty: its holder is between creating and writing it, unless that was long ago (then killed there).
+      const age = Date.now() - ((await Deno.stat(path).catch(() => undefined))?.mtime?.getTime() ?? Date.now());
+      if (!parsed && (text !== "" || age > 5000)) {
+        this.warn(`✗ the lock ${path} is corrupt (${JSON.stringify(text.slice(0, 40))}, not a pid): removing it`);
+        await Deno.remove(path).catch(() => {});
+        continue;
+      }
+      const [pid, worker] = parsed ?? [0, 0];
       if (pid && !processAlive(pid)) {
         // Its engine was killed. A worker busy in a synchronous loop never noticed: stop it before taking over.
         if (worker && isWorker(worker)) Deno.kill(worker, "SIGKILL");
@@ -244,11 +307,20 @@ function isWorker(pid: number): boolean {
   }
 }
 
-async function readJson<T>(path: string): Promise<T | undefined> {
+/** A lock's "pid" or "pid worker"; undefined if it holds anything else. */
+function parseLock(text: string): [number, number] | undefined {
+  const m = /^(\d+)(?: (\d+))?$/.exec(text.trim());
+  return m ? [Number(m[1]), Number(m[2] ?? 0)] : undefined;
+}
+
+/** A run entry, undefined if absent, "corrupt" if it is not one (truncated, garbage). */
+async function readJson<T extends RunEntry>(path: string): Promise<T | undefined | "corrupt"> {
   try {
-    return JSON.parse(await Deno.readTextFile(path));
+    const value = JSON.parse(await Deno.readTextFile(path));
+    return value && typeof value === "object" && typeof value.key === "string" && value.outputs ? value : "corrupt";
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return undefined;
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (e instanceof SyntaxError) return "corrupt";
     throw e;
   }
 }

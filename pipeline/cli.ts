@@ -2,8 +2,9 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Engine, type StageResult } from "./engine.ts";
+import { knownFault } from "./faults.ts";
 import type { Override } from "./graph.ts";
-import { splitAssignment } from "./params.ts";
+import { readParamsFile, splitAssignment } from "./params.ts";
 import { formatDuration } from "./progress.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
@@ -105,19 +106,7 @@ async function main(argv: string[]): Promise<number> {
     overrides.push(...assignments(profile.set));
   }
   // pipeline/params.json: the user's lasting overrides (like DVC's params.yaml), before profile and --set.
-  const paramsFile = resolve(args.root, "pipeline", "params.json");
-  let saved: Record<string, ParamValue> = {};
-  try {
-    saved = JSON.parse(await Deno.readTextFile(paramsFile));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      throw new PipelineError(
-        `${paramsFile} is not valid JSON: ${(e as Error).message}`,
-        'write {"stage.param": value, …}',
-      );
-    }
-  }
-  overrides.unshift(...assignments(saved));
+  overrides.unshift(...await readParamsFile(resolve(args.root, "pipeline", "params.json")));
   for (const s of args.sets) overrides.push(splitAssignment(s));
   const engine = await Engine.open({
     root: args.root,
@@ -200,8 +189,9 @@ if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (e) {
-    if (e instanceof PipelineError) {
-      console.error(`error: ${e.message} — ${e.fix}`);
+    const known = knownFault(e); // a full disk or a read-only file system: one line, not a stack trace
+    if (known) {
+      console.error(`error: ${known.message} — ${known.fix}`);
       Deno.exit(1);
     }
     throw e;

@@ -2,7 +2,8 @@
 // processes (in parallel where the graph allows), restoring cached runs,
 // publishing outputs and keeping the lock file.
 import { dirname, join, resolve } from "node:path";
-import { type KeyParts, type RunEntry, Store } from "./cache.ts";
+import { type KeyParts, listFiles, type RunEntry, Store } from "./cache.ts";
+import { DiskFull, isDiskFull } from "./faults.ts";
 import { Graph, type Node, type Override } from "./graph.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
@@ -77,7 +78,9 @@ export class Engine {
     const graph = new Graph(opts.defs, opts.overrides);
     const cacheDir = opts.cacheDir ?? Deno.env.get("PIPELINE_CACHE") ?? join(opts.root, ".cache");
     const store = await Store.open(resolve(opts.root, cacheDir), opts.remote ?? join(opts.root, "pipeline", "remote"));
-    return new Engine(opts, graph, store, opts.lockFile ?? join(opts.root, "pipeline", "lock.json"));
+    const engine = new Engine(opts, graph, store, opts.lockFile ?? join(opts.root, "pipeline", "lock.json"));
+    store.warn = (line) => engine.log(line);
+    return engine;
   }
 
   private log(line: string) {
@@ -118,12 +121,24 @@ export class Engine {
     };
   }
 
+  private lockWarned = false;
+
   async readLock(): Promise<LockFile> {
+    let text: string;
     try {
-      return JSON.parse(await Deno.readTextFile(this.lockFile));
+      text = await Deno.readTextFile(this.lockFile);
     } catch {
       return { version: 1, stages: {} };
     }
+    try {
+      const lock = JSON.parse(text);
+      if (lock?.stages && typeof lock.stages === "object" && !Array.isArray(lock.stages)) return lock;
+    } catch { /* named below */ }
+    if (!this.lockWarned) {
+      this.log(`✗ ${this.lockFile} is corrupt (not a lock file): ignoring it; a reproduce rewrites it from the cache`);
+      this.lockWarned = true;
+    }
+    return { version: 1, stages: {} };
   }
 
   /** Merge one stage into the lock file, under a cross-process lock. */
@@ -149,6 +164,7 @@ export class Engine {
 
   /** Run what is stale, restore what is cached, in dependency order. */
   async reproduce(ro: ReproduceOptions = {}): Promise<StageResult[]> {
+    this.store.assertWritable();
     await this.store.gcTmp();
     const targets = (ro.targets?.length ? ro.targets : this.graph.defs.map((d) => d.name))
       .flatMap((t) => this.graph.resolve(t));
@@ -379,11 +395,10 @@ export class Engine {
       await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
       return entry;
     } catch (e) {
-      if (!(e instanceof PipelineError) && /No space left on device/.test(String(e))) {
-        throw new PipelineError(
-          `disk full while storing ${node.name}'s outputs`,
-          "free disk space (or set PIPELINE_CACHE to a bigger disk) and rerun",
-        );
+      if (!(e instanceof PipelineError) && isDiskFull(e)) {
+        let bytes = 0; // what the outputs need in the cache
+        for (const rel of await listFiles(tmp).catch(() => [])) bytes += (await Deno.stat(join(tmp, rel))).size;
+        throw new DiskFull(this.store.dir, bytes || undefined);
       }
       throw e;
     } finally {

@@ -3,6 +3,8 @@
 // Separate processes let independent stages use separate cores.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { listFiles } from "./cache.ts";
+import { DiskFull, isDiskFull, knownFault } from "./faults.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { ProgressLine } from "./progress.ts";
 import { PipelineError, type StageContext } from "./types.ts";
@@ -67,20 +69,34 @@ if (import.meta.main) {
     await runWorker(config);
     Deno.exit(0); // tfjs may keep timers or threads alive
   } catch (e) {
-    const err = e instanceof PipelineError
-      ? { what: e.message, fix: e.fix }
-      : /No space left on device/.test(String(e))
+    // A machine fault (full disk) or a user input (e.g. a diverging lr) is one line; only a bug keeps its trace.
+    let known = knownFault(e);
+    if (isDiskFull(e)) {
+      // Free what this run wrote (it will not be kept), so the result below fits.
+      const written = await treeBytes(config.outDir);
+      await Deno.remove(config.outDir, { recursive: true }).catch(() => {});
+      if (!(e instanceof DiskFull)) known = new DiskFull((known as DiskFull).path, written || undefined);
+    }
+    if (!known) console.error(e instanceof Error ? e.stack : e);
+    const err = known
       ? {
-        what: `disk full while running ${config.stage}`,
-        fix: "free disk space (or set PIPELINE_CACHE to a bigger disk) and rerun",
+        what: known.message.includes(config.stage) ? known.message : `${config.stage}: ${known.message}`,
+        fix: known.fix.replaceAll("<stage>", config.stage),
       }
-      : undefined;
-    if (!err) console.error(e instanceof Error ? e.stack : e);
-    const fallback = {
-      what: `stage ${config.stage} crashed: ${e instanceof Error ? e.message : e}`,
-      fix: "see the stack trace above, fix the stage, and rerun",
-    };
-    await writeFileAtomic(config.resultFile, JSON.stringify({ ok: false, ...(err ?? fallback) }));
+      : {
+        what: `stage ${config.stage} crashed: ${e instanceof Error ? e.message : e}`,
+        fix: "see the stack trace above, fix the stage, and rerun",
+      };
+    await writeFileAtomic(config.resultFile, JSON.stringify({ ok: false, ...err }))
+      .catch(() => console.error(`error: ${err.what} — ${err.fix}`));
     Deno.exit(2);
   }
+}
+
+async function treeBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const rel of await listFiles(dir).catch(() => [])) {
+    n += (await Deno.stat(join(dir, rel)).catch(() => ({ size: 0 }))).size;
+  }
+  return n;
 }
