@@ -10,7 +10,7 @@ import { type Closure, importClosure, readImportMap } from "./imports.ts";
 import { formatDuration } from "./progress.ts";
 import { jobEnv } from "./tasks.ts";
 import { PipelineError, type StageDef } from "./types.ts";
-import type { WorkerConfig } from "./worker.ts";
+import { RESULT_RESERVE, type WorkerConfig } from "./worker.ts";
 
 export interface EngineOptions {
   root: string;
@@ -338,6 +338,7 @@ export class Engine {
         resultFile: join(tmp, "result.json"),
       };
       await Deno.writeTextFile(join(tmp, "worker.json"), JSON.stringify(config));
+      await Deno.writeTextFile(config.resultFile, " ".repeat(RESULT_RESERVE)); // see writeResult in worker.ts
       const started = new Date();
       const t0 = performance.now();
       const args = ["run", "-A", "--no-prompt"];

@@ -100,7 +100,9 @@ export async function readParamsFile(file: string): Promise<Override[]> {
     throw bad(`not valid JSON (${(e as Error).message})`);
   }
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw bad(`expected an object, found ${data === null ? "null" : Array.isArray(data) ? "an array" : typeof data}`);
+    throw bad(
+      `expected an object, found ${data === null ? "null" : Array.isArray(data) ? "an array" : `a ${typeof data}`}`,
+    );
   }
   return Object.entries(data).map(([where, value]) => {
     const m = /^([^.=\s]+)\.([^.=\s]+)$/.exec(where);

@@ -57,7 +57,19 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     );
   }
   const metrics = (await mod.run(ctx)) ?? {};
-  await writeFileAtomic(config.resultFile, JSON.stringify({ ok: true, metrics, record }));
+  await writeResult(config.resultFile, { ok: true, metrics, record });
+}
+
+/** Bytes the engine reserves for the result (blank), so that even a full disk can take it. */
+export const RESULT_RESERVE = 16 << 10;
+
+/** Write the result over the engine's blank reservation (no new disk blocks); JSON ignores the trailing blanks. */
+async function writeResult(file: string, value: unknown) {
+  const bytes = new TextEncoder().encode(JSON.stringify(value));
+  const reserved = await Deno.stat(file).then((i) => i.size).catch(() => 0);
+  if (bytes.length > reserved) return await writeFileAtomic(file, bytes);
+  using f = await Deno.open(file, { write: true });
+  for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
 }
 
 if (import.meta.main) {
@@ -87,7 +99,7 @@ if (import.meta.main) {
         what: `stage ${config.stage} crashed: ${e instanceof Error ? e.message : e}`,
         fix: "see the stack trace above, fix the stage, and rerun",
       };
-    await writeFileAtomic(config.resultFile, JSON.stringify({ ok: false, ...err }))
+    await writeResult(config.resultFile, { ok: false, ...err })
       .catch(() => console.error(`error: ${err.what} — ${err.fix}`));
     Deno.exit(2);
   }
