@@ -29,17 +29,23 @@ export function freeBytes(path: string): number | undefined {
   }
 }
 
-const mib = (n: number) => `${(n / MiB).toFixed(n < 10 * MiB ? 1 : 0)} MiB`;
+const mib = (n: number) => n < MiB ? `${Math.ceil(n / 1024)} KiB` : `${(n / MiB).toFixed(n < 10 * MiB ? 1 : 0)} MiB`;
 
 /**
  * ENOSPC, said once: where, how much more is needed, what is free. It is a
  * PipelineError, so nothing retries it or falls back to another source.
  */
 export class DiskFull extends PipelineError {
-  constructor(readonly path: string, needBytes?: number) {
+  /** `written`: when the need is unknown, what the writer had written before (it needs more than that). */
+  constructor(readonly path: string, needBytes?: number, written?: number) {
     const free = freeBytes(path);
+    const need = needBytes
+      ? `needs at least ${mib(needBytes)} more`
+      : written
+      ? `needs more than the ${mib(written)} it had written`
+      : "needs more space";
     super(
-      `disk full writing ${path}: ${needBytes ? `needs at least ${mib(needBytes)} more` : "needs more space"}` +
+      `disk full writing ${path}: ${need}` +
         (free !== undefined ? ` (${mib(free)} free)` : ""),
       "free disk space (or set PIPELINE_CACHE to a bigger disk) and rerun",
     );
@@ -81,7 +87,7 @@ export function checkLoss(loss: number, step: number, lr?: number) {
 export function knownFault(e: unknown): PipelineError | undefined {
   if (e instanceof PipelineError) return e;
   const code = errorCode(e);
-  const path = /'([^']+)'/.exec(String((e as Error)?.message))?.[1];
+  const path = [...String((e as Error)?.message).matchAll(/'([^']+)'/g)].at(-1)?.[1]; // copy 'a' -> 'b': b
   if (code === "ENOSPC") return new DiskFull(path ?? Deno.cwd());
   if (code === "EROFS") {
     return new PipelineError(

@@ -87,12 +87,15 @@ if (import.meta.main) {
       // Free what this run wrote (it will not be kept), so the result below fits.
       const written = await treeBytes(config.outDir);
       await Deno.remove(config.outDir, { recursive: true }).catch(() => {});
-      if (!(e instanceof DiskFull)) known = new DiskFull((known as DiskFull).path, written || undefined);
+      if (!(e instanceof DiskFull)) { // a write the stage did not wrap: where is what the OS said, else its outputs
+        const said = /'([^']+)'/.test((e as Error).message) ? (known as DiskFull).path : config.outDir;
+        known = new DiskFull(said, undefined, written);
+      }
     }
     if (!known) console.error(e instanceof Error ? e.stack : e);
     const err = known
       ? {
-        what: known.message.includes(config.stage) ? known.message : `${config.stage}: ${known.message}`,
+        what: known.message.startsWith(config.stage) ? known.message : `${config.stage}: ${known.message}`,
         fix: known.fix.replaceAll("<stage>", config.stage),
       }
       : {

@@ -273,7 +273,7 @@ Deno.test({
       assert.equal(notOneLine(r.stderr), undefined);
       assert.match(
         r.stderr,
-        /^error: blob: disk full writing \/.*: needs at least [\d.]+ MiB more \([\d.]+ MiB free\) — free disk space/m,
+        /^error: blob: disk full writing \/.*\/out: needs more than the [\d.]+ [KM]iB it had written \([\d.]+ [KM]iB free\) — free disk space/m,
       );
       assert.deepEqual([...Deno.readDirSync(join(cache, "runs"))], []);
     } finally {
@@ -317,7 +317,7 @@ Deno.test({
       const r = await cli(root, ["reproduce", "preprocess", ...SMOKE], { PIPELINE_CACHE: cache! });
       assert.equal(r.code, 1);
       assert.equal(notOneLine(r.stderr), undefined);
-      assert.match(r.stderr, /^error: preprocess: disk full writing \/.*\.npy: needs at least [\d.]+ MiB more/m);
+      assert.match(r.stderr, /^error: preprocess: disk full writing \/.*\.npy: needs at least [\d.]+ [KM]iB more/m);
       assert.deepEqual([...Deno.readDirSync(join(cache!, "runs"))].map((e) => e.name).length, 1, "only download");
     } finally {
       await umount(cache!);
