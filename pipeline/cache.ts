@@ -60,7 +60,7 @@ export class Store {
       for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
         await Deno.mkdir(join(dir, sub), { recursive: true });
       }
-      await Deno.remove(await Deno.makeTempFile({ dir: join(dir, "tmp"), prefix: "probe." }));
+      await Deno.remove(await Deno.makeTempFile({ dir: join(dir, "tmp"), prefix: `probe.${Deno.pid}.` })); // writable?
     } catch (e) {
       const code = errorCode(e);
       if (code === "ENOTDIR") {
