@@ -22,6 +22,16 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** Temporary projects made here, removed when the process ends. */
+const made: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const dir of made) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* already gone */ }
+  }
+});
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // A toy project: `count` checkpoints every step with the shared helper (two
@@ -91,6 +101,7 @@ export async function run(ctx) {
 /** A fresh toy project; it imports this project's checkpoint helper and faults module. */
 export async function toyProject(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "faults-toy-" });
+  made.push(root);
   for (const [rel, text] of Object.entries(TOY)) {
     await Deno.writeTextFile(
       join(root, rel),
@@ -103,6 +114,7 @@ export async function toyProject(): Promise<string> {
 /** A copy of this project (code only: no lock, no remote, no reports) for runs of the smoke profile. */
 export async function projectCopy(): Promise<string> {
   const dest = await Deno.makeTempDir({ prefix: "faults-project-" });
+  made.push(dest);
   const files = new TextDecoder().decode(
     (await new Deno.Command("git", { args: ["ls-files", "-co", "--exclude-standard"], cwd: ROOT }).output()).stdout,
   ).trim().split("\n");

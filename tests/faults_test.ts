@@ -48,7 +48,10 @@ async function tmpfs(size: string): Promise<string | undefined> {
   return undefined;
 }
 
-const umount = (dir: string) => new Deno.Command("umount", { args: [dir] }).output();
+async function umount(dir: string) {
+  await new Deno.Command("umount", { args: [dir] }).output();
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
 const asRoot = Deno.uid() === 0;
 const rootOnly = asRoot ? "" : " (skipped: needs root to mount a small tmpfs)";
 
