@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DiskFull, isDiskFull, writing } from "../pipeline/faults.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { DIR, OFFICIAL_ARCHIVE_MD5, OFFICIAL_FILE_MD5, OFFICIAL_URL, syntheticArchive, WANTED } from "./cifar.ts";
 import { type FetchOptions, fetchResumable } from "./fetch.ts";
@@ -55,7 +56,11 @@ export async function downloadCifar(o: DownloadOptions): Promise<DownloadResult>
     const { perBatch, test } = o.synthetic ?? { perBatch: 500, test: 500 };
     const synth = await syntheticArchive(perBatch, test);
     archive = join(o.workDir, "synthetic.tar.gz");
-    await Deno.writeFile(archive, synth.archive);
+    await writing(archive, synth.archive.byteLength, () => Deno.writeFile(archive, synth.archive))
+      .catch(async (e) => { // a half-written synthetic archive is worth nothing: give its space back
+        await Deno.remove(archive).catch(() => {});
+        throw e;
+      });
     fileMd5 = o.fileMd5 ?? synth.fileMd5;
     source = "synthetic";
     log(`synthetic archive: ${perBatch} images per training batch file, ${test} test images`);
@@ -121,7 +126,7 @@ export async function downloadCifar(o: DownloadOptions): Promise<DownloadResult>
     };
   } catch (e) {
     await Deno.remove(join(o.outDir, DIR), { recursive: true }).catch(() => {});
-    if (fromWorkDir && e instanceof PipelineError) {
+    if (fromWorkDir && e instanceof PipelineError && !(e instanceof DiskFull)) { // a full disk: keep the download
       await Deno.remove(archive).catch(() => {});
       await Deno.remove(`${archive}.json`).catch(() => {});
     }
@@ -162,13 +167,18 @@ async function extract(
         if (e.type === "file") skipped.push(e.name);
         return undefined;
       }
-      const f = await Deno.open(join(outDir, DIR, base), { write: true, create: true, truncate: true });
+      const path = join(outDir, DIR, base);
+      const f = await Deno.open(path, { write: true, create: true, truncate: true });
       open.push(f);
       const h = createHash("md5");
+      let done = 0;
       return {
         async write(c: Uint8Array) {
           h.update(c);
-          for (let off = 0; off < c.length;) off += await f.write(c.subarray(off));
+          await writing(path, e.size - done, async () => {
+            for (let off = 0; off < c.length;) off += await f.write(c.subarray(off));
+          });
+          done += c.length;
         },
         close() {
           got[base] = h.digest("hex");
@@ -179,6 +189,7 @@ async function extract(
     });
     // Read past the end-of-archive marker: the archive MD5 covers every byte, and gunzip checks its CRC at the end.
     await tarStream.pipeTo(new WritableStream()).catch((e) => {
+      if (isDiskFull(e)) throw e instanceof DiskFull ? e : new DiskFull(join(outDir, DIR));
       throw new PipelineError(
         `the archive is truncated or corrupt (${e instanceof Error ? e.message : e})`,
         "delete the partial file / download again, or check the url parameter",

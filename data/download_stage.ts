@@ -2,6 +2,7 @@
 // and extract cifar-10-batches-bin/ into ctx.outDir. The archive is downloaded
 // into ctx.checkpointDir so that a killed run resumes the transfer.
 import { join } from "node:path";
+import { DiskFull } from "../pipeline/faults.ts";
 import { PipelineError, type StageContext } from "../pipeline/types.ts";
 import { downloadCifar } from "./download.ts";
 
@@ -47,7 +48,7 @@ async function firstThatWorks<T>(
     try {
       return await attempt(source, i);
     } catch (e) {
-      if (!(e instanceof PipelineError)) throw e;
+      if (!(e instanceof PipelineError) || e instanceof DiskFull) throw e; // a full disk: no other source helps
       if (i === sources.length - 1) {
         if (!failures.length) throw e;
         throw new PipelineError([...failures, `${source}: ${e.message}`].join("; "), e.fix);

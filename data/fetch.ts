@@ -4,6 +4,7 @@
 // the server supports it, and refuses answers that are not the file (HTML
 // pages, bodies longer or shorter than announced). `<dest>.json` remembers
 // the url and validators, so a killed run resumes the transfer.
+import { DiskFull, writing } from "../pipeline/faults.ts";
 import { PipelineError } from "../pipeline/types.ts";
 
 export interface FetchOptions {
@@ -158,7 +159,10 @@ export async function fetchResumable(url: string, dest: string, opts: FetchOptio
                 throw new PipelineError(`${url} is not the archive: ${why}`, "check the url parameter");
               }
             }
-            for (let off = 0; off < chunk.value.length;) off += await file.write(chunk.value.subarray(off));
+            const need = (meta.total ?? got + chunk.value.length) - got;
+            await writing(part, need, async () => {
+              for (let off = 0; off < chunk.value.length;) off += await file.write(chunk.value.subarray(off));
+            });
             got += chunk.value.length;
             if (meta.total !== undefined && got > meta.total) {
               await reader.cancel();
@@ -182,7 +186,8 @@ export async function fetchResumable(url: string, dest: string, opts: FetchOptio
       }
     } catch (e) {
       if (!(e instanceof Transient)) {
-        if (e instanceof PipelineError) { // a refused answer: do not resume from it
+        // A refused answer: do not resume from it. A full disk is no fault of the answer: keep the part.
+        if (e instanceof PipelineError && !(e instanceof DiskFull)) {
           await Deno.remove(part).catch(() => {});
           await Deno.remove(metaPath).catch(() => {});
         }

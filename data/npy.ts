@@ -1,6 +1,7 @@
 // Read and write NumPy .npy files (format v1.0 written; v1–v3 read), little-endian,
 // C order. Arrays are typed-array views with a shape; large files are read into
 // one buffer and viewed without a copy.
+import { writing } from "../pipeline/faults.ts";
 import { PipelineError } from "../pipeline/types.ts";
 
 export type NpyData = Float32Array | Float64Array | Uint8Array | Int32Array;
@@ -54,8 +55,10 @@ export async function writeNpy(path: string, data: NpyData, shape: number[]): Pr
   }
   const file = await Deno.open(path, { write: true, create: true, truncate: true });
   try {
-    await writeAll(file, npyHeader(descrOf(data), shape));
-    await writeAll(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    await writing(path, data.byteLength, async () => { // a full disk: one line naming the file
+      await writeAll(file, npyHeader(descrOf(data), shape));
+      await writeAll(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    });
   } finally {
     file.close();
   }

@@ -6,9 +6,10 @@
 //   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
 // An object no tree links to (link count 1) is garbage: see gc.ts.
 import { dirname, join, relative } from "node:path";
+import { DiskFull, errorCode, isDiskFull } from "./faults.ts";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
 import { FolderRemote, type Remote } from "./remote.ts";
-import type { ParamValue } from "./types.ts";
+import { type ParamValue, PipelineError } from "./types.ts";
 
 /** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
 export interface KeyParts {
@@ -38,20 +39,54 @@ export interface RunEntry extends KeyParts {
 export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
 
 export class Store {
-  /** Where one-line notes go (a remote object refused); the engine sets its own log. */
-  log: (line: string) => void = (l) => console.error(l);
-
   /**
    * `remotes`: stores of the same layout (runs/, objects/) that missing runs are
    * fetched from, in order (see remote.ts: the folder committed to git, then S3).
    */
-  constructor(readonly dir: string, readonly stats: StatCache, readonly remotes: Remote[] = []) {}
+  constructor(
+    readonly dir: string,
+    readonly stats: StatCache,
+    readonly remotes: Remote[] = [],
+    /** False on a read-only mount: status works, reproduce refuses (see assertWritable). */
+    readonly writable = true,
+  ) {}
+
+  /** Where corrupt state and refused remote objects are named (the engine sets its log). */
+  warn: (line: string) => void = (l) => console.error(l);
 
   static async open(dir: string, remotes: Remote[] = []): Promise<Store> {
-    for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
-      await Deno.mkdir(join(dir, sub), { recursive: true });
+    const info = await Deno.stat(dir).catch(() => undefined);
+    let writable = true;
+    try {
+      if (info && !info.isDirectory) throw Object.assign(new Error(), { code: "ENOTDIR" });
+      for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
+        await Deno.mkdir(join(dir, sub), { recursive: true });
+      }
+      await Deno.remove(await Deno.makeTempFile({ dir: join(dir, "tmp"), prefix: `probe.${Deno.pid}.` })); // writable?
+    } catch (e) {
+      const code = errorCode(e);
+      if (code === "ENOTDIR") {
+        throw new PipelineError(
+          `the cache ${dir} is not a directory (${info ? "a regular file is there" : "a parent of it is a file"})`,
+          "point PIPELINE_CACHE at a directory (or unset it to use .cache/ in the project)",
+        );
+      }
+      if (isDiskFull(e)) throw new DiskFull(dir, 1 << 20);
+      if (code !== "EROFS" && code !== "EACCES" && !(e instanceof Deno.errors.PermissionDenied)) throw e;
+      writable = false;
     }
-    return new Store(dir, await StatCache.open(join(dir, "stat.json")), remotes);
+    const stats = await StatCache.open(join(dir, "stat.json"));
+    stats.readOnly = !writable;
+    return new Store(dir, stats, remotes, writable);
+  }
+
+  /** Building needs a writable cache; say so in one line (status works without). */
+  assertWritable() {
+    if (this.writable) return;
+    throw new PipelineError(
+      `the cache ${this.dir} is not writable (read-only file system or no permission)`,
+      "set PIPELINE_CACHE to a writable directory (or remount it read-write); `deno task status` works read-only",
+    );
   }
 
   /** The committed folder remote's directory, if it is one of the remotes. */
@@ -74,7 +109,14 @@ export class Store {
 
   /** The run entry in this cache (never the remote: see remoteEntry and fetch). */
   async readEntry(key: string): Promise<RunEntry | undefined> {
-    return await readJson<RunEntry>(this.entryPath(key));
+    const path = this.entryPath(key);
+    const entry = await readJson<RunEntry>(path);
+    if (entry === "corrupt") {
+      this.warn(`✗ the run entry ${path} is corrupt (truncated or not a run entry): discarding it, rebuilding the run`);
+      if (this.writable) await Deno.remove(path).catch(() => {});
+      return undefined;
+    }
+    return entry;
   }
 
   /** The cache's entry, else the remote's copied in (fetch): for a run that is needed now. */
@@ -89,7 +131,7 @@ export class Store {
   async remoteEntry(key: string): Promise<RunEntry | undefined> {
     for (const remote of this.remotes) {
       const entry = await remote.readEntry(key);
-      if (!entry) continue;
+      if (!entry || entry === "corrupt") continue;
       const there = await Promise.all(Object.values(entry.outputs).map(({ hash, size }) => remote.has(hash, size)));
       if (there.every(Boolean)) return entry;
     }
@@ -98,9 +140,13 @@ export class Store {
 
   /** Copy a run from the first remote that has it whole, checking every file's hash; undefined if none does. */
   async fetch(key: string): Promise<RunEntry | undefined> {
+    if (!this.writable) return undefined;
     for (const remote of this.remotes) {
       const entry = await remote.readEntry(key);
-      if (!entry) continue;
+      if (entry === "corrupt") {
+        this.warn(`✗ the run entry ${key}.json in ${remote.url} is corrupt: not restored from it`);
+      }
+      if (!entry || entry === "corrupt") continue;
       const tmp = await this.makeTmp(key);
       try {
         const whole = await Promise.all(
@@ -111,11 +157,17 @@ export class Store {
               await Deno.link(this.objectPath(hash), dest); // already here (another run's output): no transfer
               return true;
             }
-            if (!(await remote.download(hash, size, dest))) return false;
+            if (!(await remote.download(hash, size, dest))) {
+              this.warn(
+                `✗ the run of ${entry.stage} in ${remote.url} is incomplete (${rel}: ${remote.where(hash)} ` +
+                  "is missing): not restored from it",
+              );
+              return false;
+            }
             const actual = await hashFile(dest);
             if (actual === hash) return true;
             // A damaged or truncated remote copy is never trusted.
-            this.log(
+            this.warn(
               `✗ ${remote.where(hash)} is corrupt (${(await Deno.stat(dest)).size} bytes, sha256 ${
                 actual.slice(0, 12)
               }…; ` +
@@ -243,7 +295,7 @@ export class Store {
   /** The live process holding `name`'s lock, if any (e.g. another reproduce building that run now). */
   async holder(name: string): Promise<number | undefined> {
     const text = await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0");
-    const pid = Number(text.split(" ")[0]);
+    const pid = parseLock(text)?.[0];
     return pid && processAlive(pid) ? pid : undefined;
   }
 
@@ -293,7 +345,16 @@ export class Store {
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
-      const [pid, worker] = (await Deno.readTextFile(path).catch(() => "0")).split(" ").map(Number);
+      const text = await Deno.readTextFile(path).catch(() => "0");
+      const parsed = parseLock(text);
+      // Empty: its holder is between creating and writing it, unless that was long ago (then killed there).
+      const age = Date.now() - ((await Deno.stat(path).catch(() => undefined))?.mtime?.getTime() ?? Date.now());
+      if (!parsed && (text !== "" || age > 5000)) {
+        this.warn(`✗ the lock ${path} is corrupt (${JSON.stringify(text.slice(0, 40))}, not a pid): removing it`);
+        await Deno.remove(path).catch(() => {});
+        continue;
+      }
+      const [pid, worker] = parsed ?? [0, 0];
       if (pid && !processAlive(pid)) {
         // Its engine was killed. A worker busy in a synchronous loop never noticed: stop it before taking over.
         if (worker && isWorker(worker)) Deno.kill(worker, "SIGKILL");
@@ -318,11 +379,20 @@ function isWorker(pid: number): boolean {
   }
 }
 
-async function readJson<T>(path: string): Promise<T | undefined> {
+/** A lock's "pid" or "pid worker"; undefined if it holds anything else. */
+function parseLock(text: string): [number, number] | undefined {
+  const m = /^(\d+)(?: (\d+))?$/.exec(text.trim());
+  return m ? [Number(m[1]), Number(m[2] ?? 0)] : undefined;
+}
+
+/** A run entry, undefined if absent, "corrupt" if it is not one (truncated, garbage). */
+async function readJson<T extends RunEntry>(path: string): Promise<T | undefined | "corrupt"> {
   try {
-    return JSON.parse(await Deno.readTextFile(path));
+    const value = JSON.parse(await Deno.readTextFile(path));
+    return value && typeof value === "object" && typeof value.key === "string" && value.outputs ? value : "corrupt";
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return undefined;
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (e instanceof SyntaxError) return "corrupt";
     throw e;
   }
 }

@@ -8,9 +8,10 @@ import { dagDot, dagJson, dagTree } from "./dag.ts";
 import { diffLocks, formatDiff, readLockAt } from "./diff.ts";
 import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
 import { formatRuns, listRuns, showRun } from "./exp.ts";
+import { knownFault } from "./faults.ts";
 import { gc } from "./gc.ts";
 import type { Override } from "./graph.ts";
-import { splitAssignment } from "./params.ts";
+import { readParamsFile, splitAssignment } from "./params.ts";
 import { TransferProgress } from "./remote.ts";
 import { formatDuration } from "./progress.ts";
 import { colorWanted, resultLine } from "./style.ts";
@@ -398,19 +399,19 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
   }
   // Parameter sources, in the order applied (later wins); `params` shows which one set each value.
   const local = await readParamsFile(join(root, "pipeline", "params.local.json"));
-  for (const where of Object.keys(local)) {
-    const dot = where.lastIndexOf(".");
-    const def = defs.find((d) => d.name === where.slice(0, dot).split("@")[0]);
-    if (def && !def.params[where.slice(dot + 1)]?.transport) {
+  for (const o of local) {
+    const def = defs.find((d) => d.name === o.target.split("@")[0]);
+    if (def && !def.params[o.param]?.transport) {
       throw new PipelineError(
-        `pipeline/params.local.json sets ${where}, which is not a transport-only parameter (it changes results)`,
-        `move it to pipeline/params.json (committed), or pass --set ${where}=…`,
+        `pipeline/params.local.json sets ${o.target}.${o.param}, which is not a transport-only parameter ` +
+          "(it changes results)",
+        `move it to pipeline/params.json (committed), or pass --set ${o.target}.${o.param}=…`,
       );
     }
   }
   const overrides: Override[] = [
-    ...assignments(await readParamsFile(join(root, "pipeline", "params.json")), "params.json"),
-    ...assignments(local, "params.local.json"),
+    ...(await readParamsFile(join(root, "pipeline", "params.json"))).map((o) => ({ ...o, source: "params.json" })),
+    ...local.map((o) => ({ ...o, source: "params.local.json" })),
     ...assignments(profile?.set ?? {}, `profile ${name}`),
     ...((values.set as string[] | undefined) ?? []).map((s) => ({
       ...asUsage(() => splitAssignment(s)),
@@ -437,17 +438,7 @@ function asUsage<T>(f: () => T): T {
   }
 }
 
-/** A {"stage.param": value} file (absent: {}). */
-async function readParamsFile(file: string): Promise<Record<string, ParamValue>> {
-  try {
-    return JSON.parse(await Deno.readTextFile(file));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return {};
-    throw new PipelineError(`${file} is not valid JSON: ${(e as Error).message}`, 'write {"stage.param": value, …}');
-  }
-}
-
-/** push or pull, with a progress line (objects, bytes, rate) over the remotes' transfers. */
+/** push or pull, with a progress line over every remote involved. */
 async function transfer(engine: Engine, command: "push" | "pull", targets: string[]): Promise<number> {
   const remotes = engine.store.remotes;
   const url = remotes.at(-1)!.url;
@@ -538,9 +529,10 @@ if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (e) {
-    if (e instanceof PipelineError) {
-      console.error(`error: ${e.message} — ${e.fix}`);
-      Deno.exit(e instanceof UsageError ? 2 : 1);
+    const known = knownFault(e); // a full disk or a read-only file system: one line, not a stack trace
+    if (known) {
+      console.error(`error: ${known.message} — ${known.fix}`);
+      Deno.exit(known instanceof UsageError ? 2 : 1);
     }
     throw e;
   }

@@ -2,7 +2,8 @@
 // processes (in parallel where the graph allows), restoring cached runs,
 // publishing outputs and keeping the lock file.
 import { dirname, join, resolve } from "node:path";
-import { type KeyParts, type RunEntry, Store } from "./cache.ts";
+import { type KeyParts, listFiles, type RunEntry, Store } from "./cache.ts";
+import { DiskFull, isDiskFull } from "./faults.ts";
 import { Graph, type Node, type Override } from "./graph.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
@@ -12,7 +13,7 @@ import { openRemotes } from "./remote.ts";
 import { jobEnv } from "./tasks.ts";
 import { PipelineError, type StageDef } from "./types.ts";
 import { describeDifference, firstDifference } from "./verify.ts";
-import type { WorkerConfig } from "./worker.ts";
+import { RESULT_RESERVE, type WorkerConfig } from "./worker.ts";
 
 export interface EngineOptions {
   root: string;
@@ -109,7 +110,7 @@ export class Engine {
     const remotes = await openRemotes(opts.root, opts.remote ?? join(opts.root, "pipeline", "remote"), opts.remoteUrl);
     const store = await Store.open(resolve(opts.root, cacheDir), remotes);
     const engine = new Engine(opts, graph, store, opts.lockFile ?? join(opts.root, "pipeline", "lock.json"));
-    store.log = (line) => engine.log(line);
+    store.warn = (line) => engine.log(line);
     return engine;
   }
 
@@ -152,12 +153,24 @@ export class Engine {
     };
   }
 
+  private lockWarned = false;
+
   async readLock(): Promise<LockFile> {
+    let text: string;
     try {
-      return JSON.parse(await Deno.readTextFile(this.lockFile));
+      text = await Deno.readTextFile(this.lockFile);
     } catch {
       return { version: 1, stages: {} };
     }
+    try {
+      const lock = JSON.parse(text);
+      if (lock?.stages && typeof lock.stages === "object" && !Array.isArray(lock.stages)) return lock;
+    } catch { /* named below */ }
+    if (!this.lockWarned) {
+      this.log(`✗ ${this.lockFile} is corrupt (not a lock file): ignoring it; a reproduce rewrites it from the cache`);
+      this.lockWarned = true;
+    }
+    return { version: 1, stages: {} };
   }
 
   /** Merge one stage into the lock file, under a cross-process lock. */
@@ -185,6 +198,7 @@ export class Engine {
 
   /** Run what is stale, restore what is cached, in dependency order (with dryRun: only say what it would do). */
   async reproduce(ro: ReproduceOptions = {}): Promise<StageResult[]> {
+    this.store.assertWritable();
     const targets = this.targets(ro.targets);
     const selected = ro.single
       ? this.graph.order.filter((n) => targets.includes(n))
@@ -472,11 +486,10 @@ export class Engine {
       await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
       return entry;
     } catch (e) {
-      if (!(e instanceof PipelineError) && /No space left on device/.test(String(e))) {
-        throw new PipelineError(
-          `disk full while storing ${node.name}'s outputs`,
-          "free disk space (or set PIPELINE_CACHE to a bigger disk) and rerun",
-        );
+      if (!(e instanceof PipelineError) && isDiskFull(e)) {
+        let bytes = 0; // what the outputs need in the cache
+        for (const rel of await listFiles(tmp).catch(() => [])) bytes += (await Deno.stat(join(tmp, rel))).size;
+        throw new DiskFull(this.store.dir, bytes || undefined);
       }
       throw e;
     } finally {
@@ -514,6 +527,7 @@ export class Engine {
       stopAfterSteps: where.stopAfterSteps,
     };
     await Deno.writeTextFile(join(tmp, "worker.json"), JSON.stringify(config));
+    await Deno.writeTextFile(config.resultFile, " ".repeat(RESULT_RESERVE)); // see writeResult in worker.ts
     const started = new Date();
     const t0 = performance.now();
     const args = ["run", "-A", "--no-prompt"];
@@ -606,6 +620,7 @@ export class Engine {
    * the whole stage when it took under a minute) with the new code and finding it bit-identical.
    */
   async accept(targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
+    this.store.assertWritable();
     const names = targets?.length
       ? this.graph.order.filter((n) => targets.flatMap((t) => this.graph.resolve(t)).includes(n))
       : this.graph.order;

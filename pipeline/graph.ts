@@ -23,6 +23,8 @@ export interface Override {
   value?: ParamValue;
   /** Where it comes from, for `params` (e.g. "params.json", "profile smoke", "--set"). */
   source?: string;
+  /** The file it came from (params.json): named in its errors. */
+  from?: string;
 }
 
 export class Graph {
@@ -63,7 +65,14 @@ export class Graph {
         return resolved;
       });
     }
-    for (const o of overrides) this.applyOverride(o);
+    for (const o of overrides) {
+      try {
+        this.applyOverride(o);
+      } catch (e) {
+        if (o.from && e instanceof PipelineError) throw new PipelineError(`${o.from}: ${e.message}`, e.fix);
+        throw e;
+      }
+    }
     this.sort();
   }
 
@@ -76,6 +85,16 @@ export class Graph {
   /** Like expand, but an unknown name is a one-line error. */
   resolve(target: string): string[] {
     const found = this.expand(target);
+    const [stage, variant] = target.split("@");
+    const def = this.defs.find((d) => d.name === stage);
+    if (!found.length && def && variant !== undefined) {
+      throw new PipelineError(
+        `unknown variant ${target}`,
+        def.variants
+          ? `${stage} has the variants: ${Object.keys(def.variants).join(", ")} (or use ${stage} for all of them)`
+          : `${stage} has no variants: use ${stage}`,
+      );
+    }
     if (!found.length) {
       throw new PipelineError(
         `unknown stage ${target}`,

@@ -53,6 +53,8 @@ function fingerprint(info: Deno.FileInfo) {
 export class StatCache {
   private records: Record<string, StatRecord> = {};
   private dirty = false;
+  /** On a read-only cache the records are used but never saved. */
+  readOnly = false;
 
   constructor(private readonly file: string) {}
 
@@ -102,7 +104,7 @@ export class StatCache {
   }
 
   async save() {
-    if (!this.dirty) return;
+    if (!this.dirty || this.readOnly) return;
     await writeFileAtomic(this.file, JSON.stringify(this.records));
     this.dirty = false;
   }

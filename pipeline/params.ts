@@ -1,4 +1,5 @@
 // Typed parameters: parsing `--set stage.param=value`, validating, defaults.
+import type { Override } from "./graph.ts";
 import { type ParamSpec, type ParamValue, PipelineError } from "./types.ts";
 
 function describe(spec: ParamSpec): string {
@@ -76,4 +77,39 @@ export function splitAssignment(text: string): { target: string; param: string; 
     );
   }
   return { target: m[1], param: m[2], raw: m[3] };
+}
+
+/**
+ * pipeline/params.json (or params.local.json): {"stage.param": value, …} → overrides that
+ * remember the file, so a bad key or value is reported with its name. Absent: none.
+ */
+export async function readParamsFile(file: string): Promise<Override[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const bad = (why: string) =>
+    new PipelineError(`${file}: ${why}`, 'write {"stage.param": value, …}, e.g. {"train-cnn.lr": 0.0001}');
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw bad(`not valid JSON (${(e as Error).message})`);
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw bad(
+      `expected an object, found ${data === null ? "null" : Array.isArray(data) ? "an array" : `a ${typeof data}`}`,
+    );
+  }
+  return Object.entries(data).map(([where, value]) => {
+    const m = /^([^.=\s]+)\.([^.=\s]+)$/.exec(where);
+    if (!m) throw bad(`key ${JSON.stringify(where)} is not of the form "stage.param"`);
+    const typed = typeof value === "number" || typeof value === "string" || typeof value === "boolean" ||
+      (Array.isArray(value) && value.length > 0 && value.every((n) => typeof n === "number"));
+    if (!typed) throw bad(`${where}: ${JSON.stringify(value)} is not a number, string, boolean or list of numbers`);
+    return { target: m[1], param: m[2], value: value as ParamValue, from: file };
+  });
 }

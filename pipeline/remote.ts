@@ -13,8 +13,8 @@ import { PipelineError } from "./types.ts";
 export interface Remote {
   /** For messages: pipeline/remote, s3://bucket/prefix. */
   readonly url: string;
-  /** The run entry stored under key, or undefined. */
-  readEntry(key: string): Promise<RunEntry | undefined>;
+  /** The run entry stored under key, undefined if none, "corrupt" if it is not a run entry. */
+  readEntry(key: string): Promise<RunEntry | undefined | "corrupt">;
   /**
    * Is object `hash` there whole (the right size; the folder remote checks its hash too)? For
    * status and --dry-run, which say what would be restored without copying anything.
@@ -36,11 +36,13 @@ export const objectKey = (hash: string) => `objects/${hash.slice(0, 2)}/${hash.s
 export class FolderRemote implements Remote {
   constructor(readonly dir: string, readonly maxBytes = 8 << 20, readonly url = dir) {}
 
-  async readEntry(key: string): Promise<RunEntry | undefined> {
+  async readEntry(key: string): Promise<RunEntry | undefined | "corrupt"> {
     try {
-      return JSON.parse(await Deno.readTextFile(join(this.dir, "runs", `${key}.json`)));
+      const entry = JSON.parse(await Deno.readTextFile(join(this.dir, "runs", `${key}.json`)));
+      return entry?.key === key && entry.outputs ? entry : "corrupt";
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return undefined;
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      if (e instanceof SyntaxError) return "corrupt";
       throw e;
     }
   }

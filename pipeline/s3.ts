@@ -90,16 +90,17 @@ export class S3Remote implements Remote {
     return await this.limiter.run(async () => (await this.size(objectKey(hash))) === size);
   }
 
-  async readEntry(key: string): Promise<RunEntry | undefined> {
+  async readEntry(key: string): Promise<RunEntry | undefined | "corrupt"> {
     await this.check();
     const rel = `runs/${key}.json`;
     return await this.limiter.run(async () => {
       try {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
         const entry = JSON.parse(await res.Body!.transformToString()) as RunEntry;
-        return entry.key === key && entry.outputs ? entry : undefined;
+        return entry.key === key && entry.outputs ? entry : "corrupt";
       } catch (e) {
-        if (missing(e) || e instanceof SyntaxError) return undefined;
+        if (e instanceof SyntaxError) return "corrupt";
+        if (missing(e)) return undefined;
         throw this.explain(e, `read ${rel}`);
       }
     });

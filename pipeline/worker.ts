@@ -3,6 +3,8 @@
 // Separate processes let independent stages use separate cores.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { listFiles } from "./cache.ts";
+import { DiskFull, isDiskFull, knownFault } from "./faults.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { ProgressLine } from "./progress.ts";
 import { PipelineError, type StageContext } from "./types.ts";
@@ -58,7 +60,19 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     );
   }
   const metrics = (await mod.run(ctx)) ?? {};
-  await writeFileAtomic(config.resultFile, JSON.stringify({ ok: true, metrics, record }));
+  await writeResult(config.resultFile, { ok: true, metrics, record });
+}
+
+/** Bytes the engine reserves for the result (blank), so that even a full disk can take it. */
+export const RESULT_RESERVE = 16 << 10;
+
+/** Write the result over the engine's blank reservation (no new disk blocks); JSON ignores the trailing blanks. */
+async function writeResult(file: string, value: unknown) {
+  const bytes = new TextEncoder().encode(JSON.stringify(value));
+  const reserved = await Deno.stat(file).then((i) => i.size).catch(() => 0);
+  if (bytes.length > reserved) return await writeFileAtomic(file, bytes);
+  using f = await Deno.open(file, { write: true });
+  for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
 }
 
 if (import.meta.main) {
@@ -70,20 +84,37 @@ if (import.meta.main) {
     await runWorker(config);
     Deno.exit(0); // tfjs may keep timers or threads alive
   } catch (e) {
-    const err = e instanceof PipelineError
-      ? { what: e.message, fix: e.fix }
-      : /No space left on device/.test(String(e))
-      ? {
-        what: `disk full while running ${config.stage}`,
-        fix: "free disk space (or set PIPELINE_CACHE to a bigger disk) and rerun",
+    // A machine fault (full disk) or a user input (e.g. a diverging lr) is one line; only a bug keeps its trace.
+    let known = knownFault(e);
+    if (isDiskFull(e)) {
+      // Free what this run wrote (it will not be kept), so the result below fits.
+      const written = await treeBytes(config.outDir);
+      await Deno.remove(config.outDir, { recursive: true }).catch(() => {});
+      if (!(e instanceof DiskFull)) { // a write the stage did not wrap: where is what the OS said, else its outputs
+        const said = /'([^']+)'/.test((e as Error).message) ? (known as DiskFull).path : config.outDir;
+        known = new DiskFull(said, undefined, written);
       }
-      : undefined;
-    if (!err) console.error(e instanceof Error ? e.stack : e);
-    const fallback = {
-      what: `stage ${config.stage} crashed: ${e instanceof Error ? e.message : e}`,
-      fix: "see the stack trace above, fix the stage, and rerun",
-    };
-    await writeFileAtomic(config.resultFile, JSON.stringify({ ok: false, ...(err ?? fallback) }));
+    }
+    if (!known) console.error(e instanceof Error ? e.stack : e);
+    const err = known
+      ? {
+        what: known.message.startsWith(config.stage) ? known.message : `${config.stage}: ${known.message}`,
+        fix: known.fix.replaceAll("<stage>", config.stage),
+      }
+      : {
+        what: `stage ${config.stage} crashed: ${e instanceof Error ? e.message : e}`,
+        fix: "see the stack trace above, fix the stage, and rerun",
+      };
+    await writeResult(config.resultFile, { ok: false, ...err })
+      .catch(() => console.error(`error: ${err.what} — ${err.fix}`));
     Deno.exit(2);
   }
+}
+
+async function treeBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const rel of await listFiles(dir).catch(() => [])) {
+    n += (await Deno.stat(join(dir, rel)).catch(() => ({ size: 0 }))).size;
+  }
+  return n;
 }

@@ -5,6 +5,8 @@
 import { join } from "node:path";
 import { BatchSampler, gather, loadSplits } from "../../data/dataset.ts";
 import { type EvalPoint, PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
+import { checkLoss } from "../../pipeline/faults.ts";
+import * as ckpt from "../checkpoint.ts";
 import { getGemm } from "../compute/gemm.ts";
 import { argmaxRows, writeArtifacts } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
@@ -52,7 +54,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
 
   const key = JSON.stringify({ lr, batch, steps, evalEvery, width, seed, n: model.params.length });
   let state: Checkpoint = { step: 0, evals: [], trainMs: 0, evalMs: 0, key, processes: 1 };
-  const resumed = await loadCheckpoint(ctx.checkpointDir, model, key);
+  const resumed = await loadCheckpoint(ctx.checkpointDir, model, key, (m) => ctx.log(m));
   if (resumed) {
     state = { ...resumed, processes: resumed.processes + 1 };
     for (let i = 0; i < state.step; i++) sampler.next(); // the same batches as an uninterrupted run
@@ -64,7 +66,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     const b = gather(train, sampler.next());
     const r = model.trainStep(b.x, b.y, batch, lr);
     state.trainMs += performance.now() - t0;
-    if (!Number.isFinite(r.loss)) throw new Error(`train-cnn: loss became ${r.loss} at step ${i + 1}`);
+    checkLoss(r.loss, i + 1, lr); // a diverging run is a user input (the lr): one line, nothing cached
     state.step = i + 1;
     if (isEvalStep(i, steps, evalEvery)) {
       const t1 = performance.now();
@@ -122,9 +124,8 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   };
 }
 
-// The checkpoint: state.json naming model-<step>.bin, which holds params | m | v | stats
-// (float32). The binary is written first and state.json replaced by a rename, so a kill at
-// any moment leaves a consistent pair.
+// The checkpoint (../checkpoint.ts: hashed, manifest written last): one file params | m | v | stats
+// (float32), and the curves, timers and Adam's step in the manifest.
 async function saveCheckpoint(dir: string, model: Vgg, state: Checkpoint): Promise<void> {
   const arrays = [model.params, model.m, model.v, model.stats];
   const bytes = new Uint8Array(arrays.reduce((s, a) => s + a.byteLength, 0));
@@ -133,28 +134,21 @@ async function saveCheckpoint(dir: string, model: Vgg, state: Checkpoint): Promi
     bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
     off += a.byteLength;
   }
-  const file = `model-${state.step}.bin`;
-  await Deno.writeFile(join(dir, file), bytes);
-  await Deno.writeTextFile(join(dir, "state.json.tmp"), JSON.stringify({ ...state, adamStep: model.step, file }));
-  await Deno.rename(join(dir, "state.json.tmp"), join(dir, "state.json"));
-  for await (const e of Deno.readDir(dir)) {
-    if (e.name.startsWith("model-") && e.name !== file) await Deno.remove(join(dir, e.name));
-  }
+  await ckpt.saveCheckpoint(dir, state.step, { ...state, adamStep: model.step }, [bytes]);
 }
 
-async function loadCheckpoint(dir: string, model: Vgg, key: string): Promise<Checkpoint | null> {
-  let state: Checkpoint & { adamStep: number; file: string };
-  let bytes: Uint8Array;
-  try {
-    state = JSON.parse(await Deno.readTextFile(join(dir, "state.json")));
-    bytes = await Deno.readFile(join(dir, state.file));
-  } catch {
-    return null; // none (or unreadable): start afresh
-  }
+async function loadCheckpoint(
+  dir: string,
+  model: Vgg,
+  key: string,
+  log: (m: string) => void,
+): Promise<Checkpoint | null> {
+  const found = await ckpt.loadCheckpoint<Checkpoint & { adamStep: number }>(dir, (s) => s?.key === key, log);
   const arrays = [model.params, model.m, model.v, model.stats];
   const need = arrays.reduce((s, a) => s + a.byteLength, 0);
-  if (state.key !== key || bytes.byteLength !== need) return null;
-  const f = new Float32Array(bytes.slice().buffer);
+  if (!found || found.blobs[0].byteLength !== need) return null;
+  const state = found.meta;
+  const f = new Float32Array(found.blobs[0].slice().buffer);
   let off = 0;
   for (const a of arrays) {
     a.set(f.subarray(off, off + a.length));

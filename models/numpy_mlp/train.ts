@@ -2,6 +2,7 @@
 // study's mini-batch order, evaluation on the whole test set.
 import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
+import { checkLoss } from "../../pipeline/faults.ts";
 import type { EvalPoint, Progress } from "../../pipeline/types.ts";
 import { argmaxRows, load, type NamedTensor } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
@@ -126,7 +127,7 @@ export function trainNumpyMlp(
     const b = batches.read(sampler.next());
     const { p, loss } = sgdStep(mlp, b.x, b.y, cfg.lr);
     trainMs += performance.now() - ts;
-    if (!Number.isFinite(loss)) throw new Error(`train-numpy-mlp: loss became ${loss} at step ${i + 1}`);
+    checkLoss(loss, i + 1, cfg.lr); // a diverging run is a user input (the lr): one line, nothing cached
     if (isEvalStep(i, cfg.steps, cfg.evalEvery)) {
       const te = performance.now();
       const test = evaluate(mlp, data.test);

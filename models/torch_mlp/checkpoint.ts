@@ -1,10 +1,9 @@
 // Checkpoints of a training run: every state tensor (weights, batch-norm
-// running statistics, Adam's m and v) in one float32 file, and a JSON file
-// with the rest (step, Adam's t, the curves so far, timings). The JSON file is
-// renamed into place last, so a kill at any moment leaves the previous
-// checkpoint or the new one, never half of one.
-import { join } from "node:path";
+// running statistics, Adam's m and v) in one float32 file, and the rest (step,
+// Adam's t, the curves so far, timings) in the manifest of ../checkpoint.ts,
+// which hashes the file, writes the manifest last and checks both on load.
 import { tf } from "../compute/backend.ts";
+import * as ckpt from "../checkpoint.ts";
 
 export interface CheckpointMeta<S> {
   /** What run this belongs to (the config); a checkpoint of another run is ignored. */
@@ -12,12 +11,9 @@ export interface CheckpointMeta<S> {
   step: number;
   /** Run-specific state (Adam's t, curves, timers). */
   state: S;
-  /** Shapes of the tensors in the order saved, and the data file. */
+  /** Shapes of the tensors in the order saved. */
   shapes: number[][];
-  data: string;
 }
-
-const META = "checkpoint.json";
 
 export async function saveCheckpoint<S>(
   dir: string,
@@ -26,48 +22,32 @@ export async function saveCheckpoint<S>(
   state: S,
   tensors: tf.Variable[],
 ): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const total = tensors.reduce((n, t) => n + t.size, 0);
-  const buf = new Float32Array(total);
+  const buf = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
   let at = 0;
   for (const t of tensors) {
     buf.set(t.dataSync() as Float32Array, at);
     at += t.size;
   }
-  const data = `tensors-${step}.f32`;
-  await Deno.writeFile(join(dir, data), new Uint8Array(buf.buffer));
-  const meta: CheckpointMeta<S> = { key, step, state, shapes: tensors.map((t) => t.shape), data };
-  await Deno.writeTextFile(join(dir, META + ".tmp"), JSON.stringify(meta));
-  await Deno.rename(join(dir, META + ".tmp"), join(dir, META));
-  for (const e of Deno.readDirSync(dir)) {
-    if (e.name.startsWith("tensors-") && e.name !== data) await Deno.remove(join(dir, e.name));
-  }
+  const meta: CheckpointMeta<S> = { key, step, state, shapes: tensors.map((t) => t.shape) };
+  await ckpt.saveCheckpoint(dir, step, meta, [new Uint8Array(buf.buffer)]);
 }
 
 /**
  * Restore the tensors in place and return the metadata, or null when there is
- * no checkpoint of this run (none, another key, or other shapes).
+ * no intact checkpoint of this run (none, another key, other shapes, damaged).
  */
 export async function loadCheckpoint<S>(
   dir: string,
   key: string,
   tensors: tf.Variable[],
+  log?: (message: string) => void,
 ): Promise<CheckpointMeta<S> | null> {
-  let meta: CheckpointMeta<S>;
-  try {
-    meta = JSON.parse(await Deno.readTextFile(join(dir, META)));
-  } catch {
-    return null;
-  }
-  const sameShapes = Array.isArray(meta.shapes) && meta.shapes.length === tensors.length &&
+  const sameShapes = (meta: CheckpointMeta<S>) =>
+    Array.isArray(meta?.shapes) && meta.shapes.length === tensors.length &&
     meta.shapes.every((s, i) => s.join() === tensors[i].shape.join());
-  if (meta.key !== key || !sameShapes) return null;
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(join(dir, meta.data));
-  } catch {
-    return null;
-  }
+  const found = await ckpt.loadCheckpoint<CheckpointMeta<S>>(dir, (m) => m?.key === key && sameShapes(m), log);
+  if (!found) return null;
+  const bytes = found.blobs[0];
   const buf = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
   if (buf.length !== tensors.reduce((n, t) => n + t.size, 0)) return null;
   let at = 0;
@@ -77,5 +57,5 @@ export async function loadCheckpoint<S>(
       at += t.size;
     }
   });
-  return meta;
+  return found.meta;
 }

@@ -58,7 +58,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     const meta = await loadCheckpoint(ctx.checkpointDir, JSON.stringify(cfg), [
       ...model.variables(),
       ...adam.variables(),
-    ]);
+    ], (m) => ctx.log(m));
     if (meta?.step !== cfg.steps) throw new Error(`the run's final checkpoint is missing (found step ${meta?.step})`);
     const inference = evaluate(model, data.test);
     if (inference.acc !== r.final.testAcc) {

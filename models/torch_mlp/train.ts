@@ -4,6 +4,7 @@
 // Checkpoints at every evaluation; a run finds its checkpoint and continues.
 import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
+import { checkLoss } from "../../pipeline/faults.ts";
 import type { EvalPoint, Progress } from "../../pipeline/types.ts";
 import type { BnImpl } from "../batchnorm/bn.ts";
 import { initCompute, tf } from "../compute/backend.ts";
@@ -191,7 +192,7 @@ export async function trainTorchMlp(
   let start = 0;
   try {
     if (hooks.checkpointDir) {
-      const ck = await loadCheckpoint<RunState>(hooks.checkpointDir, key, saved);
+      const ck = await loadCheckpoint<RunState>(hooks.checkpointDir, key, saved, hooks.log);
       if (ck) {
         start = ck.step;
         st = ck.state;
@@ -211,7 +212,7 @@ export async function trainTorchMlp(
       const masks = cfg.dropout ? dropoutMasks(cfg.seed + 2, i, cfg.batch, model.hiddenSizes, maskBuffers) : [];
       const [loss, correct] = step(b.x, b.y, masks);
       st.trainMs += performance.now() - ts;
-      if (!Number.isFinite(loss)) throw new Error(`training loss became ${loss} at step ${i + 1}`);
+      checkLoss(loss, i + 1, cfg.lr); // a diverging run is a user input (the lr): one line, nothing cached
       if (isEvalStep(i, cfg.steps, cfg.evalEvery)) {
         const te = performance.now();
         const test = evaluate(model, data.test);
