@@ -33,6 +33,12 @@ export interface StageDef {
   outputs: string[];
   /** Named runs of one stage, each with its own parameters and cache entry (like DVC's foreach). */
   variants?: Record<string, Record<string, ParamValue>>;
+  /**
+   * Seeds as a dimension (like DVC's matrix): the stage (a list) or some of its variants
+   * (variant → list) run once per seed, each its own node and cache entry. The node keeps its
+   * `seed` parameter's value; every other seed adds a node `<node>+s<seed>` (graph.ts).
+   */
+  seeds?: number[] | Record<string, number[]>;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
 }
