@@ -207,6 +207,7 @@ export const STAGES: StageDef[] = [
     name: "report",
     doc: "figures (Vega-Lite → SVG/PNG), Table 1 beside the study's, REPORT.md and index.html",
     deps: [
+      "preprocess", // the test labels, for per-class results from the runs' test predictions
       "train-numpy-mlp",
       "train-torch-mlp",
       "dropout-eval-mode",
