@@ -264,7 +264,7 @@ export function confusionSpec(
       {
         mark: { type: "rect" },
         encoding: {
-          color: { field: "share", type: "quantitative", title: "share of the true class", legend: { format: ".0%" } },
+          color: { field: "share", type: "quantitative", title: "share of row", legend: { format: ".0%" } },
           tooltip: [
             { field: "true", title: "true" },
             { field: "predicted", title: "predicted" },
