@@ -215,8 +215,8 @@ Deno.test("report: the search section when search-mlp is an input; provenance un
       md,
       /\| generation \| hidden \| lr \| batch \| steps \| validation acc \| validation loss \| train acc \|/,
     );
-    assert.match(md, /\| 3 \| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 0\.46 \|/);
-    assert.match(md, /\| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 0\.46 \| 1\.7 \| 0\.55 \| 0\.47 \| 1\.6 \|/); // the pick
+    assert.match(md, /\| 3 \| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 46\.0% \|/);
+    assert.match(md, /\| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 46\.0% \| 1\.7 \| 55\.0% \| 47\.0% \| 1\.6 \|/); // the pick
     // Like with like: only the pick trained for its full steps is set beside the study's GA1.
     assert.doesNotMatch(md, /\| 53\.7% \| 47\.0% \|/);
     assert.match(md, /It trained 99 steps in all\./);

@@ -731,10 +731,21 @@ function quirksSection(r: Report): Block[] {
     b.push({ kind: "para", text: "Notes the runs recorded:" });
     b.push({
       kind: "list",
-      items: [...notes].map(([n, stages]) => `${stages.map((s) => `\`${s}\``).join(", ")}: ${n}`),
+      items: [...notes].map(([n, stages]) => `${stages.map((s) => `\`${s}\``).join(", ")}: ${plainWords(n)}`),
     });
   }
   return b;
+}
+
+/** A run's note in the report's words: the history's field names become what the report calls them. */
+function plainWords(note: string): string {
+  const words: Record<string, string> = {
+    stepsPerSecond: "steps/s",
+    wallSeconds: "the training time",
+    evalImagesPerSecond: "test images/s",
+    "`step`": "the step",
+  };
+  return Object.entries(words).reduce((n, [k, v]) => n.replaceAll(k, v), note);
 }
 
 /** The two scores an eval-mode stage records (undefined: another shape). */

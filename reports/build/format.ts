@@ -95,7 +95,8 @@ export function deviations(r: Run | Record<string, unknown>, study: Record<strin
 export function tableBlock(t: Table, heads: Record<string, string> = {}, limit = 60): Block[] {
   const cols = [...new Set(t.rows.flatMap((r) => Object.keys(r)))];
   const rows = t.rows.slice(0, limit).map((r) => cols.map((c) => cell(r[c], c)));
-  const right = cols.map((c, i) => (t.rows.every((r) => typeof r[c] === "number" || r[c] == null) ? i : -1))
+  const numeric = (v: unknown) => typeof v === "number" || v == null || /^[\d.]+%$/.test(String(v));
+  const right = cols.map((c, i) => (t.rows.every((r) => numeric(r[c])) ? i : -1))
     .filter((i) => i >= 0);
   const out: Block[] = [];
   if (t.title) out.push({ kind: "para", text: `**${t.title}**` });

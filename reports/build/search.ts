@@ -74,7 +74,7 @@ export function searchBlocks(
       text: "The final pick, the only individual evaluated on the test set, as the search trained it (its steps " +
         "scaled down: these scores are not comparable with the Table 1 runs):",
     });
-    b.push(...tableBlock({ rows: [search.pick] }, WORDS));
+    b.push(...tableBlock({ rows: [asPercent(search.pick)] }, WORDS));
   }
   const ga = TABLE1.filter((r) => r.variant.startsWith("ga") && !r.dropout);
   b.push(
@@ -92,9 +92,13 @@ export function searchBlocks(
       }
       : { kind: "para", text: `The pick trained as a Table 1 run: ${notRunYet("train-search-pick")}.` },
   );
-  b.push(...tableBlock({ title: "Every individual evaluated", rows }, WORDS));
+  b.push(...tableBlock({ title: "Every individual evaluated", rows: rows.map(asPercent) }, WORDS));
   return b;
 }
+
+/** Accuracies as percentages, like every other accuracy of the report. */
+const asPercent = (row: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(row).map(([k, v]) => [k, /_acc$/.test(k) && typeof v === "number" ? pct(v) : v]));
 
 /** A chart of the search if some table has a generation and an accuracy-like column; else none. */
 function searchPlot(tables: Table[]): Figure["spec"] | undefined {
