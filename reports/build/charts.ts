@@ -31,7 +31,7 @@ export interface StudyRefs {
   /** Test accuracy read by eye from the study's published figure (about ±0.01), by training step; label: its legend. */
   curve?: { label: string; points: { step: number; value: number }[] };
   /** The study's (or assignment's) final numbers: a labelled horizontal mark each. */
-  marks?: { label: string; value: number }[];
+  marks?: { label: string; value: number; below?: boolean }[];
 }
 
 /**
@@ -74,10 +74,10 @@ export function curveSpec(
     scale: { domain: splits, range: ["#4c78a8", "#f58518", "#777777"] },
     legend: { orient: "bottom", direction: "horizontal", labelLimit: 600 },
   };
-  // A label sits above its mark, or below it when the mark is at the top of the axis.
+  // A label sits above its mark, or below it (asked for, or at the top of the axis).
   const marks = (metric === "accuracy" ? refs.marks ?? [] : []).map((m) => ({
     ...m,
-    labelAt: m.value > 0.95 ? m.value - 0.035 : m.value + 0.01,
+    labelAt: m.below || m.value > 0.95 ? m.value - 0.035 : m.value + 0.01,
   }));
   return {
     $schema: SCHEMA,
@@ -137,9 +137,10 @@ export function curveSpec(
           },
           {
             data: { values: marks },
-            mark: { type: "text", align: "right", baseline: "bottom", dx: -4, fontSize: 10, color: "#333" },
+            // At the left, where accuracy curves are still low and leave the label clear.
+            mark: { type: "text", align: "left", baseline: "bottom", dx: 40, fontSize: 10, color: "#333" },
             encoding: {
-              x: { datum: Math.max(...values.map((v) => v.step), ...study.map((v) => v.step)), type: "quantitative" },
+              x: { datum: Math.min(...values.map((v) => v.step)), type: "quantitative" },
               y: { field: "labelAt", type: "quantitative" },
               text: { field: "label" },
             },

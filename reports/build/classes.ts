@@ -33,8 +33,9 @@ export function classBlocks(
   if (without.length) {
     out.push({
       kind: "para",
-      text: `No per-class results for ${without.map((r) => `${r.label} (${src(r.run!)})`).join(", ")}: the run ` +
-        "was made before the training stages wrote their test predictions; rerunning it writes them.",
+      text: `No per-class results for ${without.map((r) => `the ${r.label} (${src(r.run!)})`).join(" or ")}: ` +
+        `${without.length > 1 ? "these runs were" : "the run was"} made before the training stages wrote their ` +
+        "test predictions; rerunning writes them.",
     });
   }
   if (have.length && !labels) {

@@ -157,8 +157,8 @@ class Report {
       ),
       this.figure(
         `${slug}-loss`,
-        `${name}: loss of the training batch and the whole test set, log scale (the first evaluation's loss, ` +
-          "before training, is far above the rest)",
+        `${name}: loss of the training batch and the whole test set, log scale (the first evaluations' ` +
+          "losses are far above the rest: on a linear axis the rest of the run would be a flat line)",
         curveSpec(`${name}: loss`, curve, "loss"),
       ),
     ];
@@ -174,7 +174,7 @@ function studyCurve(label: string, c: { every: number; testAcc: number[]; platea
 
 const rowMarks = (row: StudyRow) => [
   { label: `study's test ${pct(row.testAcc)}`, value: row.testAcc },
-  { label: `study's train ${pct(row.trainAcc)}`, value: row.trainAcc },
+  { label: `study's train ${pct(row.trainAcc)}`, value: row.trainAcc, below: true },
 ];
 
 export function buildReport(inp: ReportInputs): Built {
