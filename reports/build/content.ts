@@ -26,7 +26,7 @@ import {
   tableBlock,
 } from "./format.ts";
 import { EVAL_MODE_STAGES, notRunYet, type ReportInputs, type Run, RUN_STAGES, torchStage } from "./inputs.ts";
-import { allRuns, costBlocks, environmentBlocks, provenanceBlocks } from "./runs.ts";
+import { allRuns, costBlocks, costOf, environmentBlocks, provenanceBlocks } from "./runs.ts";
 import { searchBlocks } from "./search.ts";
 import { difference, type Estimate, estimate } from "./stats.ts";
 import { EXPECTED, QUIRKS, STUDY_CURVES, STUDY_SETTINGS, type StudyRow, TABLE1 } from "./study.ts";
@@ -382,7 +382,7 @@ function numpySection(r: Report): Block[] {
   return [
     {
       kind: "para",
-      text: `${intro}. Settings: ${settings(s.base)}. Compute path: ${s.base.history.backend}. Final test ` +
+      text: `${intro}. Settings: ${settings(s.base)}. Compute path: ${costOf(s.base).compute}. Final test ` +
         `accuracy ${meanSd(s.test)} over ${nOf(s)} seed(s), 95% interval ${interval(s.test)} (assignment: about ` +
         `${pct(EXPECTED.numpyMlpTestAcc)}): ${verdict(s.test, EXPECTED.numpyMlpTestAcc)}.`,
     },
@@ -585,7 +585,7 @@ function table1Figures(r: Report): Block[] {
   b.push({
     kind: "para",
     text: `${def ? "The default run (figures 3–4)" : `The default run: ${notRunYet(torchStage("default"))}`} and ` +
-      `${bestText}.${(def ?? best) ? ` Compute path: ${(def ?? best)!.s.base.history.backend}.` : ""}`,
+      `${bestText}.${(def ?? best) ? ` Compute path: ${costOf((def ?? best)!.s.base).compute}.` : ""}`,
   });
   if (def) {
     b.push(...r.pair("torch-mlp-default", "Autograd MLP, default", def.s.base, {
@@ -687,7 +687,7 @@ function cnnSection(r: Report): Block[] {
   return [
     {
       kind: "para",
-      text: `${intro}. Settings: ${settings(s.base)}. Compute path: ${s.base.history.backend}. Final test ` +
+      text: `${intro}. Settings: ${settings(s.base)}. Compute path: ${costOf(s.base).compute}. Final test ` +
         `accuracy ${meanSd(s.test)} over ${nOf(s)} seed(s), 95% interval ${interval(s.test)} (assignment: about ` +
         `${pct(EXPECTED.cnnTestAcc)}): ${verdict(s.test, EXPECTED.cnnTestAcc)}.` +
         (missing > 0
