@@ -8,6 +8,7 @@ import { makeTestContext } from "../pipeline/testing.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { inlineHtml } from "../reports/build/document.ts";
 import { pairWithTwin, type Run } from "../reports/build/inputs.ts";
+import { seeded, verdict } from "../reports/build/content.ts";
 import { run } from "../reports/build/stage.ts";
 import { difference, estimate, t95 } from "../reports/build/stats.ts";
 import { TABLE1 } from "../reports/build/study.ts";
@@ -462,4 +463,31 @@ Deno.test("report per-class results from a fabricated predictions file", () => {
   assert.equal(m.flat().reduce((a, b) => a + b, 0), 20);
   assert.deepEqual(perClass(m), [1, 1, 1, 0, 1, 1, 1, 1, 1, 1]);
   assert.throws(() => confusion(LABELS, PREDICTIONS.subarray(1)), /19 predictions for 20 test labels/);
+});
+
+Deno.test("report seeds: a seed run with other settings than its base is left out of the mean, and said so", () => {
+  const runOf = (stage: string, params: Record<string, number>, acc: number): Run => {
+    const e = [{ step: 1, trainLoss: 2, trainAcc: acc, testLoss: 2, testAcc: acc }];
+    return {
+      stage,
+      history: { run: stage, params, backend: "t", evals: e, final: e[0], wallSeconds: 1, stepsPerSecond: 1 },
+      curves: [{ label: stage, evals: e }],
+      source: { stage, file: "history.json", sha256: "" },
+    };
+  };
+  const base = runOf("train-cnn", { steps: 50, seed: 42 }, 0.7);
+  const inp = {
+    seeds: new Map([["train-cnn", [
+      runOf("train-cnn+s1", { steps: 50, seed: 1 }, 0.72),
+      runOf("train-cnn+s2", { steps: 10, seed: 2 }, 0.3),
+    ]]]),
+    declaredSeeds: new Map([["train-cnn", 5]]),
+  } as unknown as Parameters<typeof seeded>[0];
+  const s = seeded(inp, base);
+  assert.deepEqual(s.runs.map((r) => r.stage), ["train-cnn", "train-cnn+s1"]);
+  assert.deepEqual(s.excluded.map((x) => [x.run.stage, x.differ]), [["train-cnn+s2", ["steps 10 (study 50)"]]]);
+  assert.equal(s.test.n, 2);
+  assert.ok(Math.abs(s.test.mean - 0.71) < 1e-12);
+  assert.equal(verdict(s.test, 0.75), "reproduced: the study's value lies inside our interval (−4.0 pts)");
+  assert.equal(verdict(estimate([0.7]), 0.75), "−5.0 pts on one seed; its spread over seeds not measured");
 });

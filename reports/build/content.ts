@@ -16,6 +16,7 @@ import {
   interval,
   meanSd,
   NOT_RUN,
+  paramsOf,
   pct,
   pts,
   scalarsBlock,
@@ -45,6 +46,8 @@ export interface Seeded {
   runs: Run[];
   /** How many seeds the pipeline declares for this run (1: not repeated). */
   declared: number;
+  /** Seed runs left out: their settings other than the seed differ from the base run's (a --set on one seed). */
+  excluded: { run: Run; differ: string[] }[];
   test: Estimate;
   train: Estimate;
 }
@@ -71,10 +74,18 @@ const finalOf = (evals: EvalPoint[]) => evals[evals.length - 1];
 
 /** The base run and its seed runs among the inputs. */
 export function seeded(inp: ReportInputs, base: Run): Seeded {
-  const runs = [base, ...(inp.seeds.get(base.stage) ?? [])];
+  const { seed: _, ...settings } = paramsOf(base);
+  const excluded: Seeded["excluded"] = [];
+  const runs = [base];
+  for (const run of inp.seeds.get(base.stage) ?? []) {
+    const differ = deviations(run, settings);
+    if (differ.length) excluded.push({ run, differ });
+    else runs.push(run);
+  }
   return {
     base,
     runs,
+    excluded,
     declared: inp.declaredSeeds.get(base.stage) ?? 1,
     test: estimate(runs.map((r) => r.history.final.testAcc)),
     train: estimate(runs.map((r) => r.history.final.trainAcc)),
@@ -118,6 +129,13 @@ class Report {
     for (const { row, s } of this.torch) {
       const d = deviations(s.base, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
       if (d.length) this.off.push(`\`${s.base.stage}\`: ${d.join(", ")}`);
+    }
+    for (const s of [this.numpy, this.cnn, ...this.torch.map((t) => t.s)]) {
+      for (const { run, differ } of s?.excluded ?? []) {
+        this.off.push(
+          `\`${run.stage}\`: ${differ.join(", ").replaceAll("(study ", "(seed 42's ")}, left out of the mean`,
+        );
+      }
     }
     for (const run of [inp.numpy, ...inp.evalModes.values(), inp.batchnorm, inp.cnn]) {
       if (!run) continue;
