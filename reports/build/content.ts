@@ -636,6 +636,8 @@ function table1Figures(r: Report): Block[] {
                 test: t.s.test.mean,
                 n: t.s.runs.length,
                 interval: interval(t.s.test),
+                lo: t.s.test.lo,
+                hi: t.s.test.hi,
               }]
               : []),
           ];
