@@ -192,6 +192,12 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     }
     assert.ok(dataOf(await fig("fig7-cnn-accuracy")).some((v) => v.length === 11)); // the study's CNN curve
     assert.equal((await fig("fig4-torch-mlp-default-loss")).layer[0].encoding.y.scale.type, "log");
+    // Table 1's chart: our Default bar carries its t-interval (3 seeds), GA1's (1 seed) none.
+    const bars = dataOf(await fig("fig11-table1"))[0] as Record<string, number | string>[];
+    const ours = (run: string) => bars.find((x) => x.run === run && x.source === "ours")!;
+    const half = 4.303 * 0.02 / Math.sqrt(3);
+    assert.ok(Math.abs((ours("Default").lo as number) - (0.42 - half)) < 1e-9);
+    assert.equal(ours("GA1").lo, undefined);
     const heat = await fig("fig13-confusion-cnn");
     assert.equal(dataOf(heat)[0].length, 100);
 
