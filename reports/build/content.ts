@@ -498,7 +498,7 @@ function rowDifferences(r: Report): Block[] {
       `${x.s.runs.length} and ${y.s.runs.length}`,
       has ? `${signed(d.lo!)} to ${signed(d.hi!)}` : "none",
       !has
-        ? "not testable: one seed on a side"
+        ? `no interval: one seed of ${[x, y].filter((t) => t.s.runs.length < 2).map((t) => t.row.label).join(" and ")}`
         : d.lo! > 0 || d.hi! < 0
         ? "a real difference (the interval excludes 0)"
         : "within seed noise (the interval includes 0)",
