@@ -25,13 +25,15 @@ const CONFIG = {
 };
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+/** Plot width of the curve figures (px). */
+const WIDTH = 600;
 
 /** The study inside a figure: its curve read from its own figures, and its final numbers as marks. */
 export interface StudyRefs {
   /** Test accuracy read by eye from the study's published figure (about ±0.01), by training step; label: its legend. */
   curve?: { label: string; points: { step: number; value: number }[] };
   /** The study's (or assignment's) final numbers: a labelled horizontal mark each. */
-  marks?: { label: string; value: number; below?: boolean }[];
+  marks?: { label: string; value: number }[];
 }
 
 /**
@@ -74,15 +76,11 @@ export function curveSpec(
     scale: { domain: splits, range: ["#4c78a8", "#f58518", "#777777"] },
     legend: { orient: "bottom", direction: "horizontal", labelLimit: 600 },
   };
-  // A label sits above its mark, or below it (asked for, or at the top of the axis).
-  const marks = (metric === "accuracy" ? refs.marks ?? [] : []).map((m) => ({
-    ...m,
-    labelAt: m.below || m.value > 0.95 ? m.value - 0.035 : m.value + 0.01,
-  }));
+  const marks = metric === "accuracy" ? refs.marks ?? [] : [];
   return {
     $schema: SCHEMA,
     title,
-    width: 600,
+    width: WIDTH,
     height: 300,
     layer: [
       {
@@ -129,23 +127,23 @@ export function curveSpec(
         }]
         : []),
       ...(marks.length
-        ? [
-          {
-            data: { values: marks },
-            mark: { type: "rule", color: "#555", strokeDash: [2, 2] },
-            encoding: { y: { field: "value", type: "quantitative" }, tooltip: [{ field: "label" }] },
-          },
-          {
-            data: { values: marks },
-            // At the left, where accuracy curves are still low and leave the label clear.
-            mark: { type: "text", align: "left", baseline: "bottom", dx: 40, fontSize: 10, color: "#333" },
-            encoding: {
-              x: { datum: Math.min(...values.map((v) => v.step)), type: "quantitative" },
-              y: { field: "labelAt", type: "quantitative" },
-              text: { field: "label" },
+        ? [{
+          // The study's final numbers: one rule each, named in a legend of their own (dash patterns).
+          data: { values: marks },
+          mark: { type: "rule", color: "#444", strokeWidth: 1.2 },
+          encoding: {
+            y: { field: "value", type: "quantitative" },
+            strokeDash: {
+              field: "label",
+              type: "nominal",
+              title: null,
+              sort: marks.map((m) => m.label),
+              scale: { domain: marks.map((m) => m.label), range: [[2, 2], [8, 3], [1, 3]] },
+              legend: { orient: "right", labelLimit: 300, symbolStrokeColor: "#444", symbolSize: 300 },
             },
+            tooltip: [{ field: "label" }],
           },
-        ]
+        }]
         : []),
     ],
     config: CONFIG,

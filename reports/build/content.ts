@@ -163,7 +163,7 @@ class Report {
     const curve = run.curves.slice(0, 1);
     const study = [
       refs.curve ? "the study's curve read from its figure (±0.01)" : "",
-      refs.marks?.length ? "its final numbers (dotted)" : "",
+      refs.marks?.length ? "its final numbers (dotted lines, named below the plot)" : "",
     ]
       .filter((x) => x).join(" and ");
     return [
@@ -192,7 +192,7 @@ function studyCurve(label: string, c: { every: number; testAcc: number[]; platea
 
 const rowMarks = (row: StudyRow) => [
   { label: `study's test ${pct(row.testAcc)}`, value: row.testAcc },
-  { label: `study's train ${pct(row.trainAcc)}`, value: row.trainAcc, below: true },
+  { label: `study's train ${pct(row.trainAcc)}`, value: row.trainAcc },
 ];
 
 export function buildReport(inp: ReportInputs): Built {
@@ -684,7 +684,7 @@ function batchnormSection(r: Report): Block[] {
   b.push(
     r.figure(
       "batchnorm-accuracy",
-      `Batch-norm MLP, ${label} backward: accuracy, with the study's final numbers for ${bnRow.label} (dotted; ` +
+      `Batch-norm MLP, ${label} backward: accuracy, with the study's final numbers for ${bnRow.label} (dotted lines; ` +
         "not in the study)",
       curveSpec("Custom batch norm: accuracy", curves, "accuracy", { marks: rowMarks(bnRow) }),
     ),
