@@ -82,6 +82,8 @@ export function curveSpec(
     title,
     width: WIDTH,
     height: 300,
+    // The marks' dashes are their own scale and legend, apart from the runs' (the batch norm's two backwards).
+    resolve: { scale: { strokeDash: "independent" }, legend: { strokeDash: "independent" } },
     layer: [
       {
         data: { values },
@@ -139,7 +141,7 @@ export function curveSpec(
               title: null,
               sort: marks.map((m) => m.label),
               scale: { domain: marks.map((m) => m.label), range: [[2, 2], [8, 3], [1, 3]] },
-              legend: { orient: "right", labelLimit: 300, symbolStrokeColor: "#444", symbolSize: 300 },
+              legend: { orient: "right", labelLimit: 300, symbolType: "stroke", symbolStrokeColor: "#444" },
             },
             tooltip: [{ field: "label" }],
           },
