@@ -1,4 +1,4 @@
-// The stage graph: variants expanded into nodes, parameters resolved
+// The stage graph: variants and seeds expanded into nodes, parameters resolved
 // (defaults ← variant ← profile ← --set), dependencies checked, topological order.
 import { checkParam, parseParam } from "./params.ts";
 import { type ParamValue, PipelineError, type StageDef } from "./types.ts";
@@ -12,6 +12,20 @@ export interface Node {
   sources: Record<string, string>;
   /** Resolved upstream node names. */
   deps: string[];
+  /** A seed node (`<base>+s<seed>`): the node it repeats with another seed. */
+  seedOf?: string;
+}
+
+/**
+ * A seed node's name: `train-cnn+s7`, `train-torch-mlp@default+s7`. "+" needs no quoting in
+ * shells, is plain in file names, and holds no "." (which --set splits at) or "@" (variants).
+ */
+export const seedNode = (node: string, seed: number) => `${node}+s${seed}`;
+
+/** The seeds declared for a stage or one of its variants (empty: none). */
+export function declaredSeeds(def: StageDef, variant?: string): number[] {
+  if (!def.seeds) return [];
+  return Array.isArray(def.seeds) ? def.seeds : def.seeds[variant ?? ""] ?? [];
 }
 
 export interface Override {
@@ -51,6 +65,19 @@ export class Graph {
           sources[key] = "variant";
         }
         this.nodes.set(name, { name, def, params, sources, deps: [] });
+        for (const seed of this.checkSeeds(def, name, variant)) {
+          // The node's own seed stays the node (its key unchanged); the others are new nodes.
+          if (seed === params.seed) continue;
+          const replica = seedNode(name, seed);
+          this.nodes.set(replica, {
+            name: replica,
+            def,
+            params: { ...params, seed },
+            sources: { ...sources, seed: "seeds" },
+            deps: [],
+            seedOf: name,
+          });
+        }
       }
     }
     for (const node of this.nodes.values()) {
@@ -76,10 +103,20 @@ export class Graph {
     this.sort();
   }
 
-  /** A stage name → its node names (all variants), a name@variant → itself; unknown → []. */
+  /**
+   * A stage name → its node names (all variants and seeds), a name@variant → itself and its
+   * seeds, a seed node → itself; unknown → []. `<node>+s<seed>` of the node's own seed is the node.
+   */
   expand(target: string): string[] {
-    if (this.nodes.has(target)) return [target];
-    return [...this.nodes.keys()].filter((n) => n.startsWith(`${target}@`));
+    const own = /^(.+)\+s(\d+)$/.exec(target);
+    if (own && !this.nodes.has(target) && this.nodes.get(own[1])?.params.seed === Number(own[2])) return [own[1]];
+    if (this.nodes.has(target)) return [target, ...this.seedsOf(target)];
+    return [...this.nodes.keys()].filter((n) => n.startsWith(`${target}@`) || this.nodes.get(n)!.seedOf === target);
+  }
+
+  /** The seed nodes repeating `name`, in declaration order. */
+  seedsOf(name: string): string[] {
+    return [...this.nodes.values()].filter((n) => n.seedOf === name).map((n) => n.name);
   }
 
   /** Like expand, but an unknown name is a one-line error. */
@@ -105,8 +142,17 @@ export class Graph {
   }
 
   private applyOverride(o: Override) {
-    for (const name of this.resolve(o.target)) {
+    const names = this.resolve(o.target);
+    if (o.param === "seed" && names.every((n) => this.nodes.get(n)!.seedOf)) {
+      throw new PipelineError(
+        `${o.target}.seed: a seed node's seed is its name`,
+        `change the seeds declared for ${this.nodes.get(names[0])!.def.name} in the pipeline, or set the base node's`,
+      );
+    }
+    for (const name of names) {
       const node = this.nodes.get(name)!;
+      // A seed node keeps its seed: an override of the stage's seed moves only the base node's.
+      if (o.param === "seed" && node.seedOf) continue;
       const spec = node.def.params[o.param];
       if (!spec) throw unknownParam(o.target, o.param, node.def);
       const where = `${o.target}.${o.param}`;
@@ -141,6 +187,22 @@ export class Graph {
     };
     for (const t of targets) add(t);
     return this.order.filter((n) => wanted.has(n));
+  }
+
+  private checkSeeds(def: StageDef, name: string, variant?: string): number[] {
+    const bad = (what: string) =>
+      new PipelineError(`${name}: ${what}`, "declare seeds as distinct non-negative integers, on a stage with a seed");
+    if (def.seeds && !Array.isArray(def.seeds)) {
+      for (const v of Object.keys(def.seeds)) {
+        if (!def.variants?.[v]) throw bad(`seeds declared for unknown variant ${v}`);
+      }
+    }
+    const seeds = declaredSeeds(def, variant);
+    if (seeds.length && !def.params.seed) throw bad("seeds declared but the stage has no seed parameter");
+    if (seeds.some((s) => !Number.isInteger(s) || s < 0) || new Set(seeds).size !== seeds.length) {
+      throw bad(`bad seeds ${seeds.join(", ")}`);
+    }
+    return seeds;
   }
 
   /** Mermaid flowchart of the graph. */

@@ -7,6 +7,12 @@ const seed = { type: "int", default: 42, min: 0, doc: "seed of every random draw
 const evalEvery = (n: number) =>
   ({ type: "int", default: n, min: 1, doc: "evaluate every N steps and at the last step" }) as const;
 
+/**
+ * Seeds of the runs repeated to measure the spread over seeds (42 is every stage's default):
+ * each other seed is its own node, `<node>+s<seed>` (pipeline/graph.ts).
+ */
+const SEEDS = [42, 1, 2, 3, 4];
+
 /** The study's GA1 network and schedule (Table 1), shared by its rows and the stages that retrain it. */
 const GA1 = { hidden: [1000, 500, 250, 100], lr: 1.68e-4, batch: 1609, steps: 4681 };
 
@@ -92,6 +98,7 @@ export const STAGES: StageDef[] = [
     deps: ["preprocess"],
     module: "models/numpy_mlp/stage.ts",
     outputs: ["history.json", "weights.safetensors", "predictions.npy"],
+    seeds: SEEDS,
     params: {
       hidden: { type: "ints", default: [100], min: 1, doc: "hidden layer sizes" },
       lr: { type: "float", default: 2e-3, min: 0, doc: "SGD learning rate" },
@@ -126,6 +133,8 @@ export const STAGES: StageDef[] = [
       ga2: { hidden: [1000, 100], lr: 1.5e-4, batch: 1824, steps: 3030 },
       ga3: { hidden: [1000, 1000], lr: 5.72e-5, batch: 809, steps: 4365 },
     },
+    // The cheap row over seeds; the GA rows take 30-70 min each, so one seed for now.
+    seeds: { default: SEEDS },
   },
   {
     name: "train-batchnorm",
@@ -159,6 +168,8 @@ export const STAGES: StageDef[] = [
     deps: ["preprocess"],
     module: "models/cnn/stage.ts",
     outputs: ["history.json", "weights.safetensors", "predictions.npy"],
+    // Each seed is an hour or more here: `reproduce report --partial` shows the seeds cached so far.
+    seeds: SEEDS,
     params: {
       lr: { type: "float", default: 1e-4, min: 0, doc: "Adam learning rate" },
       batch: { type: "int", default: 32, min: 1, doc: "mini-batch size" },
@@ -209,6 +220,7 @@ export const STAGES: StageDef[] = [
     name: "report",
     doc: "figures (Vega-Lite → SVG/PNG), Table 1 beside the study's, REPORT.md and index.html",
     deps: [
+      "preprocess", // the test labels, for per-class results from the runs' test predictions
       "train-numpy-mlp",
       "train-torch-mlp",
       "dropout-eval-mode",

@@ -38,6 +38,12 @@ export interface StageDef {
    * they are part of its key: it reruns when an upstream run's record changes.
    */
   readsRecords?: boolean;
+  /**
+   * Seeds as a dimension (like DVC's matrix): the stage (a list) or some of its variants
+   * (variant → list) run once per seed, each its own node and cache entry. The node keeps its
+   * `seed` parameter's value; every other seed adds a node `<node>+s<seed>` (graph.ts).
+   */
+  seeds?: number[] | Record<string, number[]>;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
 }

@@ -127,7 +127,12 @@ Deno.test({
     const ctx = await makeTestContext({
       stage: "report",
       params: {},
-      inputs: await fabricateInputs(join(base, "inputs"), { provenance: true, search: true }),
+      inputs: await fabricateInputs(join(base, "inputs"), {
+        provenance: true,
+        search: true,
+        seeds: true,
+        predictions: true,
+      }),
       quiet: true,
     });
     const browser = await launch(chromium!, join(base, "profile"));
@@ -163,12 +168,16 @@ Deno.test({
         state = await cdp.evaluate<string | undefined>("document.body.dataset.charts");
         if (!state) await new Promise((r) => setTimeout(r, 100));
       }
-      const charts = await cdp.evaluate<{ id: string; svg: number; canvas: number; marks: number }[]>(`
+      const charts = await cdp.evaluate<
+        { id: string; svg: number; canvas: number; marks: number; rules: number; cells: number }[]
+      >(`
         [...document.querySelectorAll(".chart")].map((el) => ({
           id: el.dataset.figure,
           svg: el.querySelectorAll("svg").length,
           canvas: el.querySelectorAll("canvas").length,
           marks: el.querySelectorAll(".role-mark > path, .role-mark > line, .role-mark > text").length,
+          rules: el.querySelectorAll(".mark-rule.role-mark > line").length,
+          cells: el.querySelectorAll(".mark-rect.role-mark > path").length,
         }))`);
 
       await cdp.send("Emulation.setDeviceMetricsOverride", {
@@ -195,6 +204,11 @@ Deno.test({
         assert.ok(c.svg + c.canvas >= 1, `chart ${c.id} has no SVG or canvas`);
         assert.ok(c.marks >= 1, `chart ${c.id} has no marks`);
       }
+      // The new charts: the study's final numbers as rules, the confusion matrix's 100 cells.
+      const chart = (id: string) => charts.find((c) => c.id === id)!;
+      assert.equal(chart("fig1-numpy-mlp-accuracy").rules, 1);
+      assert.equal(chart("fig3-torch-mlp-default-accuracy").rules, 2);
+      assert.equal(chart("fig13-confusion-cnn").cells, 100);
       assert.ok(png.length > 50_000, "the screenshot is suspiciously small");
     } finally {
       browser.child.kill("SIGTERM");

@@ -46,7 +46,8 @@ Deno.test({
     const root = await copyProject();
     try {
       const first = await reproduce(root, "--jobs", "2");
-      assert.equal(ran(first).length, 16, first.join("\n"));
+      // 16 stages, and 4 more seeds each of train-numpy-mlp, train-torch-mlp@default and train-cnn.
+      assert.equal(ran(first).length, 16 + 12, first.join("\n"));
       const report = join(root, "reports/smoke");
       const md = await Deno.readTextFile(join(report, "REPORT.md"));
       assert.match(md, /Table 1/);
@@ -66,7 +67,8 @@ Deno.test({
       );
 
       const third = await reproduce(root, "--set", "train-numpy-mlp.lr=0.001");
-      assert.deepEqual(ran(third), ["report", "train-numpy-mlp"]);
+      const seeds = [1, 2, 3, 4].map((s) => `train-numpy-mlp+s${s}`);
+      assert.deepEqual(ran(third), ["report", "train-numpy-mlp", ...seeds]); // the stage's seeds alike
       assert.ok(
         third.some((l) => l.includes("▶ train-numpy-mlp: running (param lr: 0.002 → 0.001)")),
         third.join("\n"),

@@ -1,8 +1,10 @@
 // Small fabricated upstream outputs for the report tests (report_test.ts,
 // browser_test.ts): a history.json per training run, the batch-norm checks,
-// optionally a search and the engine's _provenance.json.
+// optionally a search, the engine's _provenance.json (with a run's record),
+// seed runs of the Default row, and test predictions with the test labels.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { writeNpy } from "../data/npy.ts";
 import type { EvalPoint, TrainingHistory } from "../pipeline/types.ts";
 
 export const TORCH_VARIANTS = ["default", "ga1", "ga1-dropout", "ga1-dropout-batchnorm", "ga2", "ga3"];
@@ -41,7 +43,25 @@ export interface FixtureOptions {
   omit?: string[];
   search?: boolean;
   provenance?: boolean;
+  /** Two more seeds of the Default row (test accuracy 0.42 and 0.44 beside the base's 0.40). */
+  seeds?: boolean;
+  /** The CNN's test predictions and preprocess's test labels (20 images, see PREDICTIONS). */
+  predictions?: boolean;
 }
+
+/** 20 test images, labels i % 10; the CNN gets all right but two cats (3) called dogs (5). */
+export const LABELS = Uint8Array.from({ length: 20 }, (_, i) => i % 10);
+export const PREDICTIONS = LABELS.map((l, i) => (l === 3 && i < 20 ? 5 : l));
+
+/** The record the engine keeps for GA1 (with provenance): resumed twice, 1 h 10 min of training in all. */
+export const GA1_RECORD = {
+  trainSeconds: 4200,
+  resumes: 2,
+  stepsPerSecond: 20,
+  evalImagesPerSecond: 900,
+  compute: "wasm (test) + BLAS (test), 1 thread",
+  host: { cpu: "Test CPU 9000", cores: 2, isa: "x86-64 AVX2", os: "Linux 6.1", deno: "2.9.6", commit: "abc1234" },
+};
 
 /** Writes the fabricated inputs under `base` and returns the report's ctx.inputs. */
 export async function fabricateInputs(base: string, opts: FixtureOptions = {}): Promise<Record<string, string>> {
@@ -53,9 +73,10 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
   };
   TORCH_VARIANTS.forEach((v, i) => {
     const bn: Record<string, boolean> = v === "ga1-dropout-batchnorm" ? { dropout: true, batchnorm: true } : {};
-    files[`train-torch-mlp@${v}`] = {
-      "history.json": history(v, { hidden: [100], lr: 2e-3, batch: 200, steps: 50, ...bn }, 0.3 + 0.03 * i),
-    };
+    const h = history(v, { hidden: [100], lr: 2e-3, batch: 200, steps: 50, ...bn }, 0.3 + 0.03 * i);
+    // A run resumed once, made before the engine kept a record: its note says so.
+    if (v === "ga1-dropout") h.notes!.push("Resumed from a checkpoint at step 30.");
+    files[`train-torch-mlp@${v}`] = { "history.json": h };
   });
   // As models/batchnorm/stage.ts writes it: the manual run, with its twin's settings, naming the twin.
   const twin = "train-torch-mlp@ga1-dropout-batchnorm";
@@ -87,6 +108,19 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
         },
       },
     };
+  }
+  if (opts.seeds) {
+    for (const [seed, top] of [[1, 0.32], [2, 0.34]]) {
+      files[`train-torch-mlp@default+s${seed}`] = {
+        "history.json": history("default", { hidden: [100], lr: 2e-3, batch: 200, steps: 50, seed }, top),
+      };
+    }
+  }
+  const binary: Record<string, Record<string, Uint8Array>> = {};
+  if (opts.predictions) {
+    binary["train-cnn"] = { "predictions.npy": PREDICTIONS };
+    binary["preprocess"] = { "test_y.npy": LABELS };
+    files["preprocess"] = {};
   }
   if (opts.search) {
     // The shape models/search/stage.ts writes (SearchRecord).
@@ -129,6 +163,10 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
       await Deno.writeTextFile(join(dir, name), text);
       outputs[name] = createHash("sha256").update(text).digest("hex");
     }
+    for (const [name, data] of Object.entries(binary[stage] ?? {})) {
+      await writeNpy(join(dir, name), data, [data.length]);
+      outputs[name] = createHash("sha256").update(await Deno.readFile(join(dir, name))).digest("hex");
+    }
     if (opts.provenance) {
       const prov = {
         stage,
@@ -140,6 +178,7 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
         npm: ["npm:@tensorflow/tfjs-core@4.22.0"],
         started: "2025-01-01T00:00:00.000Z",
         wall_s: 2.5,
+        record: stage === "train-torch-mlp@ga1" ? GA1_RECORD : {},
       };
       await Deno.writeTextFile(join(dir, "_provenance.json"), JSON.stringify(prov, null, 2));
     }

@@ -8,9 +8,13 @@ import { makeTestContext } from "../pipeline/testing.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { inlineHtml } from "../reports/build/document.ts";
 import { pairWithTwin, type Run } from "../reports/build/inputs.ts";
+import { seeded, verdict } from "../reports/build/content.ts";
 import { run } from "../reports/build/stage.ts";
+import { difference, estimate, t95 } from "../reports/build/stats.ts";
 import { TABLE1 } from "../reports/build/study.ts";
-import { fabricateInputs } from "./report_fixture.ts";
+import { confusion, perClass } from "../reports/build/classes.ts";
+import { pct, signed } from "../reports/build/format.ts";
+import { fabricateInputs, LABELS, PREDICTIONS } from "./report_fixture.ts";
 
 async function build(opts: Parameters<typeof fabricateInputs>[1] = {}) {
   const base = await Deno.makeTempDir({ prefix: "report-inputs-" });
@@ -37,7 +41,13 @@ const FIGURES = [
   "fig9-batchnorm-accuracy",
   "fig10-batchnorm-loss",
   "fig11-table1",
+  "fig13-confusion-cnn",
 ];
+
+/** Every inline data set of a spec, its layers' included. */
+// deno-lint-ignore no-explicit-any
+const dataOf = (spec: any): unknown[][] =>
+  [spec.data?.values, ...(spec.layer ?? []).flatMap(dataOf)].filter((v) => Array.isArray(v));
 
 /** The body rows of the first Markdown table in `text`. */
 function firstTable(text: string): string[] {
@@ -48,7 +58,7 @@ function firstTable(text: string): string[] {
 }
 
 Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, index.html", async () => {
-  const { ctx, cleanup } = await build({ provenance: true });
+  const { ctx, cleanup } = await build({ provenance: true, seeds: true, predictions: true });
   try {
     const metrics = await run(ctx);
     assert.equal(metrics.figures, FIGURES.length);
@@ -56,14 +66,16 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
     for (
       const h of [
+        "## Environment",
         "## Summary",
         "## 1. MLP with hand-written backpropagation",
         "## 2. MLP with automatic differentiation: Table 1",
         "## 3. Custom batch normalisation",
         "## 4. Convolutional network",
-        "## 5. Evolutionary hyper-parameter search",
-        "## 6. What each run cost",
-        "## 7. Where we differ from the study's code",
+        "## 5. Per-class results",
+        "## 6. Evolutionary hyper-parameter search",
+        "## 7. What each run cost",
+        "## 8. Where we differ from the study's code",
         "## Provenance",
       ]
     ) assert.ok(md.includes(h), `REPORT.md lacks ${h}`);
@@ -74,32 +86,60 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     for (const [i, row] of TABLE1.entries()) {
       const cells = table1[i].split(" | ");
       assert.equal(cells[0], `| ${row.label}`);
-      assert.equal(cells[8], `${(row.testAcc * 100).toFixed(1)}%`);
+      assert.equal(cells[7], `${(row.testAcc * 100).toFixed(1)}%`);
     }
-    // default: ours 0.1 + 0.3 = 40.0% vs the study's 44.4% → −4.4 pts
+    // Default over 3 of its 5 seeds: 0.40, 0.42, 0.44 → 42.0% ± 2.0, t(2) interval 37.0–47.0% holding 44.4%.
     assert.match(
       table1[0],
-      /\| 40\.0% \| −4\.4 \| \*\*differ\*\* \| \[@default\]\(#prov-train-torch-mlp-default\) \|$/,
+      /\| 44\.4% \| 42\.0% ± 2\.0 \| 3 of 5 \| 37\.0–47\.0% \| yes \| \*\*settings differ\*\*: not comparable \| \[@default\]\(#prov-train-torch-mlp-default\) \|$/,
     );
+    // One seed: the value, no interval.
+    assert.match(table1[1], /\| 53\.7% \| 43\.0% \| 1 \| none \(n = 1\) \| – \|/);
+    assert.match(md, /\| autograd MLP, Default \| 44\.4% \| 42\.0% ± 2\.0 \| 3 of 5 \| 37\.0–47\.0% \| −2\.4 \|/);
+    // Differences between rows: with one seed on a side, no interval.
+    assert.match(
+      md,
+      /\| GA1 − Default \(GA1's network and schedule\) \| \+9\.3 \| \+1\.0 \| 1 and 3 \| none \| no interval: one seed of GA1 \|/,
+    );
+    // The environment, once; the runs without a record say so.
+    assert.match(md, /\| Test CPU 9000 \| 2 \| x86-64 AVX2 \| Linux 6\.1 \| 2\.9\.6 \| 1 \|/);
+    assert.match(md, /git commit `abc1234`/);
+    assert.match(md, /12 of 13 runs were made before the pipeline recorded its host/);
+    // Per class, from the CNN's fabricated predictions: every class right but cat (both called dog).
+    assert.match(md, /\| cat \| 0\.0% \|\n\| deer \| 100\.0% \|/);
+    assert.match(md, /\| cat \| 0 \| 0 \| 0 \| \*\*0\*\* \| 0 \| 2 \| 0 \| 0 \| 0 \| 0 \|/);
+    assert.match(md, /No per-class results for the best MLP \(GA3\) \(.*\): the run was made before/);
+    // No internal names in prose.
+    assert.doesNotMatch(md, /curveMaxAbsDifference|evalImagesPerSecond|steps_used|stopped_by_budget|val_acc/);
 
     // Batch norm: the checks table rendered generically, both backward curves.
     assert.match(md, /\| check \| shape \| max_rel_err \| tol \| pass \|/);
     assert.match(md, /manual dx vs finite differences \| 8×5 \| 3\.20e-9 \| 1\.00e-5 \| ✓/);
-    assert.match(md, /custom batch norm .*, autograd backward/);
-    assert.match(md, /custom batch norm .*, manual backward/);
+    assert.match(md, /custom batch norm, hand-written backward \(GA1 \+ dropout \+ batchnorm\) \| 51\.6% \| 49\.1% \|/);
     assert.match(md, /compared with its autograd twin `train-torch-mlp@ga1-dropout-batchnorm`/);
-    assert.match(md, /- curveMaxAbsDifference \/ testAcc: 0\.001\n/);
-    assert.match(md, /custom batch norm .*, autograd backward \|.*\(#prov-train-torch-mlp-ga1-dropout-batchnorm\) \|/);
+    assert.match(md, /test accuracy 0\.1 pts\./); // the largest difference between the two curves
     // Its cost row is its own run's; the twin's cost is in the twin's row.
     assert.match(
       md,
-      /\| \[`train-batchnorm`\]\(#prov-train-batchnorm\) \| wasm \(test\) \| 50 \| 200 \| 2\.0 s \| 25\.0 \| 5000 \| 2\.5 s \|/,
+      /\| \[`train-batchnorm`\]\(#prov-train-batchnorm\) \| wasm \(test\) \| 50 \| 200 \| 2\.0 s \| 1 \| 25\.0 \| 5000 \| – \| 2\.5 s \|/,
     );
     // Cost, quirks, the smoke-like settings flagged, notes, provenance verified, no search.
     assert.match(
       md,
-      /\| \[`train-cnn`\]\(#prov-train-cnn\) \| wasm \(test\) \| 50 \| 32 \| 1\.5 s \| 33\.3 \| 1066 \| 2\.5 s \|/,
+      /\| \[`train-cnn`\]\(#prov-train-cnn\) \| wasm \(test\) \| 50 \| 32 \| 1\.5 s \| 1 \| 33\.3 \| 1066 \| – \| 2\.5 s \|/,
     );
+    // A resumed run: training time summed over its 3 processes (the record), beside its last process's stage time.
+    assert.match(
+      md,
+      /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| wasm \(test\) \+ BLAS \(test\), 1 thread \| 50 \| 200 \| 1 h 10 min \| 3 \| 20\.0 \| 4000 \| 900 \| 2\.5 s \|/,
+    );
+    // An old run without a record: its resumption read from its notes.
+    assert.match(
+      md,
+      /\| \[`train-torch-mlp@ga1-dropout`\]\(#prov-train-torch-mlp-ga1-dropout\) \| wasm \(test\) \| 50 \| 200 \| 1\.5 s \| 2 \|/,
+    );
+    // The seed runs in one row, summed.
+    assert.match(md, /train-torch-mlp@default, 2 more seeds .*: sums \| wasm \(test\) \| 100 \| 200 \| 3\.0 s \| 2 \|/);
     assert.match(md, /ReLU derivative at 0/);
     assert.match(md, /did not use the study's settings/);
     assert.match(md, /fabricated for the report tests \(cnn\)/);
@@ -107,19 +147,22 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     assert.doesNotMatch(md, /differs from the engine's record|provenance unavailable/);
     assert.match(md, /Skipped: the search/);
     // The dropout rows scored both ways (the eval-mode stages): inference = the Table 1 run's, training mode lower.
-    assert.match(md, /\| run \| test acc, study \| ours, inference mode \| ours, training mode \| draws \|/);
     assert.match(
       md,
-      /\| GA1 \+ dropout \| 49\.7% \| 46\.0% \| \*\*30\.0%\*\* ± 0\.4 \| 3 \| \[`dropout-eval-mode`\]\(#prov-dropout-eval-mode\) \| 0 over 6 evaluations \|/,
+      /\| run \| test acc, study \| ours, inference mode \| ours, training mode \(± SD over draws\) \| draws \|/,
+    );
+    assert.match(
+      md,
+      /\| GA1 \+ dropout \| 49\.7% \| 46\.0% \| \*\*30\.0%\*\* ± 0\.4 \| 3 \| \[`dropout-eval-mode`\]\(#prov-dropout-eval-mode\) \| 0\.0 over 6 evaluations \|/,
     );
     assert.match(md, /\| GA1 \+ dropout \+ batchnorm \| 51\.6% \| 49\.0% \| \*\*32\.0%\*\* ± 0\.4 \| 3 \|/);
     assert.match(
       md,
-      /GA1 \+ dropout, test scored in training mode \(dropout on\) \| 49\.7% \| 30\.0% ± 0\.4 \| −19\.7 \|/,
+      /GA1 \+ dropout, test scored in training mode \(dropout on\) \| 49\.7% \| 30\.0% ± 0\.4 \(SD over 3 draws of the dropout masks\) \| 1 \| none \(n = 1\) \| −19\.7 \|/,
     );
     assert.match(
       md,
-      /batchnorm, test scored in training mode \(dropout on, batch statistics\) \| 51\.6% \| 32\.0% ± 0\.4 \|/,
+      /batchnorm, test scored in training mode \(dropout on, batch statistics\) \| 51\.6% \| 32\.0% ± 0\.4 /,
     );
     assert.match(md, /\| `train-search-pick` \| not run yet — `deno task reproduce train-search-pick` \|/);
 
@@ -127,7 +170,7 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
       assert.ok(md.includes(`](figures/${id}.svg)`), `REPORT.md does not show ${id}`);
       const spec = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "figures", `${id}.vl.json`)));
       assert.match(spec.$schema, /vega-lite\/v6/);
-      assert.ok(spec.data.values.length > 0, `${id} has no inline data`);
+      assert.ok(dataOf(spec).some((v) => v.length > 0), `${id} has no inline data`);
       const svg = await Deno.readTextFile(join(ctx.outDir, "figures", `${id}.svg`));
       assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
       assert.match(svg, /class="mark-(line|rect)/);
@@ -135,6 +178,28 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
       assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
       assert.ok(png.length > 5000);
     }
+
+    // The study inside the figures: its curve read from its figures, its final numbers as marks; loss on a log axis.
+    const fig = async (id: string) => JSON.parse(await Deno.readTextFile(join(ctx.outDir, "figures", `${id}.vl.json`)));
+    const numpy = dataOf(await fig("fig1-numpy-mlp-accuracy")) as Record<string, unknown>[][];
+    const studyCurve = numpy.find((v) => v.some((p) => /read from its figure/.test(String(p.split))))!;
+    assert.equal(studyCurve.length, 15);
+    assert.deepEqual(studyCurve[1], { run: "study", split: studyCurve[1].split, step: 100, value: 0.405 });
+    assert.ok(numpy.some((v) => v.some((p) => p.value === 0.46 && /assignment/.test(String(p.label)))));
+    const def = dataOf(await fig("fig3-torch-mlp-default-accuracy")) as Record<string, unknown>[][];
+    for (const [label, value] of [["study's test 44.4%", 0.444], ["study's train 42.5%", 0.425]] as const) {
+      assert.ok(def.some((v) => v.some((p) => p.label === label && p.value === value)), label);
+    }
+    assert.ok(dataOf(await fig("fig7-cnn-accuracy")).some((v) => v.length === 11)); // the study's CNN curve
+    assert.equal((await fig("fig4-torch-mlp-default-loss")).layer[0].encoding.y.scale.type, "log");
+    // Table 1's chart: our Default bar carries its t-interval (3 seeds), GA1's (1 seed) none.
+    const bars = dataOf(await fig("fig11-table1"))[0] as Record<string, number | string>[];
+    const ours = (run: string) => bars.find((x) => x.run === run && x.source === "ours")!;
+    const half = 4.303 * 0.02 / Math.sqrt(3);
+    assert.ok(Math.abs((ours("Default").lo as number) - (0.42 - half)) < 1e-9);
+    assert.equal(ours("GA1").lo, undefined);
+    const heat = await fig("fig13-confusion-cnn");
+    assert.equal(dataOf(heat)[0].length, 100);
 
     const html = await Deno.readTextFile(join(ctx.outDir, "index.html"));
     assert.equal(html.match(/<div class="chart"/g)?.length, FIGURES.length);
@@ -150,16 +215,27 @@ Deno.test("report: the search section when search-mlp is an input; provenance un
   const { ctx, cleanup } = await build({ search: true });
   try {
     const metrics = await run(ctx);
-    assert.equal(metrics.figures, FIGURES.length + 1);
+    assert.equal(metrics.figures, FIGURES.length); // no predictions (no fig13), the search's fig12
     const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
     assert.ok(md.includes("](figures/fig12-search.svg)"));
-    assert.match(md, /\| generation \| hidden \| lr \| batch \| steps \| val_acc \| val_loss \| train_acc \|/);
-    assert.match(md, /\| 3 \| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 0\.46 \|/);
-    assert.match(md, /\| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 0\.46 \| 1\.7 \| 0\.55 \| 0\.47 \| 1\.6 \|/); // the pick
-    assert.match(md, /evolutionary search's pick.* \| 53\.7% \| 47\.0% \| −6\.7 \|/);
-    assert.match(md, /- steps_used: 99/);
-    assert.match(md, /The pick trained as a Table 1 run .*test accuracy \*\*55\.0%\*\*, beside GA1 43\.0%, GA2 /);
-    assert.match(md, /search's pick, trained as a Table 1 run .* \| 53\.7% \| 55\.0% \| \+1\.3 \|/);
+    assert.match(
+      md,
+      /\| generation \| hidden \| lr \| batch \| steps \| validation acc \| validation loss \| train acc \|/,
+    );
+    assert.match(md, /\| 3 \| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 46\.0% \|/);
+    assert.match(md, /\| 1000,500 \| 2\.00e-4 \| 201 \| 18 \| 46\.0% \| 1\.7 \| 55\.0% \| 47\.0% \| 1\.6 \|/); // the pick
+    // Like with like: only the pick trained for its full steps is set beside the study's GA1.
+    assert.doesNotMatch(md, /\| 53\.7% \| 47\.0% \|/);
+    assert.match(md, /It trained 99 steps in all\./);
+    assert.match(md, /trained for its full steps .*scores \*\*55\.0%\*\* on the test set, beside our GA1 43\.0%, GA2 /);
+    assert.match(
+      md,
+      /search's pick, trained for its full steps .* \| 53\.7% \| 55\.0% \| 1 \| none \(n = 1\) \| \+1\.3 \|/,
+    );
+    // The search figure: best so far (a running maximum) and each generation's size.
+    const spec = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "figures", "fig12-search.vl.json")));
+    assert.deepEqual(spec.layer[0].transform[1].window, [{ op: "max", field: "gen_best", as: "best_so_far" }]);
+    assert.equal(spec.layer[0].transform[0].aggregate[1].op, "count");
     assert.match(md, /provenance unavailable \(run through the engine\)/);
     await Deno.stat(join(ctx.outDir, "figures", "fig12-search.png"));
 
@@ -185,7 +261,7 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
   const { ctx, cleanup } = await build({ omit: missing, search: true, provenance: true });
   try {
     const metrics = await run(ctx);
-    const kept = [...FIGURES.filter((f) => !/^fig(7|8|9|10)-/.test(f)), "fig12-search"];
+    const kept = [...FIGURES.filter((f) => !/^fig(7|8|9|10|13)-/.test(f)), "fig12-search"];
     assert.equal(metrics.figures, kept.length);
     assert.equal(metrics.missing_runs, 4);
     assert.equal(metrics.best_variant, "ga1-dropout-batchnorm"); // ga3, the fixture's best, has not run
@@ -197,7 +273,9 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
           "`train-torch-mlp@ga3`, `train-batchnorm`, `train-cnn`.",
       ),
     );
-    for (const h of ["## Summary", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## Provenance"]) {
+    for (
+      const h of ["## Summary", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "## 8.", "## Provenance"]
+    ) {
       assert.ok(md.includes(`\n${h}`), `REPORT.md lacks ${h}`);
     }
 
@@ -208,40 +286,45 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     for (const [i, row] of TABLE1.entries()) {
       const cells = table1[i].split(" | ");
       assert.equal(cells[0], `| ${row.label}`);
-      assert.equal(cells[8], `${(row.testAcc * 100).toFixed(1)}%`);
-      assert.equal(cells[9], ["ga2", "ga3"].includes(row.variant) ? "—" : `${(40 + 3 * i).toFixed(1)}%`);
+      assert.equal(cells[7], `${(row.testAcc * 100).toFixed(1)}%`);
+      assert.equal(cells[8], ["ga2", "ga3"].includes(row.variant) ? "—" : `${(40 + 3 * i).toFixed(1)}%`);
     }
-    assert.match(table1[4], /\| 100\.0% \| — \| — \| 50\.6% \| — \| — \| — \| — \|$/);
+    assert.match(table1[4], /\| 100\.0% \| — \| 50\.6% \| — \| — \| — \| — \| — \| — \|$/);
     assert.ok(
       section2.includes(
         "— not run yet: GA2 (`deno task reproduce train-torch-mlp@ga2`), GA3 (`deno task reproduce train-torch-mlp@ga3`).",
       ),
     );
-    assert.match(section2, /best of our 4 finished runs by final test accuracy, \*\*GA1 \+ dropout \+ batchnorm\*\*/);
+    assert.match(section2, /best of our 4 finished rows by mean test accuracy, \*\*GA1 \+ dropout \+ batchnorm\*\*/);
 
     // In place of the missing runs: the marker in the summary, the sections, the cost table and the provenance.
     assert.match(
       md,
-      /\| CNN \(small VGG\) \| 75\.0% \(assignment\) \| — \| — \| not run yet — `deno task reproduce train-cnn` \|/,
+      /\| CNN \(small VGG\) \| 75\.0% \(assignment\) \| — \| — \| — \| — \| not run yet — `deno task reproduce train-cnn` \|/,
     );
     assert.match(
       md,
-      /\| autograd MLP, GA3 \| 53\.5% \| — \| — \| not run yet — `deno task reproduce train-torch-mlp@ga3` \|/,
+      /\| autograd MLP, GA3 \| 53\.5% \| — \| — \| — \| — \| not run yet — `deno task reproduce train-torch-mlp@ga3` \|/,
     );
-    assert.match(md, /best autograd MLP \(among the 4 finished\): ours GA1 \+ dropout \+ batchnorm/);
+    assert.match(md, /target for the best autograd MLP \(among the 4 finished\), ours GA1 \+ dropout \+ batchnorm/);
     assert.match(md, /eqs\. 46, 50 and 69: not run yet — `deno task reproduce train-batchnorm`\./);
-    assert.match(md, /\(figures 7–8\): not run yet — `deno task reproduce train-cnn`\./);
+    assert.match(md, /\(the study's figures 7–8\): not run yet — `deno task reproduce train-cnn`\./);
     assert.match(md, /\| `train-batchnorm` \| not run yet — `deno task reproduce train-batchnorm` \| — \|/);
     assert.match(
       md,
       /### <a id="prov-train-cnn"><\/a>`train-cnn`\n\n- not run yet — `deno task reproduce train-cnn`\n/,
     );
-    assert.doesNotMatch(md, /checks\.json|custom batch norm .*backward/);
+    assert.doesNotMatch(md, /checks\.json/);
 
     // The rest as in a full report.
-    assert.match(md, /\| hand-written MLP, SGD \| 46\.0% \(assignment\) \| 45\.0% \| −1\.0 \|/);
-    assert.match(md, /evolutionary search's pick.* \| 53\.7% \| 47\.0% \| −6\.7 \|/);
-    assert.match(md, /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| wasm \(test\) \| 50 \| 200 \|/);
+    assert.match(
+      md,
+      /\| hand-written MLP, SGD \| 46\.0% \(assignment\) \| 45\.0% \| 1 of 5 \| none \(n = 1\) \| −1\.0 \|/,
+    );
+    assert.match(
+      md,
+      /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| wasm \(test\) \+ BLAS \(test\), 1 thread \| 50 \| 200 \|/,
+    );
     assert.match(md, /matches the engine's record/);
     const files: string[] = [];
     for await (const e of Deno.readDir(join(ctx.outDir, "figures"))) files.push(e.name);
@@ -351,4 +434,66 @@ Deno.test("report: the batch-norm curve is set beside its autograd twin only whe
   const other = pairWithTwin(bn, [runOf(twin, { ...params, lr: 2e-3 })]);
   assert.deepEqual(other.curves.map((c) => c.label), ["manual"]);
   assert.match(other.pairing!, /settings differ \(lr 0\.001 vs 0\.002\)/);
+});
+
+Deno.test("report statistics: mean, SD and t-interval of 3 seeds; Welch difference; n = 1 has no interval", () => {
+  const e = estimate([0.40, 0.42, 0.44]);
+  assert.equal(e.n, 3);
+  assert.ok(Math.abs(e.mean - 0.42) < 1e-12);
+  assert.ok(Math.abs(e.sd! - 0.02) < 1e-12);
+  const half = 4.303 * 0.02 / Math.sqrt(3); // t(0.975, 2) = 4.303
+  assert.ok(Math.abs(e.lo! - (0.42 - half)) < 1e-12 && Math.abs(e.hi! - (0.42 + half)) < 1e-12);
+  const one = estimate([0.5]);
+  assert.deepEqual([one.sd, one.lo, one.hi], [undefined, undefined, undefined]);
+  assert.deepEqual([t95(1), t95(4), t95(4.7), t95(100)], [12.706, 2.776, 2.776, 1.96]);
+  // Two rows of 3 seeds each, 2 points apart with the same spread: Welch df = 4.
+  const d = difference(estimate([0.42, 0.44, 0.46]), e);
+  assert.ok(Math.abs(d.diff - 0.02) < 1e-12 && Math.abs(d.df! - 4) < 1e-9);
+  const se = Math.sqrt(2 * 0.02 ** 2 / 3);
+  assert.ok(Math.abs(d.hi! - (0.02 + 2.776 * se)) < 1e-12);
+  assert.deepEqual(difference(one, e), { diff: 0.5 - 0.42 });
+  // One rounding rule: halves away from zero, float noise removed.
+  assert.deepEqual([pct(0.5505), pct(0.5835), pct(0.4375), signed(-0.0105), signed(0.0004)], [
+    "55.1%",
+    "58.4%",
+    "43.8%",
+    "−1.1",
+    "±0.0",
+  ]);
+});
+
+Deno.test("report per-class results from a fabricated predictions file", () => {
+  const m = confusion(LABELS, PREDICTIONS);
+  assert.equal(m[3][5], 2);
+  assert.equal(m[3][3], 0);
+  assert.equal(m.flat().reduce((a, b) => a + b, 0), 20);
+  assert.deepEqual(perClass(m), [1, 1, 1, 0, 1, 1, 1, 1, 1, 1]);
+  assert.throws(() => confusion(LABELS, PREDICTIONS.subarray(1)), /19 predictions for 20 test labels/);
+});
+
+Deno.test("report seeds: a seed run with other settings than its base is left out of the mean, and said so", () => {
+  const runOf = (stage: string, params: Record<string, number>, acc: number): Run => {
+    const e = [{ step: 1, trainLoss: 2, trainAcc: acc, testLoss: 2, testAcc: acc }];
+    return {
+      stage,
+      history: { run: stage, params, backend: "t", evals: e, final: e[0], wallSeconds: 1, stepsPerSecond: 1 },
+      curves: [{ label: stage, evals: e }],
+      source: { stage, file: "history.json", sha256: "" },
+    };
+  };
+  const base = runOf("train-cnn", { steps: 50, seed: 42 }, 0.7);
+  const inp = {
+    seeds: new Map([["train-cnn", [
+      runOf("train-cnn+s1", { steps: 50, seed: 1 }, 0.72),
+      runOf("train-cnn+s2", { steps: 10, seed: 2 }, 0.3),
+    ]]]),
+    declaredSeeds: new Map([["train-cnn", 5]]),
+  } as unknown as Parameters<typeof seeded>[0];
+  const s = seeded(inp, base);
+  assert.deepEqual(s.runs.map((r) => r.stage), ["train-cnn", "train-cnn+s1"]);
+  assert.deepEqual(s.excluded.map((x) => [x.run.stage, x.differ]), [["train-cnn+s2", ["steps 10 (study 50)"]]]);
+  assert.equal(s.test.n, 2);
+  assert.ok(Math.abs(s.test.mean - 0.71) < 1e-12);
+  assert.equal(verdict(s.test, 0.75), "reproduced: the study's value lies inside our interval (−4.0 pts)");
+  assert.equal(verdict(estimate([0.7]), 0.75), "−5.0 pts on one seed; its spread over seeds not measured");
 });

@@ -25,103 +25,271 @@ const CONFIG = {
 };
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
+/** Plot width of the curve figures (px). */
+const WIDTH = 600;
+
+/** The study inside a figure: its curve read from its own figures, and its final numbers as marks. */
+export interface StudyRefs {
+  /** Test accuracy read by eye from the study's published figure (about ±0.01), by training step; label: its legend. */
+  curve?: { label: string; points: { step: number; value: number }[] };
+  /** The study's (or assignment's) final numbers: a labelled horizontal mark each. */
+  marks?: { label: string; value: number }[];
+}
 
 /**
  * Accuracy or loss over training steps: the last training batch and the whole
  * test set (as the study plotted them); several runs are told apart by dash.
+ * Loss on a log axis, so the first evaluation's high loss leaves the rest readable.
+ * Accuracy with the study's curve (dashed grey) and final numbers (labelled rules).
  */
-export function curveSpec(title: string, curves: Curve[], metric: "accuracy" | "loss"): TopLevelSpec {
+export function curveSpec(
+  title: string,
+  curves: Curve[],
+  metric: "accuracy" | "loss",
+  refs: StudyRefs = {},
+): TopLevelSpec {
   const values = curves.flatMap((c) =>
     c.evals.flatMap((e) => [
       { run: c.label, split: "training batch", step: e.step, value: metric === "accuracy" ? e.trainAcc : e.trainLoss },
       { run: c.label, split: "test set", step: e.step, value: metric === "accuracy" ? e.testAcc : e.testLoss },
     ])
-  );
+  ).filter((v) => typeof v.value === "number" && (metric === "accuracy" || v.value > 0)); // log axis: > 0 only
   const several = curves.length > 1;
   const format = metric === "accuracy" ? ".1%" : ".3f";
+  const study = metric === "accuracy" && refs.curve
+    ? refs.curve.points.map((p) => ({ run: "study", split: refs.curve!.label, step: p.step, value: p.value }))
+    : [];
+  const splits = ["training batch", "test set", ...(study.length ? [refs.curve!.label] : [])];
+  const x = { field: "step", type: "quantitative", title: "training step", axis: { tickMinStep: 1 } };
+  const y = {
+    field: "value",
+    type: "quantitative",
+    title: metric === "loss" ? "loss (log scale)" : metric,
+    axis: { format: metric === "accuracy" ? ".0%" : "~g" },
+    scale: metric === "loss" ? { type: "log" } : { zero: true },
+  };
+  const color = {
+    field: "split",
+    type: "nominal",
+    title: null,
+    sort: splits,
+    scale: { domain: splits, range: ["#4c78a8", "#f58518", "#777777"] },
+    legend: { orient: "bottom", direction: "horizontal", labelLimit: 600 },
+  };
+  const marks = metric === "accuracy" ? refs.marks ?? [] : [];
   return {
     $schema: SCHEMA,
     title,
-    width: 600,
+    width: WIDTH,
     height: 300,
-    data: { values },
-    params: [
-      // Click a legend entry to highlight it; drag / wheel to pan and zoom.
-      { name: "pick", select: { type: "point", fields: ["split"] }, bind: "legend" },
-      { name: "zoom", select: "interval", bind: "scales" },
-    ],
-    mark: { type: "line", point: { size: 30 }, strokeWidth: 2 },
-    encoding: {
-      x: { field: "step", type: "quantitative", title: "training step", axis: { tickMinStep: 1 } },
-      y: {
-        field: "value",
-        type: "quantitative",
-        title: metric,
-        axis: { format: metric === "accuracy" ? ".0%" : "~g" },
-        scale: { zero: metric === "accuracy" },
+    // The marks' dashes are their own scale and legend, apart from the runs' (the batch norm's two backwards).
+    resolve: { scale: { strokeDash: "independent" }, legend: { strokeDash: "independent" } },
+    layer: [
+      {
+        data: { values },
+        params: [
+          // Click a legend entry to highlight it; drag / wheel to pan and zoom.
+          { name: "pick", select: { type: "point", fields: ["split"] }, bind: "legend" },
+          { name: "zoom", select: "interval", bind: "scales" },
+        ],
+        mark: { type: "line", point: { size: 30 }, strokeWidth: 2 },
+        encoding: {
+          x,
+          y,
+          color,
+          ...(several
+            ? { strokeDash: { field: "run", type: "nominal", title: "backward", sort: curves.map((c) => c.label) } }
+            : {}),
+          detail: { field: "run" },
+          opacity: { condition: { param: "pick", value: 1 }, value: 0.15 },
+          tooltip: [
+            ...(several ? [{ field: "run", title: "run" }] : []),
+            { field: "split" },
+            { field: "step", type: "quantitative" },
+            { field: "value", type: "quantitative", title: metric, format },
+          ],
+        },
       },
-      color: { field: "split", type: "nominal", title: null, sort: ["training batch", "test set"] },
-      ...(several ? { strokeDash: { field: "run", type: "nominal", title: "backward" } } : {}),
-      detail: { field: "run" },
-      opacity: { condition: { param: "pick", value: 1 }, value: 0.15 },
-      tooltip: [
-        ...(several ? [{ field: "run", title: "run" }] : []),
-        { field: "split" },
-        { field: "step", type: "quantitative" },
-        { field: "value", type: "quantitative", title: metric, format },
-      ],
-    },
+      ...(study.length
+        ? [{
+          // The study's curve: dashed, in the same legend as ours.
+          data: { values: study },
+          mark: { type: "line", point: { size: 20, shape: "diamond" }, strokeWidth: 1.5, strokeDash: [5, 3] },
+          encoding: {
+            x,
+            y,
+            color,
+            tooltip: [{ field: "split" }, { field: "step", type: "quantitative" }, {
+              field: "value",
+              type: "quantitative",
+              title: "accuracy (read from the study's figure)",
+              format: ".2f",
+            }],
+          },
+        }]
+        : []),
+      ...(marks.length
+        ? [{
+          // The study's final numbers: one rule each, named in a legend of their own (dash patterns).
+          data: { values: marks },
+          mark: { type: "rule", color: "#444", strokeWidth: 1.2 },
+          encoding: {
+            y: { field: "value", type: "quantitative" },
+            strokeDash: {
+              field: "label",
+              type: "nominal",
+              title: null,
+              sort: marks.map((m) => m.label),
+              scale: { domain: marks.map((m) => m.label), range: [[2, 2], [8, 3], [1, 3]] },
+              legend: { orient: "right", labelLimit: 300, symbolType: "stroke", symbolStrokeColor: "#444" },
+            },
+            tooltip: [{ field: "label" }],
+          },
+        }]
+        : []),
+    ],
     config: CONFIG,
   } as TopLevelSpec;
 }
 
 /** Table 1 as bars: the study's test accuracy beside ours, per run. */
-export function table1Spec(rows: { run: string; source: string; test: number }[]): TopLevelSpec {
+export function table1Spec(
+  rows: { run: string; source: string; test: number; n?: number; interval?: string; lo?: number; hi?: number }[],
+): TopLevelSpec {
+  const y = { field: "run", type: "nominal", title: null, sort: null, axis: { labelLimit: 260 } };
+  const yOffset = { field: "source", sort: ["study", "ours"] };
   return {
     $schema: SCHEMA,
-    title: "Table 1: test accuracy, the study's and ours",
+    title: "Table 1: test accuracy, the study's and ours (mean over seeds, 95% interval where n ≥ 2)",
     width: 520,
     height: 260,
     data: { values: rows },
-    params: [{ name: "pick", select: { type: "point", fields: ["source"] }, bind: "legend" }],
-    mark: { type: "bar" },
-    encoding: {
-      y: { field: "run", type: "nominal", title: null, sort: null, axis: { labelLimit: 260 } },
-      yOffset: { field: "source", sort: ["study", "ours"] },
-      x: { field: "test", type: "quantitative", title: "test accuracy", axis: { format: ".0%" } },
-      color: { field: "source", type: "nominal", title: null, sort: ["study", "ours"] },
-      opacity: { condition: { param: "pick", value: 1 }, value: 0.2 },
-      tooltip: [{ field: "run" }, { field: "source" }, { field: "test", title: "test accuracy", format: ".1%" }],
-    },
+    encoding: { y, yOffset },
+    layer: [
+      {
+        params: [{ name: "pick", select: { type: "point", fields: ["source"] }, bind: "legend" }],
+        mark: { type: "bar" },
+        encoding: {
+          x: { field: "test", type: "quantitative", title: "test accuracy", axis: { format: ".0%" } },
+          color: { field: "source", type: "nominal", title: null, sort: ["study", "ours"] },
+          opacity: { condition: { param: "pick", value: 1 }, value: 0.2 },
+          tooltip: [
+            { field: "run" },
+            { field: "source" },
+            { field: "test", title: "test accuracy (ours: mean over seeds)", format: ".1%" },
+            { field: "n", title: "seeds" },
+            { field: "interval", title: "95% interval" },
+          ],
+        },
+      },
+      {
+        // Our 95% interval over seeds, where there is one.
+        transform: [{ filter: "isValid(datum.lo)" }],
+        mark: { type: "rule", color: "black", strokeWidth: 1.5 },
+        encoding: { x: { field: "lo", type: "quantitative" }, x2: { field: "hi" } },
+      },
+    ],
     config: CONFIG,
   } as TopLevelSpec;
 }
 
-/** The search's individuals: one point per evaluated individual by generation, and the best of each generation. */
+/**
+ * The search's individuals, one point each by generation; the best so far (a
+ * cumulative maximum: with elitism it never falls) and each generation's size.
+ */
 export function searchSpec(
   rows: Record<string, unknown>[],
   x: string,
   y: string,
   tooltip: string[],
+  titles: Record<string, string> = {},
 ): TopLevelSpec {
-  const xEnc = { field: x, type: "quantitative", axis: { tickMinStep: 1 }, scale: { zero: false, padding: 20 } };
+  const xEnc = {
+    field: x,
+    type: "quantitative",
+    title: titles[x] ?? x,
+    axis: { tickMinStep: 1 },
+    scale: { zero: false, padding: 20 },
+  };
+  const yTitle = titles[y] ?? y;
   return {
     $schema: SCHEMA,
-    title: `Evolutionary search: ${y} of every individual, by ${x}`,
+    title: `Evolutionary search: ${yTitle} of every individual, by ${titles[x] ?? x}`,
     width: 600,
     height: 280,
     data: { values: rows },
     layer: [
       {
-        mark: { type: "line", color: "#999", strokeDash: [4, 3] },
-        encoding: { x: xEnc, y: { aggregate: "max", field: y, type: "quantitative", title: y } },
+        transform: [
+          { aggregate: [{ op: "max", field: y, as: "gen_best" }, { op: "count", as: "size" }], groupby: [x] },
+          { window: [{ op: "max", field: "gen_best", as: "best_so_far" }], sort: [{ field: x }], frame: [null, 0] },
+          { calculate: "'n = ' + datum.size", as: "size_label" },
+        ],
+        layer: [
+          {
+            mark: { type: "line", color: "#999", strokeDash: [4, 3], interpolate: "step-after" },
+            encoding: {
+              x: xEnc,
+              y: { field: "best_so_far", type: "quantitative", title: yTitle },
+              tooltip: [{ field: "best_so_far", title: "best so far", format: ".3f" }],
+            },
+          },
+          {
+            // Each generation's size, above its points: a generation of one is not a failed elitism.
+            mark: { type: "text", dy: -12, fontSize: 10, color: "#555" },
+            encoding: {
+              x: xEnc,
+              y: { field: "best_so_far", type: "quantitative" },
+              text: { field: "size_label", type: "nominal" },
+            },
+          },
+        ],
       },
       {
         mark: { type: "point", filled: true, size: 60, opacity: 0.8 },
         encoding: {
           x: xEnc,
-          y: { field: y, type: "quantitative", title: y, scale: { zero: false, padding: 10 } },
-          tooltip: tooltip.map((f) => ({ field: f })),
+          y: { field: y, type: "quantitative", title: yTitle, scale: { zero: false, padding: 10 } },
+          tooltip: tooltip.map((f) => ({ field: f, title: titles[f] ?? f })),
+        },
+      },
+    ],
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+/** A confusion matrix as a heat map: rows the true class, columns the predicted, colour the share of the row. */
+export function confusionSpec(
+  title: string,
+  classes: string[],
+  cells: { true: string; predicted: string; count: number; share: number }[],
+): TopLevelSpec {
+  const axis = (field: string, t: string) => ({ field, type: "nominal", title: t, sort: classes });
+  return {
+    $schema: SCHEMA,
+    title,
+    width: 360,
+    height: 360,
+    data: { values: cells },
+    encoding: { x: axis("predicted", "predicted class"), y: axis("true", "true class") },
+    layer: [
+      {
+        mark: { type: "rect" },
+        encoding: {
+          color: { field: "share", type: "quantitative", title: "share of row", legend: { format: ".0%" } },
+          tooltip: [
+            { field: "true", title: "true" },
+            { field: "predicted", title: "predicted" },
+            { field: "count", title: "images" },
+            { field: "share", title: "share of the true class", format: ".1%" },
+          ],
+        },
+      },
+      {
+        mark: { type: "text", fontSize: 9 },
+        encoding: {
+          text: { field: "count", type: "quantitative" },
+          color: { condition: { test: "datum.share > 0.5", value: "white" }, value: "black" },
         },
       },
     ],

@@ -3,9 +3,14 @@
 // _provenance.json next to them. A stage left out of the inputs has not run
 // yet (`reproduce report --single` while long runs go on): the report says so
 // in its place. A stage given but with bad or missing files is one PipelineError.
+// A run repeated over seeds (`<node>+s<seed>`) is read with its base run;
+// test predictions (`predictions.npy`) and the test labels when they exist.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { parseNpy } from "../../data/npy.ts";
 import { curveDifference } from "../../models/batchnorm/curves.ts";
+import { Graph } from "../../pipeline/graph.ts";
+import { STAGES } from "../../pipeline/stages.ts";
 import { type EvalPoint, PipelineError, type TrainingHistory } from "../../pipeline/types.ts";
 import { TABLE1 } from "./study.ts";
 
@@ -20,7 +25,10 @@ export interface Provenance {
   /** "name@version" of every npm package the stage's code reaches. */
   npm: string[];
   started: string;
+  /** The stage time of the run's last process (a resumed run's earlier processes are in record). */
   wall_s: number;
+  /** Facts about the run that are not results (host, compute path, summed training time, resumptions). */
+  record: Record<string, unknown>;
 }
 
 /** One file read from an input, with its hash (checked against the provenance when there is one). */
@@ -51,6 +59,9 @@ export interface Run {
   source: Source;
   /** The batch-norm run only: how its curve was set beside its autograd twin's, or why not. */
   pairing?: string;
+  /** The class predicted for each test image, in test order (runs that wrote predictions.npy). */
+  predictions?: Uint8Array;
+  predictionsSource?: Source;
 }
 
 export interface Table {
@@ -73,6 +84,12 @@ export interface ReportInputs {
   searchPick?: Run;
   /** The stages of RUN_STAGES not among the inputs, in that order (empty: a full report). */
   missing: string[];
+  /** A run repeated over seeds: its base node → the seed nodes' runs among the inputs (the base not included). */
+  seeds: Map<string, Run[]>;
+  /** A run repeated over seeds: base node → how many seeds the pipeline declares for it (the base's included). */
+  declaredSeeds: Map<string, number>;
+  /** The test set's labels (preprocess's test_y.npy), when some run has predictions to score. */
+  testLabels?: { labels: Uint8Array; source: Source };
 }
 
 const TORCH = "train-torch-mlp";
@@ -119,19 +136,67 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
     const run = await maybe(stage, (d) => readRun(stage, d));
     if (run) evalModes.set(stage, run);
   }
+  // The seed nodes of each run the pipeline repeats over seeds, as declared (pipeline/stages.ts).
+  const graph = new Graph(STAGES);
+  const seeds = new Map<string, Run[]>();
+  const declaredSeeds = new Map<string, number>();
+  for (const base of RUN_STAGES) {
+    const names = graph.nodes.has(base) ? graph.seedsOf(base) : [];
+    if (!names.length) continue;
+    declaredSeeds.set(base, names.length + 1);
+    // Seed nodes given, declared or not (a test's fabricated inputs may use others).
+    const given = Object.keys(inputs).filter((k) => k.startsWith(`${base}+s`));
+    seeds.set(base, await Promise.all(given.map((name) => readRun(name, inputs[name]))));
+  }
   const checks = await maybe("train-batchnorm", (d) => readJson("train-batchnorm", d, "checks.json"));
   const batchnorm = await maybe("train-batchnorm", (d) => readRun("train-batchnorm", d));
+  const cnn = await maybe("train-cnn", (d) => readRun("train-cnn", d));
+  const numpy = await maybe("train-numpy-mlp", (d) => readRun("train-numpy-mlp", d));
+  const predicted = [numpy, cnn, ...torch.values()].some((r) => r?.predictions);
+  const testLabels = predicted && inputs.preprocess ? await readLabels(inputs.preprocess) : undefined;
   return {
-    numpy: await maybe("train-numpy-mlp", (d) => readRun("train-numpy-mlp", d)),
+    numpy,
     torch,
     batchnorm: batchnorm && pairWithTwin(batchnorm, [...torch.values()]),
     checks: checks && { ...findTables(checks.data), source: checks.source },
-    cnn: await maybe("train-cnn", (d) => readRun("train-cnn", d)),
+    cnn,
     search: await maybe("search-mlp", (d) => readJson("search-mlp", d, "search.json")),
     evalModes,
     searchPick: await maybe("train-search-pick", (d) => readRun("train-search-pick", d)),
     missing,
+    seeds,
+    declaredSeeds,
+    testLabels,
   };
+}
+
+/** A file's bytes and its Source (hash checked against the engine's record); undefined if absent. */
+async function readBytes(stage: string, dir: string, file: string): Promise<{ bytes: Uint8Array; source: Source }> {
+  const bytes = await Deno.readFile(join(dir, file));
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const provenance = await readProvenance(dir);
+  const recorded = provenance?.outputs[file];
+  return { bytes, source: { stage, file, sha256, provenance, verified: recorded ? recorded === sha256 : undefined } };
+}
+
+/** uint8 class indices, one per test image; a wrong shape is a PipelineError. */
+async function readClasses(stage: string, dir: string, file: string) {
+  const { bytes, source } = await readBytes(stage, dir, file);
+  const arr = parseNpy(bytes, `${stage}/${file}`);
+  if (!(arr.data instanceof Uint8Array) || arr.shape.length !== 1) {
+    throw new PipelineError(`${stage}/${file}: expected a 1-D uint8 array`, `rerun ${stage}`);
+  }
+  return { data: arr.data, source };
+}
+
+async function readLabels(dir: string) {
+  try {
+    const { data, source } = await readClasses("preprocess", dir, "test_y.npy");
+    return { labels: data, source };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined; // no labels: per-class results are left out, said so
+    throw e;
+  }
 }
 
 async function readJson(stage: string, dir: string, file: string): Promise<{ data: unknown; source: Source }> {
@@ -174,6 +239,7 @@ async function readProvenance(dir: string): Promise<Provenance | undefined> {
     npm,
     started: String(raw.started ?? ""),
     wall_s: Number(raw.wall_s ?? NaN),
+    record: (raw.record && typeof raw.record === "object" ? raw.record : {}) as Record<string, unknown>,
   };
 }
 
@@ -188,7 +254,15 @@ async function readRun(stage: string, dir: string): Promise<Run> {
   h.params ??= {};
   h.notes ??= [];
   h.backend ??= "unknown";
-  return { stage, history: h, curves: curvesOf(h), source };
+  const run: Run = { stage, history: h, curves: curvesOf(h), source };
+  try {
+    const p = await readClasses(stage, dir, "predictions.npy");
+    run.predictions = p.data;
+    run.predictionsSource = p.source;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e; // runs made before predictions were written have none
+  }
+  return run;
 }
 
 /** What must match for the two batch-norm curves to be comparable. */

@@ -135,3 +135,42 @@ export const QUIRKS: { what: string; study: string; ours: string }[] = [
     ours: "selects on a validation split held out of the training set; only the final pick is tested",
   },
 ];
+
+/**
+ * The study's test-accuracy curves, read by eye (about ±0.01) from its own published figures
+ * (shared/seeds/study-curves-read-from-figures.json). Point k is evaluation k (0: before
+ * training), `every` steps apart; GA1's plot has 34 evaluations over its 4,681 steps, of which
+ * the first five were read, then a plateau to the end.
+ */
+export const STUDY_CURVES = {
+  numpy: {
+    every: 100,
+    testAcc: [0.145, 0.405, 0.433, 0.411, 0.433, 0.442, 0.426, 0.411, 0.433, 0.466, 0.476, 0.47, 0.424, 0.457, 0.465],
+  },
+  default: {
+    every: 100,
+    testAcc: [
+      0.165,
+      0.331,
+      0.328,
+      0.375,
+      0.388,
+      0.43,
+      0.432,
+      0.46,
+      0.457,
+      0.437,
+      0.443,
+      0.443,
+      0.422,
+      0.435,
+      0.428,
+      0.445,
+    ],
+  },
+  ga1: { every: 4681 / 33, testAcc: [0.23, 0.5, 0.525, 0.525, 0.537], plateau: 0.538, steps: 4681 },
+  cnn: { every: 500, testAcc: [0.15, 0.61, 0.655, 0.69, 0.715, 0.74, 0.74, 0.755, 0.767, 0.772, 0.76] },
+};
+
+/** CIFAR-10's classes, by label (SPEC.md). */
+export const CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];

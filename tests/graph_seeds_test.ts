@@ -1,0 +1,87 @@
+// Seeds as a dimension of the graph: each declared seed its own node
+// (`<node>+s<seed>`), the base node unchanged, targeting by stage, variant or seed node.
+import assert from "node:assert/strict";
+import { Graph } from "../pipeline/graph.ts";
+import { STAGES } from "../pipeline/stages.ts";
+import { PipelineError, type StageDef } from "../pipeline/types.ts";
+
+const seed = { type: "int", default: 42, min: 0, doc: "seed" } as const;
+const lr = { type: "float", default: 0.1, min: 0, doc: "lr" } as const;
+const DEFS: StageDef[] = [
+  { name: "data", doc: "", deps: [], module: "d.ts", outputs: [], params: {} },
+  { name: "cnn", doc: "", deps: ["data"], module: "c.ts", outputs: [], params: { lr, seed }, seeds: [42, 1, 2] },
+  {
+    name: "mlp",
+    doc: "",
+    deps: ["data"],
+    module: "m.ts",
+    outputs: [],
+    params: { lr, seed },
+    variants: { default: {}, big: { lr: 0.5 } },
+    seeds: { default: [42, 7] },
+  },
+  { name: "report", doc: "", deps: ["cnn", "mlp"], module: "r.ts", outputs: [], params: {} },
+];
+
+Deno.test("seeds: one node per extra seed, the base node as before, each with its seed", () => {
+  const g = new Graph(DEFS);
+  assert.deepEqual(g.order.filter((n) => n !== "data" && n !== "report"), [
+    "cnn",
+    "cnn+s1",
+    "cnn+s2",
+    "mlp@default",
+    "mlp@default+s7",
+    "mlp@big",
+  ]);
+  assert.equal(g.nodes.get("cnn")!.params.seed, 42);
+  assert.equal(g.nodes.get("cnn+s2")!.params.seed, 2);
+  assert.equal(g.nodes.get("cnn+s2")!.seedOf, "cnn");
+  assert.deepEqual(g.nodes.get("mlp@default+s7")!.params, { lr: 0.1, seed: 7 });
+  assert.deepEqual(g.nodes.get("cnn+s1")!.deps, ["data"]);
+  // A downstream stage depends on every seed.
+  assert.deepEqual(g.nodes.get("report")!.deps, [
+    "cnn",
+    "cnn+s1",
+    "cnn+s2",
+    "mlp@default",
+    "mlp@default+s7",
+    "mlp@big",
+  ]);
+  // Targets: a stage or variant names its seeds too; a seed node itself; the base's own seed is the base.
+  assert.deepEqual(g.resolve("cnn"), ["cnn", "cnn+s1", "cnn+s2"]);
+  assert.deepEqual(g.resolve("mlp@default"), ["mlp@default", "mlp@default+s7"]);
+  assert.deepEqual(g.resolve("cnn+s1"), ["cnn+s1"]);
+  assert.deepEqual(g.resolve("cnn+s42"), ["cnn"]);
+  assert.deepEqual(g.upstreamClosure(["cnn+s2"]), ["data", "cnn+s2"]);
+  assert.throws(() => g.resolve("cnn+s9"), PipelineError);
+});
+
+Deno.test("seeds: overrides reach the seed nodes, except their seed", () => {
+  const g = new Graph(DEFS, [
+    { target: "mlp@default", param: "lr", raw: "0.3" },
+    { target: "cnn", param: "seed", raw: "5" },
+    { target: "cnn+s1", param: "lr", raw: "0.2" },
+  ]);
+  assert.equal(g.nodes.get("mlp@default+s7")!.params.lr, 0.3);
+  assert.equal(g.nodes.get("mlp@big")!.params.lr, 0.5);
+  assert.deepEqual([g.nodes.get("cnn")!.params.seed, g.nodes.get("cnn+s1")!.params.seed], [5, 1]);
+  assert.deepEqual([g.nodes.get("cnn")!.params.lr, g.nodes.get("cnn+s1")!.params.lr], [0.1, 0.2]);
+  assert.throws(() => new Graph(DEFS, [{ target: "cnn+s1", param: "seed", raw: "3" }]), /seed node's seed/);
+});
+
+Deno.test("seeds: bad declarations are one clear error", () => {
+  const with_ = (patch: Partial<StageDef>) => DEFS.map((d) => (d.name === "cnn" ? { ...d, ...patch } : d));
+  assert.throws(() => new Graph(with_({ seeds: [1, 1] })), /bad seeds 1, 1/);
+  assert.throws(() => new Graph(with_({ seeds: [1], params: { lr } })), /no seed parameter/);
+  assert.throws(() => new Graph(with_({ seeds: { nope: [1] } })), /unknown variant nope/);
+});
+
+Deno.test("seeds: the pipeline repeats the cheap runs and the CNN over 5 seeds, base keys unchanged", () => {
+  const g = new Graph(STAGES);
+  for (const base of ["train-numpy-mlp", "train-torch-mlp@default", "train-cnn"]) {
+    assert.equal(g.nodes.get(base)!.params.seed, 42);
+    assert.deepEqual(g.seedsOf(base), [1, 2, 3, 4].map((s) => `${base}+s${s}`));
+  }
+  assert.deepEqual(g.seedsOf("train-torch-mlp@ga1"), []);
+  assert.ok(g.nodes.get("report")!.deps.includes("train-cnn+s4"));
+});
