@@ -3,8 +3,9 @@
 //   trees/<key>/…      a stage run's outputs as hard links to objects
 //   runs/<key>.json    the run entry; written last, so it is the commit point:
 //                      a run killed at any moment leaves no entry to trust
-//   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
+//   locks/, tmp/, checkpoints/<key>/, memo/, stat.json, code.json
 import { dirname, join, relative } from "node:path";
+import { CodeCache } from "./code.ts";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
 import type { ParamValue } from "./types.ts";
 
@@ -40,13 +41,20 @@ export class Store {
    * `remote`: a read-only store of the same layout (runs/, objects/), committed
    * to git like a DVC remote, from which missing runs are fetched (see push()).
    */
-  constructor(readonly dir: string, readonly stats: StatCache, readonly remote?: string) {}
+  constructor(
+    readonly dir: string,
+    readonly stats: StatCache,
+    readonly remote?: string,
+    /** Content → normalised code hash and specifiers, for cache keys (see code.ts). */
+    readonly code = new CodeCache(join(dir, "code.json")),
+  ) {}
 
   static async open(dir: string, remote?: string): Promise<Store> {
     for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
       await Deno.mkdir(join(dir, sub), { recursive: true });
     }
-    return new Store(dir, await StatCache.open(join(dir, "stat.json")), remote);
+    const stats = await StatCache.open(join(dir, "stat.json"));
+    return new Store(dir, stats, remote, await CodeCache.open(join(dir, "code.json")));
   }
 
   treeDir(key: string) {

@@ -90,7 +90,7 @@ export class Engine {
         module,
         (async () => {
           this.importMap ??= await readImportMap(this.opts.root);
-          return importClosure(this.opts.root, module, this.store.stats, this.importMap);
+          return importClosure(this.opts.root, module, this.store.stats, this.store.code, this.importMap);
         })(),
       );
     }
@@ -240,7 +240,7 @@ export class Engine {
     }
     const inputs = Object.fromEntries(upstream.map(([d, e]) => [d, (e as RunEntry).outputsHash]));
     const parts = await this.keyParts(node, inputs);
-    const key = sha256(canonicalJson({ v: 1, ...parts }));
+    const key = sha256(canonicalJson({ v: 2, ...parts }));
     const previous = lock.stages[name];
     const reasons = explain(previous, parts);
     if (ro.dryRun) {
@@ -462,7 +462,7 @@ export class Engine {
         out.push({ stage: name, outcome: "would run", reasons: [e.message] });
         continue;
       }
-      const key = sha256(canonicalJson({ v: 1, ...parts }));
+      const key = sha256(canonicalJson({ v: 2, ...parts }));
       const entry = await this.store.readEntry(key);
       const reasons = explain(lock.stages[name], parts);
       if (entry && (await this.store.verify(entry)).ok) {
