@@ -23,10 +23,13 @@ export function typescriptLoaded(): boolean {
   return loaded;
 }
 
+// Not a literal specifier: Deno would then prepare the package at every start-up (~0.2 s), used or not.
+const TYPESCRIPT = "typescript";
+
 function typescript(): Promise<TS> {
-  return loading ??= import("typescript").then((m) => {
+  return loading ??= import(TYPESCRIPT).then((m) => {
     loaded = true;
-    return m.default;
+    return m.default as TS;
   });
 }
 
@@ -121,9 +124,14 @@ export class CodeCache {
 
   constructor(private readonly file: string) {}
 
-  /** Which normaliser made the entries: a new typescript or FORMAT voids them. */
+  /** Which normaliser made the entries: a new typescript (pinned in deno.json) or FORMAT voids them. */
   private static tag(): string {
-    return `${FORMAT} ${import.meta.resolve("typescript")}`;
+    try {
+      const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+      return `${FORMAT} ${config.imports[TYPESCRIPT]}`;
+    } catch {
+      return `${FORMAT}`;
+    }
   }
 
   private static async read(file: string): Promise<Record<string, CodeInfo>> {
