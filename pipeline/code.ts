@@ -9,7 +9,7 @@ import { sha256, writeFileAtomic } from "./hash.ts";
 export interface CodeInfo {
   /** SHA-256 of the normalised code. */
   hash: string;
-  /** Run-time specifiers: imports, re-exports, import("…"), new URL("…", import.meta.url). */
+  /** Run-time specifiers: imports, re-exports, import("…"), import.meta.resolve("…"), new URL("…", import.meta.url). */
   specifiers: string[];
 }
 
@@ -99,6 +99,14 @@ function specifierOf(ts: TS, node: import("typescript").Node): string | undefine
     return ts.isStringLiteralLike(node.moduleSpecifier) ? node.moduleSpecifier.text : undefined;
   }
   if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+    const [arg] = node.arguments;
+    return arg && ts.isStringLiteralLike(arg) ? arg.text : undefined;
+  }
+  // import.meta.resolve("x"): a module located (not loaded) at run time, e.g. to read a package's files.
+  if (
+    ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression) &&
+    ts.isMetaProperty(node.expression.expression) && node.expression.name.text === "resolve"
+  ) {
     const [arg] = node.arguments;
     return arg && ts.isStringLiteralLike(arg) ? arg.text : undefined;
   }

@@ -63,11 +63,12 @@ export * from "./all.ts";
 export type { D } from "./d.ts";
 // import { E } from "./in-a-comment.ts";
 const asset = new URL("./kernel.wasm", import.meta.url);
+import.meta.resolve("located");
 export async function f(x: OnlyType) { return [B, asset, await import("./dyn.ts")]; }
 `,
     "m.ts",
   );
-  assert.deepEqual(specifiers.sort(), ["./all.ts", "./b.ts", "./dyn.ts", "./kernel.wasm", "./side.ts"]);
+  assert.deepEqual(specifiers.sort(), ["./all.ts", "./b.ts", "./dyn.ts", "./kernel.wasm", "./side.ts", "located"]);
 });
 
 // a ──┐
