@@ -127,7 +127,7 @@ function specifierOf(ts: TS, node: import("typescript").Node): string | undefine
  */
 export class CodeCache {
   private entries: Record<string, CodeInfo> = {};
-  private added: Record<string, CodeInfo> = {};
+  private unsaved = 0;
   private pending = new Map<string, Promise<CodeInfo>>();
 
   constructor(private readonly file: string) {}
@@ -172,17 +172,21 @@ export class CodeCache {
     if (!this.pending.has(id)) {
       this.pending.set(
         id,
-        analyse(new TextDecoder().decode(bytes), path).then((info) => (this.entries[id] = this.added[id] = info)),
+        analyse(new TextDecoder().decode(bytes), path).then((info) => {
+          this.unsaved++;
+          return this.entries[id] = info;
+        }),
       );
     }
     return this.pending.get(id)!;
   }
 
   async save() {
-    if (!Object.keys(this.added).length) return;
+    const unsaved = this.unsaved;
+    if (!unsaved) return;
     // Merge with what other processes wrote meanwhile.
     const entries = { ...(await CodeCache.read(this.file)), ...this.entries };
     await writeFileAtomic(this.file, JSON.stringify({ tag: CodeCache.tag(), entries }));
-    this.added = {};
+    this.unsaved -= unsaved; // not 0: entries added while writing are saved next time
   }
 }

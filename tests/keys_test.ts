@@ -53,6 +53,31 @@ Deno.test("normaliser: comments, formatting and types do not change the hash; be
   assert.notEqual(await hashOf("const h = [1, ,];"), await hashOf("const h = [1,];"), "a hole is not a trailing comma");
 });
 
+Deno.test("normaliser: deno fmt at other line widths keeps the hash of real project files", async () => {
+  const project = new URL("../", import.meta.url).pathname;
+  const files = [
+    "models/torch_mlp/train.ts",
+    "models/numpy_mlp/modules.ts",
+    "models/cnn/vgg.ts",
+    "reports/build/inputs.ts",
+    "pipeline/engine.ts",
+    "data/rng.ts",
+  ];
+  const dir = await Deno.makeTempDir({ prefix: "keys-fmt-" });
+  for (const width of ["60", "40"]) {
+    const copies = files.map((f) => join(dir, f.replaceAll("/", "__")));
+    for (const [i, f] of files.entries()) await Deno.copyFile(join(project, f), copies[i]);
+    const fmt = await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", "--line-width", width, ...copies] })
+      .output();
+    assert.equal(fmt.code, 0);
+    for (const [i, f] of files.entries()) {
+      const [original, reflowed] = [await Deno.readTextFile(join(project, f)), await Deno.readTextFile(copies[i])];
+      assert.notEqual(reflowed, original, `${f} is reflowed at ${width}`);
+      assert.equal((await analyse(reflowed, f)).hash, (await analyse(original, f)).hash, `${f} at ${width}`);
+    }
+  }
+});
+
 Deno.test("normaliser: run-time specifiers come from the transpiled code, not from types", async () => {
   const { specifiers } = await analyse(
     `import type { A } from "./a.ts";
