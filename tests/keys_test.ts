@@ -76,6 +76,7 @@ Deno.test("normaliser: deno fmt at other line widths keeps the hash of real proj
       assert.equal((await analyse(reflowed, f)).hash, (await analyse(original, f)).hash, `${f} at ${width}`);
     }
   }
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("normaliser: run-time specifiers come from the transpiled code, not from types", async () => {
@@ -206,6 +207,7 @@ Deno.test("edits that change no behaviour keep every key; a no-op status does no
   await edit(root, "a.ts", (t) => `import type { Unit } from "./lib/units.ts";\n${t}`);
   await edit(root, "lib/deep.ts", (t) => `import { type Unit } from "./units.ts";\n${t}`);
   assert.deepEqual(outcomes(await status(root)), UP_TO_DATE, "import type of a new file");
+  await Deno.remove(root, { recursive: true });
 });
 
 Deno.test("a changed constant or operator reruns that stage and its downstream, naming the file", async () => {
@@ -231,4 +233,5 @@ Deno.test("a changed constant or operator reruns that stage and its downstream, 
   assert.deepEqual(outcomes(rerun), { a: "ran", b: "up to date", c: "ran" });
   assert.ok(logs.some((l) => l.includes("▶ a: running (code: lib/util.ts changed)")), logs.join("\n"));
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "11px+b");
+  await Deno.remove(root, { recursive: true });
 });
