@@ -3,9 +3,10 @@
 //   trees/<key>/…      a stage run's outputs as hard links to objects
 //   runs/<key>.json    the run entry; written last, so it is the commit point:
 //                      a run killed at any moment leaves no entry to trust
-//   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
+//   locks/, tmp/, checkpoints/<key>/, memo/, stat.json, code.json
 // An object no tree links to (link count 1) is garbage: see gc.ts.
 import { dirname, join, relative } from "node:path";
+import { CodeCache } from "./code.ts";
 import { DiskFull, errorCode, isDiskFull } from "./faults.ts";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
 import { FolderRemote, type Remote } from "./remote.ts";
@@ -49,6 +50,8 @@ export class Store {
     readonly remotes: Remote[] = [],
     /** False on a read-only mount: status works, reproduce refuses (see assertWritable). */
     readonly writable = true,
+    /** Content → normalised code hash and specifiers, for cache keys (see code.ts). */
+    readonly code = new CodeCache(join(dir, "code.json")),
   ) {}
 
   /** Where corrupt state and refused remote objects are named (the engine sets its log). */
@@ -77,7 +80,9 @@ export class Store {
     }
     const stats = await StatCache.open(join(dir, "stat.json"));
     stats.readOnly = !writable;
-    return new Store(dir, stats, remotes, writable);
+    const code = await CodeCache.open(join(dir, "code.json"));
+    code.readOnly = !writable;
+    return new Store(dir, stats, remotes, writable, code);
   }
 
   /** Building needs a writable cache; say so in one line (status works without). */

@@ -124,7 +124,7 @@ export class Engine {
         module,
         (async () => {
           this.importMap ??= await readImportMap(this.opts.root);
-          return importClosure(this.opts.root, module, this.store.stats, this.importMap);
+          return importClosure(this.opts.root, module, this.store.stats, this.store.code, this.importMap);
         })(),
       );
     }
@@ -842,7 +842,7 @@ type Predicted = RunEntry | { outputsHash: string };
 
 /** A run's cache key: the hash of everything its outputs may depend on. */
 export function keyOf(parts: KeyParts): string {
-  return sha256(canonicalJson({ v: 1, ...parts }));
+  return sha256(canonicalJson({ v: 2, ...parts }));
 }
 
 /** What differs between the last recorded run of a stage and now. */

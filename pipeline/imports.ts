@@ -1,28 +1,18 @@
-// The local import closure of a stage module: every project file it imports,
-// transitively, found by reading import statements (not listed by hand), plus
+// The local import closure of a stage module: every project file it loads at
+// run time, transitively, found by parsing its code (not listed by hand), plus
 // the npm packages it reaches through the import map. Its hash is part of the
-// stage's cache key, so editing a file two imports down reruns the stage.
+// stage's cache key, so editing a file two imports down reruns the stage; the
+// hash of a code file is that of its normalised code (see code.ts), so an edit
+// that changes no behaviour (a comment, a reflow, a type) reruns nothing.
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import type { CodeCache } from "./code.ts";
 import type { StatCache } from "./hash.ts";
 
 export interface Closure {
-  /** Project-relative path → SHA-256 of its bytes. */
+  /** Project-relative path → SHA-256 of its normalised code (code files) or of its bytes (assets). */
   files: Record<string, string>;
   /** External packages reached, e.g. "npm:@tensorflow/tfjs-core@4.22.0". */
   external: string[];
-}
-
-const SPECIFIER = [
-  /\b(?:import|export)\s+(?:type\s+)?[^'";]*?\bfrom\s*["']([^"']+)["']/g, // import x from "y"
-  /\bimport\s*["']([^"']+)["']/g, // import "y"
-  /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g, // import("y")
-  /\bnew\s+URL\(\s*["']([^"']+)["']\s*,\s*import\.meta\.url\s*\)/g, // assets next to the code
-];
-
-export function findSpecifiers(source: string): string[] {
-  const found = new Set<string>();
-  for (const re of SPECIFIER) for (const m of source.matchAll(re)) found.add(m[1]);
-  return [...found];
 }
 
 export async function readImportMap(root: string): Promise<Record<string, string>> {
@@ -55,6 +45,7 @@ export async function importClosure(
   root: string,
   entry: string,
   stats: StatCache,
+  code: CodeCache,
   importMap?: Record<string, string>,
 ): Promise<Closure> {
   const map = importMap ?? await readImportMap(root);
@@ -67,16 +58,21 @@ export async function importClosure(
     if (seen.has(path)) continue;
     seen.add(path);
     const rel = relative(root, path);
+    let byteHash: string;
     try {
-      files[rel] = await stats.hash(path);
+      byteHash = await stats.hash(path);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
-      files[rel] = "missing"; // e.g. a specifier inside a comment; a real one fails the stage itself
+      files[rel] = "missing"; // e.g. an asset not made yet; a real import of it fails the stage itself
       continue;
     }
-    if (!/\.(ts|tsx|js|mjs|jsx|mts)$/.test(path)) continue; // an asset: hashed, not parsed
-    const source = await Deno.readTextFile(path);
-    for (let spec of findSpecifiers(source)) {
+    if (!/\.(ts|tsx|js|mjs|jsx|mts)$/.test(path)) { // an asset: hashed, not parsed
+      files[rel] = byteHash;
+      continue;
+    }
+    const info = await code.info(path, byteHash);
+    files[rel] = info.hash;
+    for (let spec of info.specifiers) {
       if (!spec.startsWith(".") && !spec.startsWith("/") && !/^[a-z]+:/.test(spec)) {
         const mapped = mapBare(spec, map);
         if (mapped === undefined) {
@@ -97,5 +93,6 @@ export async function importClosure(
       }
     }
   }
+  await code.save();
   return { files, external: [...external].sort() };
 }

@@ -1,7 +1,7 @@
 // The real pipeline end to end, on a copy of the project: the smoke profile
-// (tiny synthetic data) produces the whole report; then changing only the
-// report's code reruns only the report, and a parameter change reruns that
-// stage and its downstream only.
+// (tiny synthetic data) produces the whole report; then a comment reruns
+// nothing, changing only the report's code reruns only the report, and a
+// parameter change reruns that stage and its downstream only.
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 
@@ -56,7 +56,11 @@ Deno.test({
       }
       await Deno.stat(join(report, "index.html"));
 
-      await Deno.writeTextFile(join(root, "reports/build/study.ts"), "// an edit to the report's code only\n", {
+      // Keys follow behaviour: a comment in a file every stage imports reruns nothing.
+      await Deno.writeTextFile(join(root, "pipeline/types.ts"), "// a comment\n", { append: true });
+      assert.deepEqual(ran(await reproduce(root)), []);
+
+      await Deno.writeTextFile(join(root, "reports/build/study.ts"), "export const EDITED = true;\n", {
         append: true,
       });
       const second = await reproduce(root);

@@ -5,10 +5,13 @@ import { join } from "node:path";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-// Type-only: records vega-embed (whose browser build index.html inlines) among the stage's packages.
 import type { EmbedOptions } from "vega-embed";
 import { PipelineError } from "../../pipeline/types.ts";
 import { FONT_FAMILY } from "./charts.ts";
+
+// index.html inlines vega-embed's browser build, which no import loads: resolving it is what puts the package
+// in this stage's key (a type-only import is no edge).
+import.meta.resolve("vega-embed");
 
 const FONT = new URL("./fonts/DejaVuSans.ttf", import.meta.url);
 
