@@ -621,84 +621,96 @@ export class Engine {
    */
   async accept(targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
     this.store.assertWritable();
-    const names = targets?.length
-      ? this.graph.order.filter((n) => targets.flatMap((t) => this.graph.resolve(t)).includes(n))
-      : this.graph.order;
+    const named = targets?.length ? targets.flatMap((t) => this.graph.resolve(t)) : undefined;
     const results: VerifyResult[] = [];
-    for (const name of names) {
-      const lock = await this.readLock(); // re-read: accepting upstream stages updates it
-      const { node, upstream, parts, key } = await this.current(name, lock);
-      const previous = lock.stages[name];
-      if (previous?.key === key) {
-        this.log(`✓ ${name}: up to date, nothing to accept`);
-        continue;
-      }
-      const already = await this.store.readOrFetch(key);
-      if (already && (await this.store.verify(already)).ok) {
-        await this.recordLock(name, parts, already);
-        this.log(`✓ ${name}: a run of the new key is cached already; the lock now names it`);
-        continue;
-      }
-      const old = previous && await this.store.readOrFetch(previous.key);
-      if (!previous || !old || !(await this.store.verify(old)).ok) {
-        throw new PipelineError(
-          `${name}: no cached run of its previous key to accept`,
-          `run \`deno task reproduce ${name}\``,
-        );
-      }
-      const transport = (k: string) => node.def.params[k]?.transport;
-      const was = {
-        ...previous,
-        params: Object.fromEntries(Object.entries(previous.params).filter(([k]) => !transport(k))),
-      };
-      const other = explain(was, parts).filter((r) => !r.startsWith("code: ") && !r.startsWith("packages changed"));
-      if (other.length) {
-        throw new PipelineError(
-          `${name}: accept carries a run over a code change only, but ${other.join("; ")}`,
-          `run \`deno task reproduce ${name}\` to train it with these settings`,
-        );
-      }
-      // A training stage is compared on its curve (results, not the timings older runs kept beside
-      // them): up to its first evaluation, or all of it when the stage took under a minute.
-      const evals = await evalSteps(this.store.treeDir(old.key), old);
-      const n = steps ?? (evals && (old.wallSeconds < 60 ? evals.last : evals.first));
-      this.log(`… ${name}: re-executing ${n === undefined ? "the whole stage" : `its first ${n} steps`} to compare`);
-      const verdict = await this.rerunAndCompare(node, parts, upstream, old, n, jobs);
-      if (!verdict.identical) {
-        throw new PipelineError(
-          `${name}: not accepted — the new code gives other results: ${verdict.difference}`,
-          `run \`deno task reproduce ${name}\` to train it again (or undo the change)`,
-        );
-      }
-      const accepted: Accepted = { from: old.key, verifiedSteps: verdict.steps, at: new Date().toISOString() };
-      const release = await this.store.lock(key, () => {});
+    for (const name of this.graph.order.filter((n) => !named || named.includes(n))) {
+      if (!named && !(await this.readLock()).stages[name]) continue; // never run: nothing to carry over
       try {
-        const entry = await this.store.relink(old, {
-          key,
-          stage: name,
-          params: parts.params,
-          inputs: parts.inputs,
-          code: parts.code,
-          external: parts.external,
-          deno: parts.deno,
-          metrics: old.metrics,
-          record: { ...old.record, accepted },
-          startedAt: old.startedAt,
-          wallSeconds: old.wallSeconds,
-        });
-        await this.materialise(node, entry);
-        await this.recordLock(name, parts, entry);
-      } finally {
-        await release();
+        const verdict = await this.acceptOne(name, steps, jobs);
+        if (verdict) results.push(verdict);
+      } catch (e) {
+        if (!(e instanceof PipelineError)) throw e;
+        // One refused stage does not stop the others (its downstream still compares with its old run).
+        this.log(`✗ ${e.message} — ${e.fix}`);
+        results.push({ stage: name, key: "", identical: false, steps: "all", difference: e.message });
       }
-      this.log(
-        `✓ ${name}: accepted (bit-identical over ${
-          verdict.steps === "all" ? "the whole stage" : `${verdict.steps} steps`
-        })`,
-      );
-      results.push(verdict);
     }
     return results;
+  }
+
+  /** Accept one stage: undefined when there was nothing to verify (up to date, or the new key cached already). */
+  private async acceptOne(name: string, steps: number | undefined, jobs: number): Promise<VerifyResult | undefined> {
+    const lock = await this.readLock(); // re-read: accepting upstream stages updates it
+    const { node, upstream, parts, key } = await this.current(name, lock);
+    const previous = lock.stages[name];
+    if (previous?.key === key) {
+      this.log(`✓ ${name}: up to date, nothing to accept`);
+      return;
+    }
+    const already = await this.store.readOrFetch(key);
+    if (already && (await this.store.verify(already)).ok) {
+      await this.recordLock(name, parts, already);
+      this.log(`✓ ${name}: a run of the new key is cached already; the lock now names it`);
+      return;
+    }
+    const old = previous && await this.store.readOrFetch(previous.key);
+    if (!previous || !old || !(await this.store.verify(old)).ok) {
+      throw new PipelineError(
+        `${name}: no cached run of its previous key to accept`,
+        `run \`deno task reproduce ${name}\``,
+      );
+    }
+    const transport = (k: string) => node.def.params[k]?.transport;
+    const was = {
+      ...previous,
+      params: Object.fromEntries(Object.entries(previous.params).filter(([k]) => !transport(k))),
+    };
+    const other = explain(was, parts).filter((r) => !r.startsWith("code: ") && !r.startsWith("packages changed"));
+    if (other.length) {
+      throw new PipelineError(
+        `${name}: accept carries a run over a code change only, but ${other.join("; ")}`,
+        `run \`deno task reproduce ${name}\` to train it with these settings`,
+      );
+    }
+    // A training stage is compared on its curve (results, not the timings older runs kept beside
+    // them): up to its first evaluation, or all of it when the stage took under a minute.
+    const evals = await evalSteps(this.store.treeDir(old.key), old);
+    const n = steps ?? (evals && (old.wallSeconds < 60 ? evals.last : evals.first));
+    this.log(`… ${name}: re-executing ${n === undefined ? "the whole stage" : `its first ${n} steps`} to compare`);
+    const verdict = await this.rerunAndCompare(node, parts, upstream, old, n, jobs);
+    if (!verdict.identical) {
+      throw new PipelineError(
+        `${name}: not accepted — the new code gives other results: ${verdict.difference}`,
+        `run \`deno task reproduce ${name}\` to train it again (or undo the change)`,
+      );
+    }
+    const accepted: Accepted = { from: old.key, verifiedSteps: verdict.steps, at: new Date().toISOString() };
+    const release = await this.store.lock(key, () => {});
+    try {
+      const entry = await this.store.relink(old, {
+        key,
+        stage: name,
+        params: parts.params,
+        inputs: parts.inputs,
+        code: parts.code,
+        external: parts.external,
+        deno: parts.deno,
+        metrics: old.metrics,
+        record: { ...old.record, accepted },
+        startedAt: old.startedAt,
+        wallSeconds: old.wallSeconds,
+      });
+      await this.materialise(node, entry);
+      await this.recordLock(name, parts, entry);
+    } finally {
+      await release();
+    }
+    this.log(
+      `✓ ${name}: accepted (bit-identical over ${
+        verdict.steps === "all" ? "the whole stage" : `${verdict.steps} steps`
+      })`,
+    );
+    return verdict;
   }
 
   private async rerunAndCompare(

@@ -7,6 +7,7 @@ import { loadSplits, makeSyntheticSplits, writeSplits } from "../data/dataset.ts
 import { readNpy } from "../data/npy.ts";
 import { Rng } from "../data/rng.ts";
 import { PREDICTIONS, readWeights, WEIGHTS } from "../models/artifacts.ts";
+import { scoreWeights } from "../models/cnn/score_weights.ts";
 import { run as runCnn } from "../models/cnn/stage.ts";
 import { Vgg } from "../models/cnn/vgg.ts";
 import { getGemm } from "../models/compute/gemm.ts";
@@ -30,6 +31,8 @@ async function trained(stage: string, run: (ctx: StageContext) => Promise<unknow
   const { test } = await loadSplits(pre);
   return {
     history,
+    runDir: ctx.outDir,
+    dataDir: pre,
     weights,
     predictions,
     test,
@@ -96,6 +99,7 @@ Deno.test("train-cnn: the VGG's named weights (HWIO convs, batch norm statistics
     assert.deepEqual(r.weights["conv0.weight"].shape, [3, 3, 3, 8]);
     for (const [name, t] of Object.entries(model.named())) t.data.set(r.weights[name].data);
     assert.equal(model.evaluate(r.test.x, r.test.y, r.test.n).acc, r.history.final.testAcc);
+    assert.equal((await scoreWeights(r.runDir, r.dataDir)).acc, r.history.final.testAcc, "the README's script");
   } finally {
     await r.cleanup();
   }

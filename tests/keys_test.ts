@@ -183,7 +183,7 @@ Deno.test("edits that change no behaviour keep every key; a no-op status does no
   const root = await toyProject();
   const { STAGES } = await import(`file://${root}/stages.ts`);
   const first = await (await Engine.open({ root, defs: STAGES, log: () => {} })).reproduce();
-  assert.deepEqual(outcomes(first), { a: "ran", b: "ran", c: "ran" });
+  assert.deepEqual(outcomes(first), { a: "run", b: "run", c: "run" });
   const lock = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json")));
   assert.deepEqual(Object.keys(lock.stages.a.code).sort(), ["a.ts", "lib/deep.ts", "lib/util.ts"], "no type-only file");
 
@@ -217,7 +217,7 @@ Deno.test("a changed constant or operator reruns that stage and its downstream, 
 
   const expectStale = async (file: string) => {
     const rs = await status(root);
-    assert.deepEqual(outcomes(rs), { a: "would run", b: "up to date", c: "would run" }, file);
+    assert.deepEqual(outcomes(rs), { a: "run", b: "up to date", c: "run" }, file);
     assert.deepEqual(rs.find((r) => r.stage === "a")!.reasons, [`code: ${file} changed`]);
     assert.deepEqual(rs.find((r) => r.stage === "c")!.reasons, ["upstream a is stale"]);
   };
@@ -230,7 +230,7 @@ Deno.test("a changed constant or operator reruns that stage and its downstream, 
   await expectStale("lib/util.ts");
   const logs: string[] = [];
   const rerun = await (await Engine.open({ root, defs: STAGES, log: (l) => logs.push(l) })).reproduce();
-  assert.deepEqual(outcomes(rerun), { a: "ran", b: "up to date", c: "ran" });
+  assert.deepEqual(outcomes(rerun), { a: "run", b: "up to date", c: "run" });
   assert.ok(logs.some((l) => l.includes("▶ a: running (code: lib/util.ts changed)")), logs.join("\n"));
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "11px+b");
   await Deno.remove(root, { recursive: true });

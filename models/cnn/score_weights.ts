@@ -1,0 +1,26 @@
+// Score a trained VGG from its artefacts alone: `deno run -A models/cnn/score_weights.ts
+// [out/train-cnn] [out/preprocess]` loads weights.safetensors into a fresh model and prints
+// its test accuracy (the run's own, bit for bit) — e.g. after `deno task pull train-cnn`.
+import { join } from "node:path";
+import { loadSplits } from "../../data/dataset.ts";
+import { readWeights, WEIGHTS } from "../artifacts.ts";
+import { getGemm } from "../compute/gemm.ts";
+import { Vgg } from "./vgg.ts";
+
+export async function scoreWeights(runDir: string, dataDir: string): Promise<{ loss: number; acc: number }> {
+  const weights = await readWeights(join(runDir, WEIGHTS));
+  const { params } = JSON.parse(await Deno.readTextFile(join(runDir, "history.json")));
+  const model = new Vgg({ width: params.width, size: 32, classes: 10 }, await getGemm(), 0);
+  for (const [name, t] of Object.entries(model.named())) {
+    if (!weights[name] || weights[name].data.length !== t.data.length) throw new Error(`${name}: not in the file`);
+    t.data.set(weights[name].data);
+  }
+  const { test } = await loadSplits(dataDir);
+  return model.evaluate(test.x, test.y, test.n);
+}
+
+if (import.meta.main) {
+  const [run = "out/train-cnn", data = "out/preprocess"] = Deno.args;
+  const { acc, loss } = await scoreWeights(run, data);
+  console.log(`test accuracy ${acc} (loss ${loss.toFixed(4)}) from ${join(run, WEIGHTS)}`);
+}
