@@ -75,3 +75,54 @@ Deno.test({
     }
   },
 });
+
+/** Bitwise equality of two float arrays (NaN payloads and signed zeros included). */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return a.length === b.length &&
+    new Uint32Array(a.buffer, a.byteOffset, a.length).every((x, i) =>
+      x === new Uint32Array(b.buffer, b.byteOffset, b.length)[i]
+    );
+}
+
+Deno.test({
+  name: "training runs bit-identically on 1 and on all pool threads: own-kernel VGG, tfjs MLP with Adam",
+  ignore: !hasBlas,
+  async fn() {
+    const { getGemm } = await import("../models/compute/gemm.ts");
+    const { Vgg } = await import("../models/cnn/vgg.ts");
+    const { initCompute } = await import("../models/compute/backend.ts");
+    const { Rng } = await import("../data/rng.ts");
+    const { TorchMlp } = await import("../models/torch_mlp/model.ts");
+    const { Adam } = await import("../models/torch_mlp/adam.ts");
+    const { makeTrainStep } = await import("../models/torch_mlp/train.ts");
+    const gemm = await getGemm();
+    await initCompute();
+    const blas = loadBlas().blas!;
+    const x = Float32Array.from({ length: 16 * 3072 }, (_, i) => 60 * Math.sin(i * 0.37));
+    const y = Uint8Array.from({ length: 16 }, (_, i) => (i * 7) % 10);
+    const results: Float32Array[][] = [];
+    for (const threads of [1, blas.threads]) {
+      blas.limitThreads(threads);
+      const vgg = new Vgg({ width: 1 / 4, size: 32, classes: 10 }, gemm, 3);
+      for (let s = 0; s < 2; s++) vgg.trainStep(x, y, 16, 1e-3);
+      const mlp = new TorchMlp(
+        { inputs: 3072, hidden: [300, 50], classes: 10, dropout: false, batchnorm: "none" },
+        new Rng(1),
+      );
+      const adam = new Adam(mlp.trainable(), 1e-3);
+      const step = makeTrainStep(mlp, adam);
+      for (let s = 0; s < 2; s++) step(x, y, []);
+      results.push([
+        vgg.params.slice(),
+        vgg.predict(x, 16).slice(),
+        ...mlp.variables().map((v) => v.dataSync() as Float32Array),
+      ]);
+      mlp.dispose();
+      adam.dispose();
+    }
+    blas.limitThreads(blas.threads);
+    results[1].forEach((r, i) =>
+      assert.ok(sameBits(r, results[0][i]), `array ${i} differs between 1 and ${blas.threads} threads`)
+    );
+  },
+});

@@ -13,7 +13,7 @@
 //
 // Environment: COMPUTE_BLAS=off disables OpenBLAS; COMPUTE_BLAS=/path/libopenblas.so picks
 // a file. PIPELINE_THREADS sets the pool's size (default: the cores this process may use).
-import { WorkerPool } from "./pool.ts";
+import { POOL_BLAS, sharedPool, startSharedPool } from "./pool.ts";
 
 const CBLAS_ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 
@@ -62,6 +62,8 @@ export interface Blas {
   readonly description: string;
   /** The threads a product may use (the calling thread included). */
   readonly threads: number;
+  /** Use at most n of them from now on (benchmarks; the bits do not change). */
+  limitThreads(n: number): void;
   /**
    * Row-major C[m×n] = alpha·op(A)·op(B) + beta·C, op = transpose when tA/tB, every
    * matrix contiguous. Views may point into any ArrayBuffer, the wasm heap included.
@@ -98,8 +100,6 @@ export function rowBlocks(m: number, parts: number): [number, number][][] {
 
 let cached: { blas: Blas | null; reason: string } | undefined;
 let lib: Lib | undefined;
-let pool: WorkerPool | undefined;
-let poolStart: Promise<void> | undefined;
 
 const candidates = ["libopenblas.so.0", "/usr/lib/x86_64-linux-gnu/libopenblas.so.0", "libopenblas.so"];
 
@@ -157,13 +157,9 @@ function openLib(): { lib: Lib; path: string } | string {
  * Until it resolves, or if workers cannot start, products run on the calling thread —
  * with the same bits.
  */
-export function startBlasThreads(): Promise<void> {
+export async function startBlasThreads(): Promise<void> {
   const { blas } = loadBlas();
-  if (!blas || blas.threads <= 1) return Promise.resolve();
-  return poolStart ??= WorkerPool.start(blas.threads, [import.meta.url]).then(
-    (p) => void (pool = p),
-    (e) => console.error(`OpenBLAS worker threads did not start (${e?.message ?? e}); using 1 thread`),
-  );
+  if (blas) await startSharedPool(blas.threads);
 }
 
 function envGet(name: string): string | undefined {
@@ -241,17 +237,23 @@ function wrap(l: Lib, path: string): Blas {
       cpuHasAvx2Fma() === false ? ", which needs AVX2+FMA: this CPU lacks them" : ""
     }; ${path}): results differ from the committed runs`;
   }
+  let limit = threads;
   return {
     description,
     threads,
+    limitThreads: (n) => void (limit = Math.max(1, Math.min(threads, n))),
     sgemm(tA, tB, m, n, k, a, b, c, beta = 0, alpha = 1) {
       if (m === 0 || n === 0) return;
       if (a.length < m * k || b.length < k * n || c.length < m * n) throw new Error(`sgemm: buffers too small`);
-      const pa = ptr(a), pb = ptr(b), pc = ptr(c);
-      if (!pool || m * n * k < MIN_PARALLEL) return callRows(l, tA, tB, m, n, k, alpha, pa, pb, beta, pc, 0, m);
+      const pa = ptr(a), pb = ptr(b), pc = ptr(c), pool = sharedPool();
+      if (!pool || limit === 1 || m * n * k < MIN_PARALLEL) {
+        return callRows(l, tA, tB, m, n, k, alpha, pa, pb, beta, pc, 0, m);
+      }
       const base = [tA ? 1 : 0, tB ? 1 : 0, m, n, k, alpha, addr(pa), addr(pb), beta, addr(pc)];
       const local = (t: Float64Array) => callRows(l, tA, tB, m, n, k, alpha, pa, pb, beta, pc, t[10], t[11]);
-      for (const blocks of rowBlocks(m, pool.size)) pool.run(0, local, blocks.map(([r0, r1]) => [...base, r0, r1]));
+      for (const blocks of rowBlocks(m, Math.min(limit, pool.size))) {
+        pool.run(POOL_BLAS, local, blocks.map(([r0, r1]) => [...base, r0, r1]));
+      }
     },
   };
 }

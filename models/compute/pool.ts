@@ -129,6 +129,29 @@ function waitChange(ctl: Int32Array, i: number, old: number): number {
   }
 }
 
+// The process's shared pool: its workers serve these modules, by index.
+export const POOL_BLAS = 0, POOL_ADAM = 1;
+const SHARED_MODULES = ["./blas.ts", "./adam_kernel.ts"].map((m) => new URL(m, import.meta.url).href);
+let shared: WorkerPool | undefined;
+let sharedStart: Promise<WorkerPool | undefined> | undefined;
+
+/** The shared pool once started (undefined before, or with 1 thread). */
+export function sharedPool(): WorkerPool | undefined {
+  return shared;
+}
+
+/** Starts the shared pool once with `threads` threads in all; a failure is logged and leaves it undefined. */
+export function startSharedPool(threads: number): Promise<WorkerPool | undefined> {
+  if (threads <= 1) return Promise.resolve(undefined);
+  return sharedStart ??= WorkerPool.start(threads, SHARED_MODULES).then(
+    (p) => shared = p,
+    (e) => {
+      console.error(`worker threads did not start (${e?.message ?? e}); using 1 thread`);
+      return undefined;
+    },
+  );
+}
+
 async function workerMain(start: Start): Promise<void> {
   const handlers: PoolTask[] = [];
   for (const m of start.modules) {
