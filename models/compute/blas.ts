@@ -48,8 +48,9 @@ type Lib = Deno.DynamicLibrary<typeof symbols>;
 // kernel/x86_64/sgemm_kernel_8x4_haswell_2.c). Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ
 // to OpenBLAS, so our rows are its "N" columns: it walks them in blocks of SGEMM_R (from
 // its 128 MiB buffer: ((2^27 − 320·320·4) / (320·4) − 15) & ~15 = 104512), and its kernel
-// takes them 12 at a time (then 8, 4, 2, 1 at the end of a call), with a different
-// summation order for 4-column groups (two accumulators) than for 8- or 12-column ones.
+// takes them in groups of 12 (then 8, 4, 2, 1 at the end of each call; the driver calls
+// it on 12-row chunks while packing B and on the whole block afterwards), and it sums a
+// 4-row group with two accumulators but 8- and 12-row groups with one.
 // A block of rows that starts at a multiple of 12 from its SGEMM_R block's start and
 // stays inside that block is therefore computed exactly as in the whole call.
 export const CORETYPE = "Haswell";
