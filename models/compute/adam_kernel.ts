@@ -81,7 +81,7 @@ export function adamKernel(
     const addr = (x: Float32Array) =>
       Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(x as Float32Array<ArrayBuffer>)));
     const base = [pv, gv, mv, vv, po, mo, vo].map(addr);
-    const parts = pool.size, cut = (i: number) => Math.round(n * i / parts);
+    const parts = 2 * pool.size, cut = (i: number) => Math.round(n * i / parts);
     const tasks = Array.from({ length: parts }, (_, i) => [...base, ...c, cut(i), cut(i + 1)]);
     pool.run(POOL_ADAM, (t) => adamRange(pv, gv, mv, vv, po, mo, vo, c, t[14], t[15]), tasks);
   }

@@ -1,28 +1,31 @@
-// A pool of worker threads that the main thread drives synchronously: run() hands one
-// task to each worker through shared memory, does task 0 itself, and returns when all
-// are done. Workers call native code on raw addresses in the caller's memory (e.g. the
-// tfjs wasm heap), which stays put because the caller is blocked meanwhile.
+// A pool of worker threads that the main thread drives synchronously: run() publishes a
+// list of tasks in shared memory, and the calling thread and the workers claim them one
+// at a time (an atomic counter) until none is left; run() returns when all are done.
+// Claiming, rather than one fixed task per worker, matters on a busy machine: a worker
+// that the OS has not scheduled yet simply claims nothing, and the caller does its share.
+// Which thread computes a task never changes what the task computes.
 //
-// Workers are node:worker_threads workers (unref'd, so they never keep the process
-// alive) whose entry is this very module; each imports the handler modules it was
-// started with (their export `poolTask(args)`; `poolInit()`, if exported, runs first)
-// before entering its wait loop.
+// Workers call native code on raw addresses in the caller's memory (e.g. the tfjs wasm
+// heap), which stays put because the caller is blocked meanwhile. They are
+// node:worker_threads workers (unref'd, so they never keep the process alive) whose
+// entry is this very module; each imports the handler modules it was started with (their
+// export `poolTask(args)`; `poolInit()`, if exported, runs first) before its wait loop.
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 
 /** A task's arguments: up to ARGS numbers (addresses included: they fit a double). */
 export type PoolTask = (args: Float64Array) => void;
 
-const ARGS = 16;
-// Per worker, in the Int32Array: the task's sequence number (main → worker), the last
-// sequence number done (worker → main), the handler's index, an error flag.
-const SEQ = 0, DONE = 1, HANDLER = 2, ERROR = 3, SLOT = 4;
-const STOP = -1;
-// Busy-wait a few microseconds before sleeping: GEMMs come in quick succession.
+const ARGS = 16, MAX_TASKS = 64;
+// The Int32Array: the run's sequence number (workers wake when it changes), the next
+// task to claim tagged with the run (seq << 8 | index: a late worker cannot claim a task
+// of another run), the tasks done, the number of tasks, the handler's index, an error flag.
+const SEQ = 0, NEXT = 1, DONE = 2, COUNT = 3, HANDLER = 4, ERROR = 5, CTL = 6;
+const STOP = -1, SEQ_MASK = 0x3fffff;
+// Busy-wait a few microseconds before sleeping: products come in quick succession.
 const SPIN = 2000;
 
 interface Start {
   pool: true;
-  index: number;
   ctl: SharedArrayBuffer;
   args: SharedArrayBuffer;
   modules: string[];
@@ -37,7 +40,7 @@ export class WorkerPool {
     private readonly modules: string[],
   ) {}
 
-  /** Threads that run a task at once: the workers and the calling thread. */
+  /** Threads that run tasks at once: the workers and the calling thread. */
   get size(): number {
     return this.workers.length + 1;
   }
@@ -48,9 +51,9 @@ export class WorkerPool {
    */
   static async start(threads: number, modules: string[]): Promise<WorkerPool> {
     const n = Math.max(0, threads - 1);
-    const ctl = new SharedArrayBuffer(n * SLOT * 4), args = new SharedArrayBuffer(n * ARGS * 8);
-    const workers = Array.from({ length: n }, (_, index) => {
-      const data: Start = { pool: true, index, ctl, args, modules };
+    const ctl = new SharedArrayBuffer(CTL * 4), args = new SharedArrayBuffer(MAX_TASKS * ARGS * 8);
+    const workers = Array.from({ length: n }, () => {
+      const data: Start = { pool: true, ctl, args, modules };
       return new Worker(new URL(import.meta.url), { workerData: data });
     });
     try {
@@ -69,61 +72,67 @@ export class WorkerPool {
   }
 
   /**
-   * Runs tasks[0] with `local` on this thread and tasks[i] on worker i-1 with the handler
-   * of modules[handler]; returns when all are done. At most `size` tasks.
+   * Runs every task (at most MAX_TASKS) with the handler of modules[handler] — `local` on
+   * this thread, the module's poolTask on a worker — and returns when all are done.
    */
   run(handler: number, local: PoolTask, tasks: ArrayLike<number>[]): void {
-    if (tasks.length > this.size) throw new Error(`pool: ${tasks.length} tasks for ${this.size} threads`);
+    if (tasks.length > MAX_TASKS) throw new Error(`pool: ${tasks.length} tasks (at most ${MAX_TASKS})`);
     if (handler < 0 || handler >= this.modules.length) throw new Error(`pool: no handler ${handler}`);
-    const seq = ++this.seq;
     const { ctl, args } = this;
-    for (let i = 1; i < tasks.length; i++) {
-      const w = i - 1;
-      args.set(tasks[i], w * ARGS);
-      ctl[w * SLOT + HANDLER] = handler;
-      ctl[w * SLOT + ERROR] = 0;
-      Atomics.store(ctl, w * SLOT + SEQ, seq);
-      Atomics.notify(ctl, w * SLOT + SEQ);
-    }
+    const seq = this.seq = (this.seq + 1) & SEQ_MASK || 1;
+    // Tag NEXT with the new run but nothing claimable first, so that a worker still busy
+    // claiming in the last run cannot take a task while this one is being written.
+    Atomics.store(ctl, NEXT, seq << 8 | 0xff);
+    tasks.forEach((t, i) => args.set(t, i * ARGS));
+    ctl[COUNT] = tasks.length;
+    ctl[HANDLER] = handler;
+    ctl[ERROR] = 0;
+    Atomics.store(ctl, DONE, 0);
+    Atomics.store(ctl, NEXT, seq << 8); // publishes the tasks
+    Atomics.store(ctl, SEQ, seq);
+    Atomics.notify(ctl, SEQ);
     let error: unknown;
-    if (tasks.length) {
-      try {
-        local(Float64Array.from(tasks[0]));
-      } catch (e) {
-        error = e;
-      }
+    try {
+      claim(ctl, args, seq, local);
+    } catch (e) {
+      error = e;
     }
-    for (let w = 0; w < tasks.length - 1; w++) {
-      waitFor(ctl, w * SLOT + DONE, seq);
-      if (ctl[w * SLOT + ERROR]) error ??= new Error(`pool: task ${w + 1} failed in its worker`);
-    }
+    for (let done; (done = Atomics.load(ctl, DONE)) !== tasks.length;) waitChange(ctl, DONE, done);
+    if (ctl[ERROR]) error ??= new Error("pool: a task failed in a worker (see its error above)");
     if (error) throw error;
   }
 
   /** Ends the workers (they also end with the process). */
   close(): void {
-    for (let w = 0; w < this.workers.length; w++) {
-      Atomics.store(this.ctl, w * SLOT + SEQ, STOP);
-      Atomics.notify(this.ctl, w * SLOT + SEQ);
-    }
+    Atomics.store(this.ctl, SEQ, STOP);
+    Atomics.notify(this.ctl, SEQ);
     this.workers.length = 0;
   }
 }
 
-/** Blocks until ctl[i] === want (spinning briefly first). */
-function waitFor(ctl: Int32Array, i: number, want: number): void {
-  for (let s = 0; s < SPIN; s++) if (Atomics.load(ctl, i) === want) return;
-  for (let v; (v = Atomics.load(ctl, i)) !== want;) Atomics.wait(ctl, i, v, 1000);
+/** Claims and runs tasks of run `seq` until none is left; counts each one done. */
+function claim(ctl: Int32Array, args: Float64Array, seq: number, fn: PoolTask): void {
+  for (;;) {
+    const next = Atomics.load(ctl, NEXT), i = next & 0xff;
+    if (next >>> 8 !== seq || i >= ctl[COUNT]) return;
+    if (Atomics.compareExchange(ctl, NEXT, next, next + 1) !== next) continue;
+    try {
+      fn(args.subarray(i * ARGS, (i + 1) * ARGS));
+    } finally {
+      Atomics.add(ctl, DONE, 1);
+      Atomics.notify(ctl, DONE);
+    }
+  }
 }
 
-/** Blocks until ctl[i] !== old; returns the new value. */
+/** Blocks until ctl[i] !== old (spinning briefly first); returns the new value. */
 function waitChange(ctl: Int32Array, i: number, old: number): number {
   for (let s = 0; s < SPIN; s++) {
     const v = Atomics.load(ctl, i);
     if (v !== old) return v;
   }
   for (;;) {
-    Atomics.wait(ctl, i, old);
+    Atomics.wait(ctl, i, old, 1000);
     const v = Atomics.load(ctl, i);
     if (v !== old) return v;
   }
@@ -161,19 +170,16 @@ async function workerMain(start: Start): Promise<void> {
     handlers.push(mod.poolTask);
   }
   const ctl = new Int32Array(start.ctl), args = new Float64Array(start.args);
-  const base = start.index * SLOT, view = args.subarray(start.index * ARGS, (start.index + 1) * ARGS);
   parentPort!.postMessage("ready");
   for (let seen = 0;;) {
-    seen = waitChange(ctl, base + SEQ, seen);
+    seen = waitChange(ctl, SEQ, seen);
     if (seen === STOP) return;
     try {
-      handlers[ctl[base + HANDLER]](view);
+      claim(ctl, args, seen, handlers[ctl[HANDLER]]);
     } catch (e) {
-      console.error(`pool worker ${start.index}:`, e);
-      ctl[base + ERROR] = 1;
+      console.error("pool worker:", e);
+      ctl[ERROR] = 1;
     }
-    Atomics.store(ctl, base + DONE, seen);
-    Atomics.notify(ctl, base + DONE);
   }
 }
 
