@@ -9,12 +9,13 @@ const SELF = new URL(import.meta.url).pathname;
 
 /**
  * Environment for one of `jobs` processes sharing this machine: a fair share of
- * the cores for native thread pools (OpenBLAS, OpenMP), and plain progress lines.
+ * the cores for its thread pools (PIPELINE_THREADS: the OpenBLAS worker pool of
+ * models/compute/blas.ts; OMP_NUM_THREADS: OpenMP libraries), and plain progress lines.
  */
 export function jobEnv(jobs: number): Record<string, string> {
   if (jobs <= 1) return {};
   const threads = String(Math.max(1, Math.floor(navigator.hardwareConcurrency / jobs)));
-  return { PIPELINE_PLAIN: "1", OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads };
+  return { PIPELINE_PLAIN: "1", PIPELINE_THREADS: threads, OMP_NUM_THREADS: threads };
 }
 
 /** Call `module`'s export `fn` with `arg` (JSON) in a child process; resolves to its JSON result. */

@@ -189,3 +189,36 @@ Deno.test("getGemm (native and wasm) computes op(A)·op(B) + beta·C", async () 
     }
   }
 });
+
+Deno.test("fused Adam kernel is bit-identical to Adam's tfjs ops (wasm), small and pool-sized tensors", async () => {
+  const { Adam } = await import("../models/torch_mlp/adam.ts");
+  for (const m of modes) {
+    await initCompute({ native: m.native });
+    const shapes = [[7, 13], [5], [300, 301]];
+    // Gradients over many magnitudes: zeros, subnormal squares, large values.
+    const grads = (step: number) =>
+      shapes.map((s, i) => {
+        const g = rand(s.reduce((a, b) => a * b, 1), 100 * step + i);
+        return g.map((x, j) => j % 11 === 0 ? 0 : x * 10 ** ((j % 9) - (j % 7 === 0 ? 25 : 4)));
+      });
+    const run = (fused: boolean) => {
+      const params = shapes.map((s, i) => tf.variable(tf.tensor(rand(s.reduce((a, b) => a * b, 1), 50 + i), s)));
+      const adam = new Adam(params, 1e-3);
+      adam.fusedKernel = fused;
+      for (let step = 1; step <= 4; step++) {
+        const g = grads(step).map((x, i) => tf.tensor(x, shapes[i]));
+        adam.step(g);
+        tf.dispose(g);
+      }
+      const out = [...params, ...adam.m, ...adam.v].map((t) => t.dataSync() as Float32Array);
+      tf.dispose(params);
+      adam.dispose();
+      return out;
+    };
+    const want = run(false), got = run(true);
+    got.forEach((g, i) => {
+      const bad = g.findIndex((x, j) => !Object.is(x, want[i][j]));
+      assert.equal(bad, -1, `[${m.name}] tensor ${i} element ${bad}: ${g[bad]} vs ${want[i][bad]}`);
+    });
+  }
+});

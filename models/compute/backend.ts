@@ -4,14 +4,15 @@
 // Choice: always tfjs's wasm backend (SIMD, 1 thread: tfjs keeps threads off under
 // Deno), with the kernel fixes of wasm_kernels.ts. When OpenBLAS loads (Debian package
 // libopenblas0-pthread) its sgemm runs the matMuls and convolutions straight on the wasm
-// heap, 2 threads; otherwise the fixed wasm kernels alone, and the description says why.
+// heap, deterministic over a pool of threads (blas.ts); otherwise the fixed wasm kernels
+// alone, and the description says why.
 // COMPUTE_BLAS=off forces wasm alone.
 import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core's Node bundle registers no gradients; the umbrella package does (~0.5 s to load).
 import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
-import { type Blas, loadBlas } from "./blas.ts";
+import { type Blas, loadBlas, startBlasThreads } from "./blas.ts";
 import { installWasmKernels } from "./wasm_kernels.ts";
 
 export interface ComputeInfo {
@@ -42,6 +43,7 @@ export async function initCompute(opts: { native?: boolean } = {}): Promise<stri
   await tf.ready();
   const loaded = loadBlas();
   const blas = wantNative ? loaded.blas : null;
+  if (blas) await startBlasThreads();
   installWasmKernels(blas);
   const base = `wasm (tfjs ${tf.version_core}, SIMD, 1 thread, kernel fixes)`;
   const blasReason = blas ? "" : wantNative ? loaded.reason : "OpenBLAS off by request";

@@ -2,11 +2,11 @@
 // OpenBLAS's sgemm when it loads, else tfjs's wasm matMul (XNNPACK, 1 thread) with a copy
 // in and out of the wasm heap.
 import { initCompute, tf } from "./backend.ts";
-import { loadBlas } from "./blas.ts";
+import { loadBlas, startBlasThreads } from "./blas.ts";
 import { transpose } from "./im2col.ts";
 
 export interface Gemm {
-  /** e.g. "OpenBLAS 0.3.21 (2 threads)" or "wasm XNNPACK (1 thread)". */
+  /** e.g. "OpenBLAS 0.3.21 Haswell, 1-thread kernels over 2 threads (deterministic)" or "wasm XNNPACK (1 thread)". */
   name: string;
   native: boolean;
   /** Row-major C[m×n] = op(A)·op(B) + beta·C; A is m×k (k×m when tA), B is k×n (n×k when tB). */
@@ -27,6 +27,7 @@ export interface Gemm {
 export async function getGemm(opts: { native?: boolean } = {}): Promise<Gemm> {
   const blas = opts.native === false ? null : loadBlas().blas;
   if (blas) {
+    await startBlasThreads();
     return {
       name: blas.description,
       native: true,

@@ -8,7 +8,9 @@
 // - Conv2D with OpenBLAS: im2col + sgemm (XNNPACK's conv otherwise).
 // - MaxPoolGrad: the wasm one starts its running max at the smallest positive float, so
 //   windows ≤ 0 lose their gradient; rewritten with −∞ and the first maximum winning.
+// - PipelineAdamUpdate (new): Adam's update fused into one pass (adam_kernel.ts).
 import * as tf from "@tensorflow/tfjs-core";
+import { ADAM_KERNEL, adamKernel } from "./adam_kernel.ts";
 import type { Blas } from "./blas.ts";
 import { col2im, type ConvGeom, im2col } from "./im2col.ts";
 
@@ -234,6 +236,7 @@ export function installWasmKernels(blas: Blas | null): string[] {
     replace(tf.MaxPoolGrad, maxPoolGradFixed),
     replace(tf.Conv2DBackpropInput, conv2dBackpropInput),
     replace(tf.Conv2DBackpropFilter, conv2dBackpropFilter),
+    replace(ADAM_KERNEL, adamKernel as KernelFn),
   ];
   if (blas) names.push(replace(tf.Conv2D, conv2dBlas));
   else replace(tf.Conv2D, orig(tf.Conv2D)!);

@@ -1,11 +1,18 @@
 // Throughput of the three MLP stages' training steps and evaluations:
 // train-numpy-mlp (3072-100-10, batch 200) with each GEMM it can use,
 // train-torch-mlp default (3072-100-10, batch 200, Adam) and the GA1 size
-// (1000,500,250,100, batch 1609) with its dropout / batch-norm variants, on
-// the wasm backend alone and with OpenBLAS. Random data: speed only.
+// (1000,500,250,100, batch 1609) with its dropout / batch-norm variants, with
+// OpenBLAS (the deterministic pool) and on the wasm backend alone; the same two
+// steps in PyTorch (mlp_reference.py, Debian's python3-torch, the faster of 1 and
+// 2 threads) with the throughput ratio ours/PyTorch (> 1: we are faster); a large
+// sgemm's GFLOP/s (the peak) and the process's peak memory. Random data: speed
+// only. The machine's load is printed: on a shared 2-core machine every figure
+// moves with it.
+import { fileURLToPath } from "node:url";
 import type { Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
 import { initCompute } from "../../models/compute/backend.ts";
+import { loadBlas } from "../../models/compute/blas.ts";
 import { getGemm } from "../../models/compute/gemm.ts";
 import { MLP } from "../../models/numpy_mlp/modules.ts";
 import { type Float32Gemm, setFloat32Gemm } from "../../models/numpy_mlp/tensor.ts";
@@ -15,6 +22,8 @@ import { dropoutMasks, type MlpSpec, TorchMlp } from "../../models/torch_mlp/mod
 import { evaluate as evaluateTorch, makeTrainStep } from "../../models/torch_mlp/train.ts";
 
 const EVAL_IMAGES = 2000; // of the 10,000-image test set: throughput is per image
+const REFERENCE = fileURLToPath(new URL("mlp_reference.py", import.meta.url));
+const PYTHON = "/usr/bin/python3"; // Debian's, where python3-torch lives (not a pyenv one)
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -48,6 +57,7 @@ function line(name: string, stepS: number, evalS: number, extra = ""): void {
 }
 
 export async function bench(): Promise<void> {
+  console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const rng = new Rng(0);
   const test = randomSplit(EVAL_IMAGES, rng);
   const batches = new Map<number, Split>();
@@ -71,18 +81,19 @@ export async function bench(): Promise<void> {
   }
   setFloat32Gemm(null);
 
-  // train-torch-mlp / train-batchnorm steps.
+  // train-torch-mlp / train-batchnorm steps: every case with OpenBLAS, the default alone on wasm.
   const cases: [string, number[], number, Partial<MlpSpec>, number][] = [
-    ["torch MLP default 3072-100-10 b200", [100], 200, {}, 10],
-    ["GA1 b1609", [1000, 500, 250, 100], 1609, {}, 3],
+    ["torch MLP default 3072-100-10 b200", [100], 200, {}, 20],
+    ["GA1 b1609", [1000, 500, 250, 100], 1609, {}, 5],
     ["GA1 + dropout b1609", [1000, 500, 250, 100], 1609, { dropout: true }, 3],
     ["GA1 + dropout + BN (autograd) b1609", [1000, 500, 250, 100], 1609, { dropout: true, batchnorm: "autograd" }, 3],
     ["GA1 + dropout + BN (manual) b1609", [1000, 500, 250, 100], 1609, { dropout: true, batchnorm: "manual" }, 3],
   ];
-  for (const native of [false, true]) {
+  const steps = new Map<string, number>();
+  for (const native of [true, false]) {
     const backend = await initCompute({ native });
     console.log(`-- ${backend}`);
-    for (const [name, hidden, batch, opts, reps] of cases) {
+    for (const [name, hidden, batch, opts, reps] of native ? cases : cases.slice(0, 1)) {
       const spec: MlpSpec = { inputs: 3072, hidden, classes: 10, dropout: false, batchnorm: "none", ...opts };
       const model = new TorchMlp(spec, new Rng(1));
       const adam = new Adam(model.trainable(), 1e-4);
@@ -95,10 +106,84 @@ export async function bench(): Promise<void> {
         step(b.x, b.y, masks);
       }, reps);
       const evalS = time(() => evaluateTorch(model, test), 1);
-      line(name, stepS, evalS);
+      line(name, stepS, evalS, ` (${(stepS * 1000).toFixed(1)} ms/step)`);
+      if (native) steps.set(name, stepS * 1000);
       model.dispose();
       adam.dispose();
     }
+  }
+  await initCompute();
+
+  // The peak: a large sgemm (GA1's first layer) on 1 thread and on the pool.
+  const { blas } = loadBlas();
+  const sg: string[] = [];
+  if (blas) {
+    const [m, n, k] = [1609, 1000, 3072];
+    const a = new Float32Array(m * k).fill(0.5), bm = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
+    for (const t of [...new Set([1, blas.threads])]) {
+      blas.limitThreads(t);
+      const s = time(() => blas.sgemm(false, false, m, n, k, a, bm, c), 5);
+      sg.push(`${(2 * m * n * k / s / 1e9).toFixed(1)} GFLOP/s on ${t} thread${t === 1 ? "" : "s"}`);
+    }
+    blas.limitThreads(blas.threads);
+    console.log(`sgemm ${m}×${n}×${k}, ${blas.description}: ${sg.join(", ")}`);
+  }
+  console.log(`peak memory (VmHWM) of this process: ${peakRssMiB()} MiB`);
+
+  console.log(`load average before PyTorch: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  const ref = await pytorch();
+  if (typeof ref === "string") return console.log(ref);
+  const ratio = (ours?: number, theirs?: number) =>
+    ours && theirs
+      ? `${ours.toFixed(1)} ms vs ${theirs.toFixed(1)} ms: ×${(theirs / ours).toFixed(2)} PyTorch's throughput`
+      : "-";
+  console.log(`ours (OpenBLAS pool) vs PyTorch ${ref.torch} (best of 1 and 2 threads):`);
+  console.log(`  MLP 3072-100-10 b200 Adam step: ${ratio(steps.get(cases[0][0]), ref.mlp_step_ms)}`);
+  console.log(`  GA1 3072-1000-500-250-100-10 b1609 Adam step: ${ratio(steps.get(cases[1][0]), ref.mlp_ga1_step_ms)}`);
+  console.log(`  PyTorch's sgemm 1609×1000×3072: ${ref.sgemm_gflops.toFixed(1)} GFLOP/s`);
+}
+
+interface Reference {
+  torch: string;
+  threads: number;
+  sgemm_gflops: number;
+  mlp_step_ms: number;
+  mlp_ga1_step_ms: number;
+}
+
+/** PyTorch's figures, the best of 1 and 2 threads; a string when it cannot run. */
+async function pytorch(): Promise<Reference | string> {
+  const probe = await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stderr: "null" }).output().catch(() =>
+    null
+  );
+  if (!probe?.success) {
+    return "PyTorch reference skipped: install Debian's python3-torch (apt-get install python3-torch)";
+  }
+  const out = await new Deno.Command(PYTHON, { args: [REFERENCE, "1,2", "5"], stderr: "inherit" }).output();
+  if (!out.success) return "PyTorch reference failed (see above)";
+  const runs: Reference[] = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
+  for (const r of runs) {
+    console.log(
+      `  PyTorch ${r.torch} CPU, ${r.threads} thread(s): MLP step ${r.mlp_step_ms.toFixed(2)} ms, ` +
+        `GA1 step ${r.mlp_ga1_step_ms.toFixed(0)} ms, sgemm ${r.sgemm_gflops.toFixed(1)} GFLOP/s`,
+    );
+  }
+  const min = (f: (r: Reference) => number) => Math.min(...runs.map(f));
+  return {
+    ...runs[0],
+    sgemm_gflops: Math.max(...runs.map((r) => r.sgemm_gflops)),
+    mlp_step_ms: min((r) => r.mlp_step_ms),
+    mlp_ga1_step_ms: min((r) => r.mlp_ga1_step_ms),
+  };
+}
+
+/** The process's peak resident memory so far, in MiB (Linux). */
+function peakRssMiB(): string {
+  try {
+    const kb = Number(Deno.readTextFileSync("/proc/self/status").match(/^VmHWM:\s+(\d+)/m)?.[1]);
+    return (kb / 1024).toFixed(0);
+  } catch {
+    return "?";
   }
 }
 
