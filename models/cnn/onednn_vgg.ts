@@ -1,0 +1,404 @@
+// The study's small VGG (vgg.ts: same layers, initialisation and math) on oneDNN
+// primitives: convolution forward / backward-data / backward-weights, batch norm with
+// the ReLU fused in (training: batch statistics, inference: running ones), max-pool
+// forward/backward. Activations stay in the layout oneDNN picks for the convolutions
+// (blocked, nChw8c on AVX2); reorders only at the edges (NHWC input, the classifier's
+// features). Conv weights are stored in their blocked format too, so a step reorders
+// no weights; Adam is element-wise, so the layout does not matter to it.
+//
+// Layout of `params` (and grads, m, v): per conv [w (blocked) | b | γ | β], then the
+// linear layer's W [features, classes] (features in NHWC order, as vgg.ts) and b.
+// `stats` is vgg.ts's: per conv [running mean | running variance]. vggParams() gives the
+// parameters in vgg.ts's layout (HWIO weights).
+import { Rng } from "../../data/rng.ts";
+import { Arg, BN_FUSE_RELU, BN_GLOBAL_STATS, BN_SCALE, BN_SHIFT, type Dnnl, type Md, type Mem, type Pd } from "../compute/onednn.ts";
+import { Prop, Query, Tag } from "../compute/onednn.ts";
+import { adam, BN_EPS, BN_MOMENTUM, softmaxCrossEntropy } from "./layers.ts";
+import { VGG_LAYERS, type VggConfig } from "./vgg.ts";
+
+interface ConvSpec {
+  cin: number;
+  cout: number;
+  pool: boolean;
+  /** Input spatial size; ho after the pool. */
+  h: number;
+  ho: number;
+  /** Offsets into params: w, b, γ, β; into stats: running mean, variance. */
+  w: number;
+  wn: number;
+  b: number;
+  stat: number;
+}
+
+/** Tensors and primitives of one conv block for one batch size. */
+interface Block {
+  src: Mem; // input (the previous block's output)
+  convF: Pd;
+  z: Mem;
+  bnF: Pd;
+  y: Mem;
+  out: Mem; // = y without a pool
+  mean: Mem;
+  variance: Mem;
+  wsBn?: Mem;
+  poolF?: Pd;
+  wsPool?: Mem;
+  fwd: [Arg, Mem][][];
+  // training only
+  bwd?: { run: () => void };
+}
+
+export class OnednnVgg {
+  readonly specs: ConvSpec[] = [];
+  readonly features: number;
+  readonly params: Float32Array;
+  readonly grads: Float32Array;
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  readonly stats: Float32Array;
+  step = 0;
+  /** Canonical (blocked) weight descriptor of each conv: every primitive uses it. */
+  private readonly wMd: Md[] = [];
+  private readonly linW: number;
+  private readonly nets = new Map<string, Net>();
+  profile: Record<string, number> | null = null;
+
+  constructor(readonly cfg: VggConfig, readonly dnnl: Dnnl, seed = 42) {
+    let cin = 3, h = cfg.size, off = 0, soff = 0;
+    for (const l of VGG_LAYERS) {
+      const cout = Math.max(1, Math.round(l.out * cfg.width));
+      const ho = l.pool ? Math.floor((h - 1) / 2) + 1 : h;
+      // The weight format oneDNN's forward convolution wants (shape-dependent, not batch-dependent).
+      const probe = dnnl.convFwd(
+        Prop.training,
+        dnnl.md([32, cin, h, h], Tag.any),
+        dnnl.md([cout, cin, 3, 3], Tag.any),
+        null,
+        dnnl.md([32, cout, h, h], Tag.any),
+        1,
+        1,
+      );
+      const wMd = dnnl.mem(probe.query(Query.weights)).md;
+      this.wMd.push(wMd);
+      const wn = dnnl.bytes(wMd) / 4;
+      this.specs.push({ cin, cout, pool: l.pool, h, ho, w: off, wn, b: off + wn, stat: soff });
+      off += wn + 3 * cout;
+      soff += 2 * cout;
+      cin = cout;
+      h = ho;
+    }
+    this.features = cin * h * h;
+    this.linW = off;
+    const n = off + this.features * cfg.classes + cfg.classes;
+    this.params = new Float32Array(n);
+    this.grads = new Float32Array(n);
+    this.m = new Float32Array(n);
+    this.v = new Float32Array(n);
+    this.stats = new Float32Array(soff);
+    this.init(seed);
+  }
+
+  /** vgg.ts's initialisation (the same generator, the same order), weights reordered into place. */
+  init(seed: number): void {
+    const rng = new Rng(seed);
+    const uniform = (a: Float32Array, bound: number) => {
+      for (let i = 0; i < a.length; i++) a[i] = (2 * rng.next() - 1) * bound;
+    };
+    this.params.fill(0);
+    for (const s of this.specs) {
+      const bound = 1 / Math.sqrt(9 * s.cin), w = new Float32Array(9 * s.cin * s.cout);
+      uniform(w, bound);
+      this.weights(s, w, true);
+      uniform(this.params.subarray(s.b, s.b + s.cout), bound);
+      this.params.fill(1, s.b + s.cout, s.b + 2 * s.cout);
+      this.stats.fill(0, s.stat, s.stat + s.cout);
+      this.stats.fill(1, s.stat + s.cout, s.stat + 2 * s.cout);
+    }
+    const k = this.cfg.classes, bound = 1 / Math.sqrt(this.features);
+    uniform(this.params.subarray(this.linW, this.linW + this.features * k + k), bound);
+    this.m.fill(0);
+    this.v.fill(0);
+    this.step = 0;
+  }
+
+  /** Copies HWIO weights into conv s's blocked ones (toBlocked), or back. */
+  private weights(s: ConvSpec, hwio: Float32Array, toBlocked: boolean, from = this.params): void {
+    const plain = this.dnnl.mem(this.dnnl.md([s.cout, s.cin, 3, 3], Tag.hwio), hwio);
+    const blocked = this.dnnl.mem(this.wMd[this.specs.indexOf(s)], from.subarray(s.w, s.w + s.wn));
+    const [a, b] = toBlocked ? [plain, blocked] : [blocked, plain];
+    this.dnnl.reorder(a.md, b.md).run([[Arg.src, a], [Arg.dst, b]]);
+  }
+
+  /** An array (params or grads) in vgg.ts's flat layout. */
+  vggLayout(a: Float32Array = this.params): Float32Array {
+    const out: number[] = [];
+    const parts: Float32Array[] = [];
+    for (const s of this.specs) {
+      const w = new Float32Array(9 * s.cin * s.cout);
+      this.weights(s, w, false, a);
+      parts.push(w, a.subarray(s.b, s.b + 3 * s.cout));
+    }
+    parts.push(a.subarray(this.linW));
+    const r = new Float32Array(parts.reduce((t, p) => t + p.length, out.length));
+    let o = 0;
+    for (const p of parts) r.set(p, o), o += p.length;
+    return r;
+  }
+
+  /** Sets the parameters from vgg.ts's layout (e.g. a Vgg's params). */
+  setVggLayout(p: Float32Array): void {
+    let o = 0;
+    for (const s of this.specs) {
+      const n = 9 * s.cin * s.cout;
+      this.weights(s, p.slice(o, o + n), true);
+      this.params.set(p.subarray(o + n, o + n + 3 * s.cout), s.b);
+      o += n + 3 * s.cout;
+    }
+    this.params.set(p.subarray(o), this.linW);
+  }
+
+  time(kind: string, f: () => void): void {
+    if (!this.profile) return f();
+    const t = performance.now();
+    f();
+    this.profile[kind] = (this.profile[kind] ?? 0) + performance.now() - t;
+  }
+
+  private net(n: number, train: boolean): Net {
+    const key = `${n}/${train}`;
+    let net = this.nets.get(key);
+    if (!net) this.nets.set(key, net = new Net(this, this.dnnl, n, train, this.wMd));
+    return net;
+  }
+
+  /** Training-mode forward and backward: fills grads, updates the running statistics. */
+  lossAndGrads(x: Float32Array, labels: Uint8Array, n: number): { loss: number; correct: number } {
+    const net = this.net(n, true);
+    const logits = net.forward(x);
+    const k = this.cfg.classes;
+    const res = softmaxCrossEntropy(logits, labels, n, k, net.dlogits);
+    this.runningStats(net, n);
+    net.backward();
+    return res;
+  }
+
+  /** vgg.ts's update: running mean of (batch mean + conv bias), unbiased variance, momentum 0.1. */
+  private runningStats(net: Net, n: number): void {
+    net.blocks.forEach((b, i) => {
+      const s = this.specs[i], rows = n * s.h * s.h, st = this.stats, p = this.params;
+      for (let c = 0; c < s.cout; c++) {
+        const mu = b.mean.data[c], variance = b.variance.data[c];
+        st[s.stat + c] = (1 - BN_MOMENTUM) * st[s.stat + c] + BN_MOMENTUM * (mu + p[s.b + c]);
+        const unbiased = rows > 1 ? variance * rows / (rows - 1) : variance;
+        st[s.stat + s.cout + c] = (1 - BN_MOMENTUM) * st[s.stat + s.cout + c] + BN_MOMENTUM * unbiased;
+      }
+    });
+  }
+
+  trainStep(x: Float32Array, labels: Uint8Array, n: number, lr: number): { loss: number; acc: number } {
+    const { loss, correct } = this.lossAndGrads(x, labels, n);
+    this.step++;
+    this.time("adam", () => adam(this.params, this.grads, this.m, this.v, this.step, lr));
+    return { loss, acc: correct / n };
+  }
+
+  predict(x: Float32Array, n: number, chunk = 100): Float32Array {
+    const k = this.cfg.classes, px = this.cfg.size * this.cfg.size * 3, out = new Float32Array(n * k);
+    for (let s = 0; s < n; s += chunk) {
+      const c = Math.min(chunk, n - s);
+      out.set(this.net(c, false).forward(x.subarray(s * px, (s + c) * px)), s * k);
+    }
+    return out;
+  }
+
+  evaluate(x: Float32Array, labels: Uint8Array, n: number, chunk = 100): { loss: number; acc: number } {
+    const { loss, correct } = softmaxCrossEntropy(this.predict(x, n, chunk), labels, n, this.cfg.classes);
+    return { loss, acc: correct / n };
+  }
+
+  /** Views used by Net. */
+  view(a: "params" | "grads", off: number, len: number): Float32Array {
+    return this[a].subarray(off, off + len);
+  }
+  get linOffset(): number {
+    return this.linW;
+  }
+}
+
+/** The primitives and tensors of the whole network for one batch size and mode. */
+class Net {
+  readonly blocks: Block[] = [];
+  private readonly x: Mem;
+  private readonly toBlocked: Pd;
+  private readonly xArgs: [Arg, Mem][];
+  private readonly feat: Mem; // the last block's output, NHWC
+  private readonly toFeat: Pd;
+  private readonly featArgs: [Arg, Mem][];
+  readonly logits: Float32Array;
+  readonly dlogits: Float32Array;
+  private readonly bwd: (() => void)[] = [];
+  /** inference: the running mean minus the conv bias, per block (BN's "mean"). */
+  private readonly evalMean: Mem[] = [];
+
+  constructor(readonly model: OnednnVgg, d: Dnnl, readonly n: number, readonly train: boolean, wMd: Md[]) {
+    const prop = train ? Prop.training : Prop.inference, cfg = model.cfg;
+    this.x = d.mem(d.md([n, 3, cfg.size, cfg.size], Tag.nhwc)); // rebound to each batch
+    let src: Mem | null = null;
+    let toBlocked: Pd | null = null, xb: Mem | null = null;
+    model.specs.forEach((s, i) => {
+      const srcMd = src ? src.md : d.md([n, s.cin, s.h, s.h], Tag.any);
+      const convF = d.convFwd(prop, srcMd, wMd[i], null, d.md([n, s.cout, s.h, s.h], Tag.any), 1, 1);
+      if (!src) {
+        xb = d.mem(convF.query(Query.src));
+        toBlocked = d.reorder(this.x.md, xb.md);
+        src = xb;
+      }
+      const z = d.mem(convF.query(Query.dst));
+      const flags = BN_SCALE | BN_SHIFT | BN_FUSE_RELU | (train ? 0 : BN_GLOBAL_STATS);
+      const bnF = d.bnFwd(prop, z.md, BN_EPS, flags);
+      const y = d.mem(bnF.query(Query.dst));
+      const mean = d.mem(d.md([s.cout], Tag.a)), variance = d.mem(d.md([s.cout], Tag.a));
+      const pv = (off: number) => d.mem(d.md([s.cout], Tag.a), model.view("params", off, s.cout));
+      const gamma = pv(s.b + s.cout), beta = pv(s.b + 2 * s.cout);
+      const w = d.mem(wMd[i], model.view("params", s.w, s.wn));
+      const block: Block = { src: src!, convF, z, bnF, y, out: y, mean, variance, fwd: [] };
+      block.fwd.push([[Arg.src, src!], [Arg.weights, w], [Arg.dst, z]]);
+      const bnArgs: [Arg, Mem][] = [[Arg.src, z], [Arg.dst, y], [Arg.mean, mean], [Arg.variance, variance], [
+        Arg.scale,
+        gamma,
+      ], [Arg.shift, beta]];
+      if (train) {
+        block.wsBn = d.mem(bnF.query(Query.workspace));
+        bnArgs.push([Arg.workspace, block.wsBn]);
+      } else {
+        this.evalMean.push(mean);
+        block.variance = d.mem(d.md([s.cout], Tag.a), model.stats.subarray(s.stat + s.cout, s.stat + 2 * s.cout));
+        bnArgs[3] = [Arg.variance, block.variance];
+      }
+      block.fwd.push(bnArgs);
+      const padR = (s.ho - 1) * 2 + 3 - s.h - 1;
+      if (s.pool) {
+        block.poolF = d.poolFwd(prop, y.md, d.md([n, s.cout, s.ho, s.ho], Tag.any), 3, 2, [1, 1], [padR, padR]);
+        block.out = d.mem(block.poolF.query(Query.dst));
+        const pArgs: [Arg, Mem][] = [[Arg.src, y], [Arg.dst, block.out]];
+        if (train) {
+          block.wsPool = d.mem(block.poolF.query(Query.workspace));
+          pArgs.push([Arg.workspace, block.wsPool]);
+        }
+        block.fwd.push(pArgs);
+      }
+      this.blocks.push(block);
+      src = block.out;
+      if (train) {
+        // Backward, in forward order here; run reversed. Gradients go straight into grads.
+        const dOut = d.mem(block.out.md), dy = block.poolF ? d.mem(y.md) : dOut, dz = d.mem(z.md);
+        (block as Block & { dOut: Mem }).dOut = dOut;
+        const steps: (() => void)[] = [];
+        if (block.poolF) {
+          const poolB = d.poolBwd(y.md, block.out.md, 3, 2, [1, 1], [padR, padR], block.poolF);
+          const a: [Arg, Mem][] = [[Arg.diffDst, dOut], [Arg.diffSrc, dy], [Arg.workspace, block.wsPool!]];
+          steps.push(() => model.time("pool", () => poolB.run(a)));
+        }
+        const bnB = d.bnBwd(z.md, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU, bnF);
+        const gv = (off: number) => d.mem(d.md([s.cout], Tag.a), model.view("grads", off, s.cout));
+        const bA: [Arg, Mem][] = [[Arg.src, z], [Arg.mean, mean], [Arg.variance, variance], [Arg.diffDst, dy], [
+          Arg.scale,
+          gamma,
+        ], [Arg.shift, beta], [Arg.workspace, block.wsBn!], [Arg.diffSrc, dz], [
+          Arg.diffScale,
+          gv(s.b + s.cout),
+        ], [Arg.diffShift, gv(s.b + 2 * s.cout)]];
+        steps.push(() => model.time("bn+relu", () => bnB.run(bA)));
+        // Backward weights, with the conv bias's gradient Σ dz (zero up to rounding, as in vgg.ts).
+        const bw = d.convBwdWeights(block.src.md, wMd[i], d.md([s.cout], Tag.a), z.md, 1, 1, convF);
+        const wA: [Arg, Mem][] = [[Arg.src, block.src], [Arg.diffDst, dz], [
+          Arg.diffWeights,
+          d.mem(wMd[i], model.view("grads", s.w, s.wn)),
+        ], [Arg.diffBias, gv(s.b)]];
+        steps.push(() => model.time("conv bwd weights", () => bw.run(wA)));
+        if (i > 0) {
+          const prevDOut = (this.blocks[i - 1] as Block & { dOut: Mem }).dOut;
+          const bd = d.convBwdData(block.src.md, wMd[i], z.md, 1, 1, convF);
+          const dA: [Arg, Mem][] = [[Arg.diffDst, dz], [Arg.weights, w], [Arg.diffSrc, prevDOut]];
+          steps.push(() => model.time("conv bwd data", () => bd.run(dA)));
+        }
+        this.bwd.push(() => steps.forEach((f) => f()));
+      }
+    });
+    this.toBlocked = toBlocked!;
+    this.xArgs = [[Arg.src, this.x], [Arg.dst, xb!]];
+    const last = this.blocks[this.blocks.length - 1], ls = model.specs[model.specs.length - 1];
+    this.feat = d.mem(d.md([n, ls.cout, ls.ho, ls.ho], Tag.nhwc));
+    this.toFeat = d.reorder(last.out.md, this.feat.md);
+    this.featArgs = [[Arg.src, last.out], [Arg.dst, this.feat]];
+    this.logits = new Float32Array(n * cfg.classes);
+    this.dlogits = new Float32Array(n * cfg.classes);
+    if (train) {
+      const dFeat = d.mem(this.feat.md), lastDOut = (last as Block & { dOut: Mem }).dOut;
+      const back = d.reorder(dFeat.md, lastDOut.md), bArgs: [Arg, Mem][] = [[Arg.src, dFeat], [Arg.dst, lastDOut]];
+      this.linearBackward = () => {
+        linearBackward(model, n, this.feat.data, this.dlogits, dFeat.data);
+        back.run(bArgs);
+      };
+    }
+  }
+
+  private linearBackward: () => void = () => {};
+
+  forward(x: Float32Array): Float32Array {
+    const m = this.model, d = m.dnnl;
+    d.rebind(this.x, x);
+    this.toBlocked.run(this.xArgs);
+    if (!this.train) {
+      // BatchNorm with the running statistics: mean − b, since z lacks the conv bias.
+      m.specs.forEach((s, i) => {
+        const mean = this.evalMean[i].data;
+        for (let c = 0; c < s.cout; c++) mean[c] = m.stats[s.stat + c] - m.params[s.b + c];
+      });
+    }
+    this.blocks.forEach((b) => {
+      m.time("conv", () => b.convF.run(b.fwd[0]));
+      m.time("bn+relu", () => b.bnF.run(b.fwd[1]));
+      if (b.poolF) m.time("pool", () => b.poolF!.run(b.fwd[2]));
+    });
+    this.toFeat.run(this.featArgs);
+    const k = m.cfg.classes, f = m.features, p = m.params, o = m.linOffset, feat = this.feat.data;
+    for (let r = 0; r < this.n; r++) {
+      for (let j = 0; j < k; j++) {
+        let acc = p[o + f * k + j];
+        for (let i = 0; i < f; i++) acc += feat[r * f + i] * p[o + i * k + j];
+        this.logits[r * k + j] = acc;
+      }
+    }
+    return this.logits;
+  }
+
+  backward(): void {
+    this.linearBackward();
+    for (let i = this.bwd.length - 1; i >= 0; i--) this.bwd[i]();
+  }
+}
+
+/** The classifier's gradients: dW = featᵀ·dlogits, db = Σ dlogits, dfeat = dlogits·Wᵀ. */
+function linearBackward(m: OnednnVgg, n: number, feat: Float32Array, dl: Float32Array, dFeat: Float32Array): void {
+  const k = m.cfg.classes, f = m.features, p = m.params, g = m.grads, o = m.linOffset;
+  for (let i = 0; i < f; i++) {
+    for (let j = 0; j < k; j++) {
+      let acc = 0;
+      for (let r = 0; r < n; r++) acc += feat[r * f + i] * dl[r * k + j];
+      g[o + i * k + j] = acc;
+    }
+  }
+  for (let j = 0; j < k; j++) {
+    let acc = 0;
+    for (let r = 0; r < n; r++) acc += dl[r * k + j];
+    g[o + f * k + j] = acc;
+  }
+  for (let r = 0; r < n; r++) {
+    for (let i = 0; i < f; i++) {
+      let acc = 0;
+      for (let j = 0; j < k; j++) acc += dl[r * k + j] * p[o + i * k + j];
+      dFeat[r * f + i] = acc;
+    }
+  }
+}
