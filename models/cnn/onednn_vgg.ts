@@ -11,7 +11,17 @@
 // `stats` is vgg.ts's: per conv [running mean | running variance]. vggParams() gives the
 // parameters in vgg.ts's layout (HWIO weights).
 import { Rng } from "../../data/rng.ts";
-import { Arg, BN_FUSE_RELU, BN_GLOBAL_STATS, BN_SCALE, BN_SHIFT, type Dnnl, type Md, type Mem, type Pd } from "../compute/onednn.ts";
+import {
+  Arg,
+  BN_FUSE_RELU,
+  BN_GLOBAL_STATS,
+  BN_SCALE,
+  BN_SHIFT,
+  type Dnnl,
+  type Md,
+  type Mem,
+  type Pd,
+} from "../compute/onednn.ts";
 import { Prop, Query, Tag } from "../compute/onednn.ts";
 import { adam, BN_EPS, BN_MOMENTUM, softmaxCrossEntropy } from "./layers.ts";
 import { VGG_LAYERS, type VggConfig } from "./vgg.ts";
@@ -301,26 +311,60 @@ class Net {
         }
         const bnB = d.bnBwd(z.md, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU, bnF);
         const gv = (off: number) => d.mem(d.md([s.cout], Tag.a), model.view("grads", off, s.cout));
-        const bA: [Arg, Mem][] = [[Arg.src, z], [Arg.mean, mean], [Arg.variance, variance], [Arg.diffDst, dy], [
-          Arg.scale,
-          gamma,
-        ], [Arg.shift, beta], [Arg.workspace, block.wsBn!], [Arg.diffSrc, dz], [
-          Arg.diffScale,
-          gv(s.b + s.cout),
-        ], [Arg.diffShift, gv(s.b + 2 * s.cout)]];
+        const bA: [Arg, Mem][] = [
+          [Arg.src, z],
+          [Arg.mean, mean],
+          [Arg.variance, variance],
+          [Arg.diffDst, dy],
+          [
+            Arg.scale,
+            gamma,
+          ],
+          [Arg.shift, beta],
+          [Arg.workspace, block.wsBn!],
+          [Arg.diffSrc, dz],
+          [
+            Arg.diffScale,
+            gv(s.b + s.cout),
+          ],
+          [Arg.diffShift, gv(s.b + 2 * s.cout)],
+        ];
         steps.push(() => model.time("bn+relu", () => bnB.run(bA)));
         // Backward weights, with the conv bias's gradient Σ dz (zero up to rounding, as in vgg.ts).
-        const bw = d.convBwdWeights(block.src.md, wMd[i], d.md([s.cout], Tag.a), z.md, 1, 1, convF);
-        const wA: [Arg, Mem][] = [[Arg.src, block.src], [Arg.diffDst, dz], [
-          Arg.diffWeights,
-          d.mem(wMd[i], model.view("grads", s.w, s.wn)),
-        ], [Arg.diffBias, gv(s.b)]];
-        steps.push(() => model.time("conv bwd weights", () => bw.run(wA)));
+        // The backward convolutions choose their own formats (explicit forward ones would
+        // send them to oneDNN's slow reference code); tensors are reordered in and out.
+        const anyW = d.md([s.cout, s.cin, 3, 3], Tag.any), anyX = d.md([n, s.cin, s.h, s.h], Tag.any);
+        const anyZ = d.md([n, s.cout, s.h, s.h], Tag.any);
+        const bw = d.convBwdWeights(anyX, anyW, d.md([s.cout], Tag.a), anyZ, 1, 1, convF);
+        const dW = d.mem(wMd[i], model.view("grads", s.w, s.wn));
+        const [bwX, bwZ, bwW] = [
+          adapt(d, bw, Query.src, block.src),
+          adapt(d, bw, Query.diffDst, dz),
+          adapt(d, bw, Query.diffWeights, dW, true),
+        ];
+        const wA: [Arg, Mem][] = [[Arg.src, bwX.mem], [Arg.diffDst, bwZ.mem], [Arg.diffWeights, bwW.mem], [
+          Arg.diffBias,
+          gv(s.b),
+        ]];
+        steps.push(() =>
+          model.time("conv bwd weights", () => {
+            bwX.run(), bwZ.run(), bw.run(wA), bwW.run();
+          })
+        );
         if (i > 0) {
           const prevDOut = (this.blocks[i - 1] as Block & { dOut: Mem }).dOut;
-          const bd = d.convBwdData(block.src.md, wMd[i], z.md, 1, 1, convF);
-          const dA: [Arg, Mem][] = [[Arg.diffDst, dz], [Arg.weights, w], [Arg.diffSrc, prevDOut]];
-          steps.push(() => model.time("conv bwd data", () => bd.run(dA)));
+          const bd = d.convBwdData(anyX, anyW, anyZ, 1, 1, convF);
+          const [bdZ, bdW, bdX] = [
+            adapt(d, bd, Query.diffDst, dz),
+            adapt(d, bd, Query.weights, w),
+            adapt(d, bd, Query.diffSrc, prevDOut, true),
+          ];
+          const dA: [Arg, Mem][] = [[Arg.diffDst, bdZ.mem], [Arg.weights, bdW.mem], [Arg.diffSrc, bdX.mem]];
+          steps.push(() =>
+            model.time("conv bwd data", () => {
+              bdZ.run(), bdW.run(), bd.run(dA), bdX.run();
+            })
+          );
         }
         this.bwd.push(() => steps.forEach((f) => f()));
       }
@@ -377,6 +421,18 @@ class Net {
     this.linearBackward();
     for (let i = this.bwd.length - 1; i >= 0; i--) this.bwd[i]();
   }
+}
+
+/**
+ * Tensor m in the format primitive pd wants for query q: m itself, or a copy with the
+ * reorder that fills it (or, for an output, that copies it back into m).
+ */
+function adapt(d: Dnnl, pd: Pd, q: Query, m: Mem, output = false): { mem: Mem; run: () => void } {
+  const md = pd.query(q);
+  if (d.equal(md, m.md)) return { mem: m, run: () => {} };
+  const t = d.mem(md), r = output ? d.reorder(md, m.md) : d.reorder(m.md, md);
+  const args: [Arg, Mem][] = output ? [[Arg.src, t], [Arg.dst, m]] : [[Arg.src, m], [Arg.dst, t]];
+  return { mem: t, run: () => r.run(args) };
 }
 
 /** The classifier's gradients: dW = featᵀ·dlogits, db = Σ dlogits, dfeat = dlogits·Wᵀ. */

@@ -125,7 +125,17 @@ export interface Dnnl {
   poolBwd(diffSrc: Md, diffDst: Md, k: number, stride: number, padL: number[], padR: number[], hint: Pd): Pd;
   reorder(src: Md, dst: Md): Pd;
   /** Row-major C = op(A)·op(B) + beta·C (oneDNN's own sgemm). */
-  sgemm(tA: boolean, tB: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, beta?: number): void;
+  sgemm(
+    tA: boolean,
+    tB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    beta?: number,
+  ): void;
 }
 
 /** A primitive descriptor and its primitive; `run` executes it on the library's one stream. */
@@ -223,6 +233,7 @@ function wrap(s: Lib): Dnnl {
     const str = new BigUint64Array(1);
     check(s.dnnl_primitive_desc_query(pd, Query.implInfo, 0, Deno.UnsafePointer.of(str)), "impl query");
     const impl = Deno.UnsafePointerView.getCString(Deno.UnsafePointer.create(str[0])!);
+    if (envGet("ONEDNN_TRACE")) console.error(`oneDNN ${what}: ${impl}`);
     const argCache = new WeakMap<object, BigInt64Array>();
     return {
       pd,
@@ -265,7 +276,10 @@ function wrap(s: Lib): Dnnl {
       const n = bytes(own) / 4;
       data ??= new Float32Array(n);
       if (data.length < n) throw new Error(`oneDNN: tensor needs ${n} floats, got ${data.length}`);
-      check(s.dnnl_memory_create(outPtr, own, engine, Deno.UnsafePointer.of(data as Float32Array<ArrayBuffer>)), "memory");
+      check(
+        s.dnnl_memory_create(outPtr, own, engine, Deno.UnsafePointer.of(data as Float32Array<ArrayBuffer>)),
+        "memory",
+      );
       return { md: own, mem: take(), data };
     },
     rebind(m, data) {
@@ -283,7 +297,16 @@ function wrap(s: Lib): Dnnl {
     convBwdData(diffSrc, w, diffDst, stride, pad, hint) {
       const d = buf(DESC_BYTES);
       check(
-        s.dnnl_convolution_backward_data_desc_init(d, CONV_DIRECT, diffSrc, w, diffDst, two(stride), two(pad), two(pad)),
+        s.dnnl_convolution_backward_data_desc_init(
+          d,
+          CONV_DIRECT,
+          diffSrc,
+          w,
+          diffDst,
+          two(stride),
+          two(pad),
+          two(pad),
+        ),
         "conv backward-data desc",
       );
       return makePd(d, "conv backward data", hint);
@@ -291,7 +314,17 @@ function wrap(s: Lib): Dnnl {
     convBwdWeights(src, dw, db, diffDst, stride, pad, hint) {
       const d = buf(DESC_BYTES);
       check(
-        s.dnnl_convolution_backward_weights_desc_init(d, CONV_DIRECT, src, dw, db, diffDst, two(stride), two(pad), two(pad)),
+        s.dnnl_convolution_backward_weights_desc_init(
+          d,
+          CONV_DIRECT,
+          src,
+          dw,
+          db,
+          diffDst,
+          two(stride),
+          two(pad),
+          two(pad),
+        ),
         "conv backward-weights desc",
       );
       return makePd(d, "conv backward weights", hint);
@@ -346,7 +379,21 @@ function wrap(s: Lib): Dnnl {
       const p = (x: Float32Array) => Deno.UnsafePointer.of(x as Float32Array<ArrayBuffer>);
       const T = 84, N = 78; // 'T', 'N'
       check(
-        s.dnnl_sgemm(tA ? T : N, tB ? T : N, BigInt(m), BigInt(n), BigInt(k), 1, p(a), BigInt(tA ? m : k), p(b), BigInt(tB ? k : n), beta, p(c), BigInt(n)),
+        s.dnnl_sgemm(
+          tA ? T : N,
+          tB ? T : N,
+          BigInt(m),
+          BigInt(n),
+          BigInt(k),
+          1,
+          p(a),
+          BigInt(tA ? m : k),
+          p(b),
+          BigInt(tB ? k : n),
+          beta,
+          p(c),
+          BigInt(n),
+        ),
         "sgemm",
       );
     },
