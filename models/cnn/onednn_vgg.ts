@@ -72,6 +72,8 @@ export class OnednnVgg {
   private readonly linW: number;
   private readonly nets = new Map<string, Net>();
   profile: Record<string, number> | null = null;
+  /** The kernels oneDNN chose for the backward-weights (what determinism rests on). */
+  readonly impls = new Set<string>();
 
   constructor(readonly cfg: VggConfig, readonly dnnl: Dnnl, seed = 42) {
     let cin = 3, h = cfg.size, off = 0, soff = 0;
@@ -335,13 +337,22 @@ class Net {
         // send them to oneDNN's slow reference code); tensors are reordered in and out.
         const anyW = d.md([s.cout, s.cin, 3, 3], Tag.any), anyX = d.md([n, s.cin, s.h, s.h], Tag.any);
         const anyZ = d.md([n, s.cout, s.h, s.h], Tag.any);
-        const bw = d.convBwdWeights(anyX, anyW, d.md([s.cout], Tag.a), anyZ, 1, 1, convF);
+        let bw = d.convBwdWeights(anyX, anyW, d.md([s.cout], Tag.a), anyZ, 1, 1, convF);
+        let bwX = adapt(d, bw, Query.src, block.src);
+        if (!bw.impl.startsWith("jit")) {
+          // On tiny images (2×2, 1×1) oneDNN picks a GEMM-based backward-weights whose sums
+          // depend on the thread count; on an explicitly zero-padded input (padding 0) its
+          // direct jit kernel applies. The border of `padded` stays zero.
+          const h2 = s.h + 2, hint = d.convFwd(prop, d.md([n, s.cin, h2, h2], Tag.any), anyW, null, anyZ, 1, 0);
+          bw = d.convBwdWeights(d.md([n, s.cin, h2, h2], Tag.any), anyW, d.md([s.cout], Tag.a), anyZ, 1, 0, hint);
+          const padded = d.mem(bw.query(Query.src));
+          const inner = d.mem(d.sub(padded.md, [n, s.cin, s.h, s.h], [0, 0, 1, 1]), padded.data);
+          const r = d.reorder(block.src.md, inner.md), rA: [Arg, Mem][] = [[Arg.src, block.src], [Arg.dst, inner]];
+          bwX = { mem: padded, run: () => r.run(rA) };
+        }
+        model.impls.add(`conv bwd weights ${bw.impl}`);
         const dW = d.mem(wMd[i], model.view("grads", s.w, s.wn));
-        const [bwX, bwZ, bwW] = [
-          adapt(d, bw, Query.src, block.src),
-          adapt(d, bw, Query.diffDst, dz),
-          adapt(d, bw, Query.diffWeights, dW, true),
-        ];
+        const [bwZ, bwW] = [adapt(d, bw, Query.diffDst, dz), adapt(d, bw, Query.diffWeights, dW, true)];
         const wA: [Arg, Mem][] = [[Arg.src, bwX.mem], [Arg.diffDst, bwZ.mem], [Arg.diffWeights, bwW.mem], [
           Arg.diffBias,
           gv(s.b),

@@ -18,6 +18,7 @@ const symbols = {
   dnnl_stream_create: { parameters: [P, P, U32], result: I32 },
   dnnl_stream_wait: { parameters: [P], result: I32 },
   dnnl_memory_desc_init_by_tag: { parameters: [P, I32, P, I32, I32], result: I32 },
+  dnnl_memory_desc_init_submemory: { parameters: [P, P, P, P], result: I32 },
   dnnl_memory_desc_get_size: { parameters: [P], result: U64 },
   dnnl_memory_desc_equal: { parameters: [P, P], result: I32 },
   dnnl_memory_create: { parameters: [P, P, P, P], result: I32 },
@@ -109,6 +110,8 @@ export interface Dnnl {
   readonly threads: number;
   /** A plain memory descriptor (dims outermost first, the logical NCHW / OIHW order). */
   md(dims: number[], tag: Tag): Md;
+  /** The region dims at offsets inside a tensor of descriptor parent (a view: same buffer). */
+  sub(parent: Md, dims: number[], offsets: number[]): Md;
   equal(a: Md, b: Md): boolean;
   /** Bytes a descriptor's tensor occupies (blocked formats pad channels). */
   bytes(md: Md): number;
@@ -269,6 +272,11 @@ function wrap(s: Lib): Dnnl {
     version,
     threads,
     md,
+    sub(parent, d, offsets) {
+      const m = buf(DESC_BYTES);
+      check(s.dnnl_memory_desc_init_submemory(m, parent, dims(d), dims(offsets)), "sub-memory desc");
+      return m;
+    },
     equal: (a, b) => s.dnnl_memory_desc_equal(a, b) === 1,
     bytes,
     mem(m, data) {
