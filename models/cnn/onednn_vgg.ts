@@ -110,6 +110,23 @@ export class OnednnVgg {
     this.init(seed);
   }
 
+  /**
+   * The compute path in words, e.g. "oneDNN 2.6.3 (AVX2 pinned, 2 threads, deterministic)":
+   * bit-identical across thread counts when every backward-weights kernel is oneDNN's
+   * direct jit one and no batch norm splits a channel block's sums across threads.
+   */
+  describe(batch: number): string {
+    this.net(batch, true); // the backward kernels are chosen per batch size
+    const blocks = Math.min(...this.specs.map((s) => Math.ceil(s.cout / 8)));
+    const notJit = [...this.impls].filter((i) => !/weights jit:/.test(i));
+    const why = [
+      ...(this.dnnl.threads > blocks ? [`${this.dnnl.threads} threads > ${blocks} channel blocks`] : []),
+      ...notJit,
+    ];
+    const det = why.length ? `not deterministic: ${why.join(", ")}` : "deterministic";
+    return this.dnnl.description.replace(/\)$/, `, ${det})`);
+  }
+
   /** vgg.ts's initialisation (the same generator, the same order), weights reordered into place. */
   init(seed: number): void {
     const rng = new Rng(seed);

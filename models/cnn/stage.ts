@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { BatchSampler, gather, loadSplits } from "../../data/dataset.ts";
 import { type EvalPoint, PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
 import { getGemm } from "../compute/gemm.ts";
+import { loadOnednn } from "../compute/onednn.ts";
+import { OnednnVgg } from "./onednn_vgg.ts";
 import { Vgg } from "./vgg.ts";
 
 /** After update i (0-based) the study evaluated when i % evalEvery == 0, and after the last. */
@@ -36,13 +38,24 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   ] as number[];
   if (!(width > 0)) throw new PipelineError(`train-cnn: width ${width} must be > 0`, "use width=1 (the study's VGG)");
   const { train, test } = await loadSplits(dir);
-  const gemm = await getGemm();
-  const model = new Vgg({ width, size: 32, classes: 10 }, gemm, seed);
+  const cfg = { width, size: 32, classes: 10 };
+  // compute=onednn (opt-in): oneDNN primitives; without libdnnl2 the own kernels, saying why.
+  const onednn = p.compute === "onednn" ? loadOnednn() : null;
+  let model: Vgg | OnednnVgg, backend: string;
+  if (onednn?.dnnl) {
+    const m = new OnednnVgg(cfg, onednn.dnnl, seed);
+    model = m, backend = m.describe(batch);
+  } else {
+    const gemm = await getGemm();
+    model = new Vgg(cfg, gemm, seed);
+    backend = `own kernels (JS, NHWC, im2col) + ${gemm.name} GEMM${onednn ? ` (${onednn.reason})` : ""}`;
+  }
   const sampler = new BatchSampler(train.n, batch, seed);
-  const backend = `own kernels (JS, NHWC, im2col) + ${gemm.name} GEMM`;
   ctx.log(`VGG width ${width}: ${model.params.length} parameters; ${backend}`);
 
-  const key = JSON.stringify({ lr, batch, steps, evalEvery, width, seed, n: model.params.length });
+  // The oneDNN model's arrays have their own layout: its checkpoints are not the other's.
+  const path = model instanceof OnednnVgg ? { compute: "onednn" } : {};
+  const key = JSON.stringify({ lr, batch, steps, evalEvery, width, seed, n: model.params.length, ...path });
   let state: Checkpoint = { step: 0, evals: [], trainMs: 0, evalMs: 0, key };
   const resumed = await loadCheckpoint(ctx.checkpointDir, model, key);
   if (resumed) {
@@ -106,7 +119,10 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
 // The checkpoint: state.json naming model-<step>.bin, which holds params | m | v | stats
 // (float32). The binary is written first and state.json replaced by a rename, so a kill at
 // any moment leaves a consistent pair.
-async function saveCheckpoint(dir: string, model: Vgg, state: Checkpoint): Promise<void> {
+/** What a checkpoint holds of either model. */
+type Trained = { params: Float32Array; m: Float32Array; v: Float32Array; stats: Float32Array; step: number };
+
+async function saveCheckpoint(dir: string, model: Trained, state: Checkpoint): Promise<void> {
   const arrays = [model.params, model.m, model.v, model.stats];
   const bytes = new Uint8Array(arrays.reduce((s, a) => s + a.byteLength, 0));
   let off = 0;
@@ -123,7 +139,7 @@ async function saveCheckpoint(dir: string, model: Vgg, state: Checkpoint): Promi
   }
 }
 
-async function loadCheckpoint(dir: string, model: Vgg, key: string): Promise<Checkpoint | null> {
+async function loadCheckpoint(dir: string, model: Trained, key: string): Promise<Checkpoint | null> {
   let state: Checkpoint & { adamStep: number; file: string };
   let bytes: Uint8Array;
   try {

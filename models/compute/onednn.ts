@@ -163,16 +163,28 @@ function envGet(name: string): string | undefined {
 
 /** Loads oneDNN once (AVX2 pinned). `reason` says why it is null, or what was loaded. */
 export function loadOnednn(): { dnnl: Dnnl | null; reason: string } {
-  if (cached) return cached;
-  const path = envGet("COMPUTE_ONEDNN") ?? "libdnnl.so.2";
+  return cached ??= openOnednn(envGet("COMPUTE_ONEDNN") ?? "libdnnl.so.2");
+}
+
+/**
+ * Most OpenMP threads used: oneDNN's batch norm sums each channel block (8 channels) on
+ * one thread only while threads ≤ channel blocks (8 in the study's VGG's first layer);
+ * beyond that it splits the sums and results depend on the thread count.
+ */
+export const MAX_THREADS = 8;
+
+/** Opens the library at `path` (uncached: for tests; use loadOnednn). */
+export function openOnednn(path: string): { dnnl: Dnnl | null; reason: string } {
   try {
     Deno.env.set("ONEDNN_MAX_CPU_ISA", "AVX2"); // read once, at the first primitive
+    const want = Number(envGet("OMP_NUM_THREADS") || navigator.hardwareConcurrency);
+    if (!(want <= MAX_THREADS)) Deno.env.set("OMP_NUM_THREADS", String(MAX_THREADS)); // read when libgomp loads
     const lib = Deno.dlopen(path, symbols);
     const dnnl = wrap(lib.symbols);
-    return cached = { dnnl, reason: dnnl.description };
+    return { dnnl, reason: dnnl.description };
   } catch (e) {
     const why = (e as Error).message.split("\n")[0].replace(/^(Could not open library: )+/, "");
-    return cached = { dnnl: null, reason: `oneDNN not loaded (${why}); install Debian's libdnnl2 for that path` };
+    return { dnnl: null, reason: `oneDNN not loaded (${why}); install Debian's libdnnl2 for that path` };
   }
 }
 
