@@ -8,7 +8,14 @@ import { fileURLToPath } from "node:url";
 import { makeSyntheticSplits } from "../data/dataset.ts";
 import { getGemm } from "../models/compute/gemm.ts";
 import { loadOnednn, openOnednn } from "../models/compute/onednn.ts";
+import { simdAdam } from "../models/compute/simd_adam.ts";
+import { adam } from "../models/cnn/layers.ts";
 import { OnednnVgg } from "../models/cnn/onednn_vgg.ts";
+import { run } from "../models/cnn/stage.ts";
+import { makeTestContext } from "../pipeline/testing.ts";
+import type { TrainingHistory } from "../pipeline/types.ts";
+import { join } from "node:path";
+import { writeSplits } from "../data/dataset.ts";
 import { Vgg, type VggConfig } from "../models/cnn/vgg.ts";
 
 const { dnnl, reason } = loadOnednn();
@@ -130,4 +137,48 @@ Deno.test("oneDNN absent: null with a reason that names the file and the package
   const r = openOnednn("/nonexistent/libdnnl.so.2");
   assert.equal(r.dnnl, null);
   assert.match(r.reason, /oneDNN not loaded \(.*\/nonexistent\/libdnnl\.so\.2.*\); install Debian's libdnnl2/);
+});
+
+Deno.test("wasm SIMD Adam matches layers.ts's adam (float32 rounding apart)", () => {
+  const n = 1000, A = simdAdam(4 * n);
+  const [p, g, m, v] = [0, 1, 2, 3].map((k) => new Float32Array(A.memory.buffer, 4 * k * n, n));
+  p.set(rand(n, 1));
+  const p2 = p.slice(), m2 = new Float32Array(n), v2 = new Float32Array(n);
+  for (let t = 1; t <= 4; t++) {
+    g.set(rand(n, 10 + t, -0.1, 0.1));
+    A.step(p, g, m, v, t, 1e-3);
+    adam(p2, g, m2, v2, t, 1e-3);
+  }
+  close(p, p2, "parameters", 1e-6);
+  close(m, m2, "first moments", 1e-5);
+  close(v, v2, "second moments", 1e-5);
+});
+
+Deno.test({
+  name: "train-cnn with compute=onednn: its description, and kill → resume ends exactly as an uninterrupted run",
+  ignore,
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "cnn-onednn-data-" });
+    await writeSplits(dataDir, makeSyntheticSplits(40, 20));
+    const params = { lr: 1e-3, batch: 8, steps: 5, eval_every: 3, width: 0.25, seed: 42, compute: "onednn" };
+    const opts = { stage: "train-cnn", params, inputs: { preprocess: dataDir }, quiet: true };
+    const a = await makeTestContext(opts);
+    await run(a);
+    const histA: TrainingHistory = JSON.parse(await Deno.readTextFile(join(a.outDir, "history.json")));
+    assert.match(histA.backend, /^oneDNN 2\.\d+\.\d+ \(AVX2 pinned, \d threads?, deterministic\)$/);
+    const b = await makeTestContext(opts);
+    const killed = {
+      ...b,
+      progress(p: { step: number }) {
+        if (p.step === 5) throw new Error("killed");
+      },
+    };
+    await assert.rejects(run(killed), /killed/);
+    await run(b);
+    const histB: TrainingHistory = JSON.parse(await Deno.readTextFile(join(b.outDir, "history.json")));
+    assert.deepEqual(histB.evals, histA.evals);
+    await a.cleanup();
+    await b.cleanup();
+    await Deno.remove(dataDir, { recursive: true });
+  },
 });

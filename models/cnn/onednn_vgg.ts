@@ -4,7 +4,7 @@
 // forward/backward. Activations stay in the layout oneDNN picks for the convolutions
 // (blocked, nChw8c on AVX2); reorders only at the edges (NHWC input, the classifier's
 // features). Conv weights are stored in their blocked format too, so a step reorders
-// no weights; Adam is element-wise, so the layout does not matter to it.
+// no weights; Adam (wasm SIMD, simd_adam.ts) is element-wise: the layout does not matter.
 //
 // Layout of `params` (and grads, m, v): per conv [w (blocked) | b | γ | β], then the
 // linear layer's W [features, classes] (features in NHWC order, as vgg.ts) and b.
@@ -23,7 +23,8 @@ import {
   type Pd,
 } from "../compute/onednn.ts";
 import { Prop, Query, Tag } from "../compute/onednn.ts";
-import { adam, BN_EPS, BN_MOMENTUM, softmaxCrossEntropy } from "./layers.ts";
+import { simdAdam } from "../compute/simd_adam.ts";
+import { BN_EPS, BN_MOMENTUM, softmaxCrossEntropy } from "./layers.ts";
 import { VGG_LAYERS, type VggConfig } from "./vgg.ts";
 
 interface ConvSpec {
@@ -67,6 +68,7 @@ export class OnednnVgg {
   readonly v: Float32Array;
   readonly stats: Float32Array;
   step = 0;
+  private readonly adam: ReturnType<typeof simdAdam>;
   /** Canonical (blocked) weight descriptor of each conv: every primitive uses it. */
   private readonly wMd: Md[] = [];
   private readonly linW: number;
@@ -101,11 +103,13 @@ export class OnednnVgg {
     }
     this.features = cin * h * h;
     this.linW = off;
-    const n = off + this.features * cfg.classes + cfg.classes;
-    this.params = new Float32Array(n);
-    this.grads = new Float32Array(n);
-    this.m = new Float32Array(n);
-    this.v = new Float32Array(n);
+    // Four equal arrays in one wasm memory for the SIMD Adam (lengths a multiple of 4; the
+    // padding is zero and stays zero).
+    const n = Math.ceil((off + this.features * cfg.classes + cfg.classes) / 4) * 4;
+    this.adam = simdAdam(4 * n);
+    [this.params, this.grads, this.m, this.v] = [0, 1, 2, 3].map((k) =>
+      new Float32Array(this.adam.memory.buffer, k * n * 4, n)
+    );
     this.stats = new Float32Array(soff);
     this.init(seed);
   }
@@ -145,6 +149,7 @@ export class OnednnVgg {
     }
     const k = this.cfg.classes, bound = 1 / Math.sqrt(this.features);
     uniform(this.params.subarray(this.linW, this.linW + this.features * k + k), bound);
+    this.grads.fill(0);
     this.m.fill(0);
     this.v.fill(0);
     this.step = 0;
@@ -167,7 +172,7 @@ export class OnednnVgg {
       this.weights(s, w, false, a);
       parts.push(w, a.subarray(s.b, s.b + 3 * s.cout));
     }
-    parts.push(a.subarray(this.linW));
+    parts.push(a.subarray(this.linW, this.linW + this.features * this.cfg.classes + this.cfg.classes));
     const r = new Float32Array(parts.reduce((t, p) => t + p.length, out.length));
     let o = 0;
     for (const p of parts) r.set(p, o), o += p.length;
@@ -183,7 +188,7 @@ export class OnednnVgg {
       this.params.set(p.subarray(o + n, o + n + 3 * s.cout), s.b);
       o += n + 3 * s.cout;
     }
-    this.params.set(p.subarray(o), this.linW);
+    this.params.set(p.subarray(o, o + this.features * this.cfg.classes + this.cfg.classes), this.linW);
   }
 
   time(kind: string, f: () => void): void {
@@ -227,7 +232,7 @@ export class OnednnVgg {
   trainStep(x: Float32Array, labels: Uint8Array, n: number, lr: number): { loss: number; acc: number } {
     const { loss, correct } = this.lossAndGrads(x, labels, n);
     this.step++;
-    this.time("adam", () => adam(this.params, this.grads, this.m, this.v, this.step, lr));
+    this.time("adam", () => this.adam.step(this.params, this.grads, this.m, this.v, this.step, lr));
     return { loss, acc: correct / n };
   }
 
