@@ -1,28 +1,19 @@
 // The study's small VGG (vgg.ts: same layers, initialisation and math) on oneDNN
-// primitives: convolution forward / backward-data / backward-weights, batch norm with
-// the ReLU fused in (training: batch statistics, inference: running ones), max-pool
-// forward/backward. Activations stay in the layout oneDNN picks for the convolutions
-// (blocked, nChw8c on AVX2); reorders only at the edges (NHWC input, the classifier's
-// features). Conv weights are stored in their blocked format too, so a step reorders
-// no weights; Adam (wasm SIMD, simd_adam.ts) is element-wise: the layout does not matter.
+// primitives: convolution forward / backward-data / backward-weights, batch norm with the
+// ReLU fused in (training: batch statistics), max-pool forward/backward; in inference the
+// batch norm (running statistics) and ReLU are post-ops of the convolution. Activations
+// stay in the layout oneDNN picks for the convolutions (blocked, nChw8c on AVX2); reorders
+// only at the edges (NHWC input, the classifier's features). Conv weights are stored in
+// their forward format too, so the forward pass reorders no weights; Adam (wasm SIMD,
+// simd_adam.ts) is element-wise: the layout does not matter to it.
 //
 // Layout of `params` (and grads, m, v): per conv [w (blocked) | b | γ | β], then the
-// linear layer's W [features, classes] (features in NHWC order, as vgg.ts) and b.
-// `stats` is vgg.ts's: per conv [running mean | running variance]. vggParams() gives the
-// parameters in vgg.ts's layout (HWIO weights).
+// linear layer's W [features, classes] (features in NHWC order, as vgg.ts) and b, padded
+// to a multiple of 4. `stats` is vgg.ts's: per conv [running mean | running variance].
+// vggLayout() gives parameters or gradients in vgg.ts's layout (HWIO weights).
 import { Rng } from "../../data/rng.ts";
-import {
-  Arg,
-  BN_FUSE_RELU,
-  BN_GLOBAL_STATS,
-  BN_SCALE,
-  BN_SHIFT,
-  type Dnnl,
-  type Md,
-  type Mem,
-  type Pd,
-} from "../compute/onednn.ts";
-import { Prop, Query, Tag } from "../compute/onednn.ts";
+import { Arg, BN_FUSE_RELU, BN_SCALE, BN_SHIFT, type Dnnl, type Md, type Mem, type Pd } from "../compute/onednn.ts";
+import { postOpArg, Prop, Query, Tag } from "../compute/onednn.ts";
 import { simdAdam } from "../compute/simd_adam.ts";
 import { BN_EPS, BN_MOMENTUM, softmaxCrossEntropy } from "./layers.ts";
 import { VGG_LAYERS, type VggConfig } from "./vgg.ts";
@@ -45,12 +36,12 @@ interface ConvSpec {
 interface Block {
   src: Mem; // input (the previous block's output)
   convF: Pd;
-  z: Mem;
-  bnF: Pd;
+  z: Mem; // conv output (inference: after the fused batch norm and ReLU, = y)
+  bnF?: Pd; // training only
   y: Mem;
   out: Mem; // = y without a pool
-  mean: Mem;
-  variance: Mem;
+  mean?: Mem;
+  variance?: Mem;
   wsBn?: Mem;
   poolF?: Pd;
   wsPool?: Mem;
@@ -76,6 +67,8 @@ export class OnednnVgg {
   profile: Record<string, number> | null = null;
   /** The kernels oneDNN chose for the backward-weights (what determinism rests on). */
   readonly impls = new Set<string>();
+  /** OpenMP threads this model's primitives run on (see useThreads). */
+  readonly threads: number;
 
   constructor(readonly cfg: VggConfig, readonly dnnl: Dnnl, seed = 42) {
     let cin = 3, h = cfg.size, off = 0, soff = 0;
@@ -102,6 +95,7 @@ export class OnednnVgg {
       h = ho;
     }
     this.features = cin * h * h;
+    this.threads = Math.max(1, Math.min(dnnl.threads, ...this.specs.map((s) => Math.ceil(s.cout / 8))));
     this.linW = off;
     // Four equal arrays in one wasm memory for the SIMD Adam (lengths a multiple of 4; the
     // padding is zero and stays zero).
@@ -117,18 +111,23 @@ export class OnednnVgg {
   /**
    * The compute path in words, e.g. "oneDNN 2.6.3 (AVX2 pinned, 2 threads, deterministic)":
    * bit-identical across thread counts when every backward-weights kernel is oneDNN's
-   * direct jit one and no batch norm splits a channel block's sums across threads.
+   * direct jit one (each weight summed on one thread); the thread cap sees to batch norm.
    */
   describe(batch: number): string {
     this.net(batch, true); // the backward kernels are chosen per batch size
-    const blocks = Math.min(...this.specs.map((s) => Math.ceil(s.cout / 8)));
     const notJit = [...this.impls].filter((i) => !/weights jit:/.test(i));
-    const why = [
-      ...(this.dnnl.threads > blocks ? [`${this.dnnl.threads} threads > ${blocks} channel blocks`] : []),
-      ...notJit,
-    ];
-    const det = why.length ? `not deterministic: ${why.join(", ")}` : "deterministic";
-    return this.dnnl.description.replace(/\)$/, `, ${det})`);
+    const det = notJit.length ? `not deterministic: ${notJit.join(", ")}` : "deterministic";
+    const t = this.threads;
+    return this.dnnl.description.replace(/\d+ threads?\)$/, `${t} thread${t === 1 ? "" : "s"}, ${det})`);
+  }
+
+  /**
+   * oneDNN's batch norm sums each block of 8 channels on one thread only while threads ≤
+   * channel blocks (else it splits the sums, and results depend on the thread count): the
+   * model runs its primitives on at most that many threads (8 for the study's VGG).
+   */
+  private useThreads(): void {
+    this.dnnl.setThreads(this.threads);
   }
 
   /** vgg.ts's initialisation (the same generator, the same order), weights reordered into place. */
@@ -157,6 +156,7 @@ export class OnednnVgg {
 
   /** Copies HWIO weights into conv s's blocked ones (toBlocked), or back. */
   private weights(s: ConvSpec, hwio: Float32Array, toBlocked: boolean, from = this.params): void {
+    this.useThreads();
     const plain = this.dnnl.mem(this.dnnl.md([s.cout, s.cin, 3, 3], Tag.hwio), hwio);
     const blocked = this.dnnl.mem(this.wMd[this.specs.indexOf(s)], from.subarray(s.w, s.w + s.wn));
     const [a, b] = toBlocked ? [plain, blocked] : [blocked, plain];
@@ -199,6 +199,7 @@ export class OnednnVgg {
   }
 
   private net(n: number, train: boolean): Net {
+    this.useThreads(); // before creating or running any of its primitives
     const key = `${n}/${train}`;
     let net = this.nets.get(key);
     if (!net) this.nets.set(key, net = new Net(this, this.dnnl, n, train, this.wMd));
@@ -221,7 +222,7 @@ export class OnednnVgg {
     net.blocks.forEach((b, i) => {
       const s = this.specs[i], rows = n * s.h * s.h, st = this.stats, p = this.params;
       for (let c = 0; c < s.cout; c++) {
-        const mu = b.mean.data[c], variance = b.variance.data[c];
+        const mu = b.mean!.data[c], variance = b.variance!.data[c];
         st[s.stat + c] = (1 - BN_MOMENTUM) * st[s.stat + c] + BN_MOMENTUM * (mu + p[s.b + c]);
         const unbiased = rows > 1 ? variance * rows / (rows - 1) : variance;
         st[s.stat + s.cout + c] = (1 - BN_MOMENTUM) * st[s.stat + s.cout + c] + BN_MOMENTUM * unbiased;
@@ -271,8 +272,8 @@ class Net {
   readonly logits: Float32Array;
   readonly dlogits: Float32Array;
   private readonly bwd: (() => void)[] = [];
-  /** inference: the running mean minus the conv bias, per block (BN's "mean"). */
-  private readonly evalMean: Mem[] = [];
+  /** Inference: the batch norm as y = max(0, scale·z + shift), per block. */
+  private readonly evalAffine: { scale: Float32Array; shift: Float32Array }[] = [];
 
   constructor(readonly model: OnednnVgg, d: Dnnl, readonly n: number, readonly train: boolean, wMd: Md[]) {
     const prop = train ? Prop.training : Prop.inference, cfg = model.cfg;
@@ -280,36 +281,46 @@ class Net {
     let src: Mem | null = null;
     let toBlocked: Pd | null = null, xb: Mem | null = null;
     model.specs.forEach((s, i) => {
-      const srcMd = src ? src.md : d.md([n, s.cin, s.h, s.h], Tag.any);
-      const convF = d.convFwd(prop, srcMd, wMd[i], null, d.md([n, s.cout, s.h, s.h], Tag.any), 1, 1);
+      const srcMd = src ? src.md : d.md([n, s.cin, s.h, s.h], Tag.any), dstMd = d.md([n, s.cout, s.h, s.h], Tag.any);
+      // Inference: the batch norm (running statistics) and ReLU fused into the convolution as
+      // per-channel multiply, add and ReLU post-ops; training: a batch norm with the ReLU fused.
+      const ch = d.md([1, s.cout, 1, 1], Tag.abcd);
+      const convF = train
+        ? d.convFwd(prop, srcMd, wMd[i], null, dstMd, 1, 1)
+        : d.convFwd(prop, srcMd, wMd[i], null, dstMd, 1, 1, [{ mul: ch }, { add: ch }, "relu"]);
       if (!src) {
         xb = d.mem(convF.query(Query.src));
         toBlocked = d.reorder(this.x.md, xb.md);
         src = xb;
       }
       const z = d.mem(convF.query(Query.dst));
-      const flags = BN_SCALE | BN_SHIFT | BN_FUSE_RELU | (train ? 0 : BN_GLOBAL_STATS);
-      const bnF = d.bnFwd(prop, z.md, BN_EPS, flags);
-      const y = d.mem(bnF.query(Query.dst));
-      const mean = d.mem(d.md([s.cout], Tag.a)), variance = d.mem(d.md([s.cout], Tag.a));
+      const w = d.mem(wMd[i], model.view("params", s.w, s.wn));
+      const block: Block = {
+        src: src!,
+        convF,
+        z,
+        y: z,
+        out: z,
+        fwd: [[[Arg.src, src!], [Arg.weights, w], [Arg.dst, z]]],
+      };
+      if (!train) {
+        const scale = d.mem(ch), shift = d.mem(ch);
+        this.evalAffine.push({ scale: scale.data, shift: shift.data });
+        block.fwd[0].push([postOpArg(0), scale], [postOpArg(1), shift]);
+      }
       const pv = (off: number) => d.mem(d.md([s.cout], Tag.a), model.view("params", off, s.cout));
       const gamma = pv(s.b + s.cout), beta = pv(s.b + 2 * s.cout);
-      const w = d.mem(wMd[i], model.view("params", s.w, s.wn));
-      const block: Block = { src: src!, convF, z, bnF, y, out: y, mean, variance, fwd: [] };
-      block.fwd.push([[Arg.src, src!], [Arg.weights, w], [Arg.dst, z]]);
-      const bnArgs: [Arg, Mem][] = [[Arg.src, z], [Arg.dst, y], [Arg.mean, mean], [Arg.variance, variance], [
-        Arg.scale,
-        gamma,
-      ], [Arg.shift, beta]];
+      const mean = d.mem(d.md([s.cout], Tag.a)), variance = d.mem(d.md([s.cout], Tag.a));
+      let bnF: Pd | null = null, y = z;
       if (train) {
-        block.wsBn = d.mem(bnF.query(Query.workspace));
-        bnArgs.push([Arg.workspace, block.wsBn]);
-      } else {
-        this.evalMean.push(mean);
-        block.variance = d.mem(d.md([s.cout], Tag.a), model.stats.subarray(s.stat + s.cout, s.stat + 2 * s.cout));
-        bnArgs[3] = [Arg.variance, block.variance];
+        bnF = d.bnFwd(prop, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU);
+        y = block.y = block.out = d.mem(bnF.query(Query.dst));
+        Object.assign(block, { bnF, mean, variance, wsBn: d.mem(bnF.query(Query.workspace)) });
+        block.fwd.push([[Arg.src, z], [Arg.dst, y], [Arg.mean, mean], [Arg.variance, variance], [Arg.scale, gamma], [
+          Arg.shift,
+          beta,
+        ], [Arg.workspace, block.wsBn!]]);
       }
-      block.fwd.push(bnArgs);
       const padR = (s.ho - 1) * 2 + 3 - s.h - 1;
       if (s.pool) {
         block.poolF = d.poolFwd(prop, y.md, d.md([n, s.cout, s.ho, s.ho], Tag.any), 3, 2, [1, 1], [padR, padR]);
@@ -333,7 +344,7 @@ class Net {
           const a: [Arg, Mem][] = [[Arg.diffDst, dOut], [Arg.diffSrc, dy], [Arg.workspace, block.wsPool!]];
           steps.push(() => model.time("pool", () => poolB.run(a)));
         }
-        const bnB = d.bnBwd(z.md, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU, bnF);
+        const bnB = d.bnBwd(z.md, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU, bnF!);
         const gv = (off: number) => d.mem(d.md([s.cout], Tag.a), model.view("grads", off, s.cout));
         const bA: [Arg, Mem][] = [
           [Arg.src, z],
@@ -427,16 +438,20 @@ class Net {
     d.rebind(this.x, x);
     this.toBlocked.run(this.xArgs);
     if (!this.train) {
-      // BatchNorm with the running statistics: mean − b, since z lacks the conv bias.
+      // vgg.ts's bnReluEval: scale = γ/√(σ²+ε), shift = β + (b − μ)·scale (z lacks the conv bias).
       m.specs.forEach((s, i) => {
-        const mean = this.evalMean[i].data;
-        for (let c = 0; c < s.cout; c++) mean[c] = m.stats[s.stat + c] - m.params[s.b + c];
+        const { scale, shift } = this.evalAffine[i], p = m.params, st = m.stats;
+        for (let c = 0; c < s.cout; c++) {
+          const k = p[s.b + s.cout + c] / Math.sqrt(st[s.stat + s.cout + c] + BN_EPS);
+          scale[c] = k;
+          shift[c] = p[s.b + 2 * s.cout + c] + (p[s.b + c] - st[s.stat + c]) * k;
+        }
       });
     }
     this.blocks.forEach((b) => {
       m.time("conv", () => b.convF.run(b.fwd[0]));
-      m.time("bn+relu", () => b.bnF.run(b.fwd[1]));
-      if (b.poolF) m.time("pool", () => b.poolF!.run(b.fwd[2]));
+      if (b.bnF) m.time("bn+relu", () => b.bnF!.run(b.fwd[1]));
+      if (b.poolF) m.time("pool", () => b.poolF!.run(b.fwd[b.fwd.length - 1]));
     });
     this.toFeat.run(this.featArgs);
     const k = m.cfg.classes, f = m.features, p = m.params, o = m.linOffset, feat = this.feat.data;

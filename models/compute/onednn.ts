@@ -33,6 +33,7 @@ const symbols = {
   dnnl_primitive_attr_create: { parameters: [P], result: I32 },
   dnnl_post_ops_create: { parameters: [P], result: I32 },
   dnnl_post_ops_append_eltwise: { parameters: [P, F32, I32, F32, F32], result: I32 },
+  dnnl_post_ops_append_binary: { parameters: [P, I32, P], result: I32 },
   dnnl_primitive_attr_set_post_ops: { parameters: [P, P], result: I32 },
   dnnl_convolution_forward_desc_init: { parameters: [P, I32, I32, P, P, P, P, P, P, P], result: I32 },
   dnnl_convolution_backward_data_desc_init: { parameters: [P, I32, P, P, P, P, P, P], result: I32 },
@@ -92,6 +93,7 @@ export const enum Arg {
 }
 export const BN_GLOBAL_STATS = 0x1, BN_FUSE_RELU = 0x4, BN_SCALE = 0x8, BN_SHIFT = 0x10;
 const F32_TYPE = 3, CONV_DIRECT = 1, POOL_MAX = 0x1ff, RELU = 0x1f, ISA_AVX2 = 7;
+const BINARY_ADD = 0x1fff0, BINARY_MUL = 0x1fff1;
 const DESC_BYTES = 8192; // ≥ sizeof of every 2.6 descriptor (the largest, convolution's, is 5,976)
 
 /** A memory descriptor: an opaque buffer (ours) or a pointer into a primitive descriptor. */
@@ -107,7 +109,10 @@ export interface Dnnl {
   /** e.g. "oneDNN 2.6.3 (AVX2 pinned, OpenMP 2 threads)". */
   readonly description: string;
   readonly version: string;
+  /** OpenMP threads at load (OMP_NUM_THREADS, else the cores). */
   readonly threads: number;
+  /** Threads for the primitives run from now on (≤ threads). */
+  setThreads(n: number): void;
   /** A plain memory descriptor (dims outermost first, the logical NCHW / OIHW order). */
   md(dims: number[], tag: Tag): Md;
   /** The region dims at offsets inside a tensor of descriptor parent (a view: same buffer). */
@@ -119,7 +124,8 @@ export interface Dnnl {
   mem(md: Md, data?: Float32Array): Mem;
   /** Points an existing memory object at another array of the same size. */
   rebind(m: Mem, data: Float32Array): void;
-  convFwd(prop: Prop, src: Md, weights: Md, bias: Md | null, dst: Md, stride: number, pad: number, relu?: boolean): Pd;
+  /** `post`: element-wise operations fused after the convolution, in order (see PostOp). */
+  convFwd(prop: Prop, src: Md, weights: Md, bias: Md | null, dst: Md, stride: number, pad: number, post?: PostOp[]): Pd;
   convBwdData(diffSrc: Md, weights: Md, diffDst: Md, stride: number, pad: number, hint: Pd): Pd;
   convBwdWeights(src: Md, diffWeights: Md, diffBias: Md | null, diffDst: Md, stride: number, pad: number, hint: Pd): Pd;
   bnFwd(prop: Prop, data: Md, eps: number, flags: number): Pd;
@@ -140,6 +146,14 @@ export interface Dnnl {
     beta?: number,
   ): void;
 }
+
+/**
+ * A fused post-op: ReLU, or a per-channel multiply / add by a tensor of dims [1, C, 1, 1]
+ * (passed at execution as postOpArg(index in the list)).
+ */
+export type PostOp = "relu" | { mul: Md } | { add: Md };
+/** The execution argument of post-op i's second input. */
+export const postOpArg = (i: number): Arg => (16384 * (i + 1)) | 2;
 
 /** A primitive descriptor and its primitive; `run` executes it on the library's one stream. */
 export interface Pd {
@@ -166,19 +180,10 @@ export function loadOnednn(): { dnnl: Dnnl | null; reason: string } {
   return cached ??= openOnednn(envGet("COMPUTE_ONEDNN") ?? "libdnnl.so.2");
 }
 
-/**
- * Most OpenMP threads used: oneDNN's batch norm sums each channel block (8 channels) on
- * one thread only while threads ≤ channel blocks (8 in the study's VGG's first layer);
- * beyond that it splits the sums and results depend on the thread count.
- */
-export const MAX_THREADS = 8;
-
 /** Opens the library at `path` (uncached: for tests; use loadOnednn). */
 export function openOnednn(path: string): { dnnl: Dnnl | null; reason: string } {
   try {
     Deno.env.set("ONEDNN_MAX_CPU_ISA", "AVX2"); // read once, at the first primitive
-    const want = Number(envGet("OMP_NUM_THREADS") || navigator.hardwareConcurrency);
-    if (!(want <= MAX_THREADS)) Deno.env.set("OMP_NUM_THREADS", String(MAX_THREADS)); // read when libgomp loads
     const lib = Deno.dlopen(path, symbols);
     const dnnl = wrap(lib.symbols);
     return { dnnl, reason: dnnl.description };
@@ -192,13 +197,20 @@ function check(status: number, what: string): void {
   if (status !== 0) throw new Error(`oneDNN: ${what} failed (status ${status})`);
 }
 
-/** The OpenMP team size oneDNN will use: libgomp's omp_get_max_threads (same process). */
-function ompThreads(): number {
+/**
+ * OpenMP's thread count in this process (libgomp, which oneDNN runs on): read, and set for
+ * the parallel regions the calling (JS) thread starts from now on.
+ */
+function openmp(): { max: () => number; set: (n: number) => void } {
   try {
-    const gomp = Deno.dlopen("libgomp.so.1", { omp_get_max_threads: { parameters: [], result: "i32" } });
-    return gomp.symbols.omp_get_max_threads();
+    const gomp = Deno.dlopen("libgomp.so.1", {
+      omp_get_max_threads: { parameters: [], result: "i32" },
+      omp_set_num_threads: { parameters: ["i32"], result: "void" },
+    }).symbols;
+    return { max: () => gomp.omp_get_max_threads(), set: (n) => gomp.omp_set_num_threads(n) };
   } catch {
-    return Number(envGet("OMP_NUM_THREADS") ?? navigator.hardwareConcurrency);
+    const n = Number(envGet("OMP_NUM_THREADS") || navigator.hardwareConcurrency);
+    return { max: () => n, set: () => {} };
   }
 }
 
@@ -266,23 +278,26 @@ function wrap(s: Lib): Dnnl {
     };
   };
   const two = (x: number) => dims([x, x]);
-  let postRelu: Ptr = null;
-  const reluAttr = () => {
-    if (postRelu) return postRelu;
+  const postOps = (ops: PostOp[]): Ptr => {
     check(s.dnnl_primitive_attr_create(outPtr), "attr");
     const attr = take();
     check(s.dnnl_post_ops_create(outPtr), "post-ops");
-    const ops = take();
-    check(s.dnnl_post_ops_append_eltwise(ops, 1, RELU, 0, 0), "relu post-op");
-    check(s.dnnl_primitive_attr_set_post_ops(attr, ops), "set post-ops");
-    return postRelu = attr;
+    const list = take();
+    for (const op of ops) {
+      if (op === "relu") check(s.dnnl_post_ops_append_eltwise(list, 1, RELU, 0, 0), "relu post-op");
+      else if ("mul" in op) check(s.dnnl_post_ops_append_binary(list, BINARY_MUL, op.mul), "mul post-op");
+      else check(s.dnnl_post_ops_append_binary(list, BINARY_ADD, op.add), "add post-op");
+    }
+    check(s.dnnl_primitive_attr_set_post_ops(attr, list), "set post-ops");
+    return attr;
   };
-  const threads = ompThreads();
+  const omp = openmp(), threads = omp.max();
   const isaName = isa === ISA_AVX2 ? "AVX2 pinned" : `ISA ${isa} (AVX2 unavailable: not pinned)`;
   return {
     description: `oneDNN ${version} (${isaName}, ${threads} thread${threads === 1 ? "" : "s"})`,
     version,
     threads,
+    setThreads: (n) => omp.set(n),
     md,
     sub(parent, d, offsets) {
       const m = buf(DESC_BYTES);
@@ -306,13 +321,13 @@ function wrap(s: Lib): Dnnl {
       check(s.dnnl_memory_set_data_handle(m.mem, Deno.UnsafePointer.of(data as Float32Array<ArrayBuffer>)), "rebind");
       m.data = data;
     },
-    convFwd(prop, src, w, bias, dst, stride, pad, relu = false) {
+    convFwd(prop, src, w, bias, dst, stride, pad, post = []) {
       const d = buf(DESC_BYTES);
       check(
         s.dnnl_convolution_forward_desc_init(d, prop, CONV_DIRECT, src, w, bias, dst, two(stride), two(pad), two(pad)),
         "conv forward desc",
       );
-      return makePd(d, "conv forward", null, relu ? reluAttr() : null);
+      return makePd(d, "conv forward", null, post.length ? postOps(post) : null);
     },
     convBwdData(diffSrc, w, diffDst, stride, pad, hint) {
       const d = buf(DESC_BYTES);
