@@ -122,9 +122,10 @@ export class OnednnVgg {
   }
 
   /**
-   * oneDNN's batch norm sums each block of 8 channels on one thread only while threads ≤
-   * channel blocks (else it splits the sums, and results depend on the thread count): the
-   * model runs its primitives on at most that many threads (8 for the study's VGG).
+   * Measured: with more OpenMP threads than the narrowest layer has blocks of 8 channels,
+   * results depend on the thread count (batch norm splits a block's sums; not only it: with
+   * batch norm on one thread they still differ); up to that many they are bit-identical
+   * (1, 2, 4 tested). So the model runs on at most that many threads (8 for the study's VGG).
    */
   private useThreads(): void {
     this.dnnl.setThreads(this.threads);
@@ -189,6 +190,20 @@ export class OnednnVgg {
       o += n + 3 * s.cout;
     }
     this.params.set(p.subarray(o, o + this.features * this.cfg.classes + this.cfg.classes), this.linW);
+  }
+
+  /**
+   * Runs a memory-bound primitive (batch norm, pooling) on one thread (they are also
+   * created on one, which fixes their count): on a busy machine OpenMP's barriers between
+   * their passes cost ~10× their work, and on a quiet one a second core gains little.
+   */
+  serial(kind: string, f: () => void): void {
+    this.dnnl.setThreads(1);
+    try {
+      this.time(kind, f);
+    } finally {
+      this.useThreads();
+    }
   }
 
   time(kind: string, f: () => void): void {
@@ -277,6 +292,15 @@ class Net {
 
   constructor(readonly model: OnednnVgg, d: Dnnl, readonly n: number, readonly train: boolean, wMd: Md[]) {
     const prop = train ? Prop.training : Prop.inference, cfg = model.cfg;
+    // Batch norm and pooling fix their thread count when created (see OnednnVgg.serial).
+    const serial = <T>(f: () => T): T => {
+      d.setThreads(1);
+      try {
+        return f();
+      } finally {
+        d.setThreads(model.threads);
+      }
+    };
     this.x = d.mem(d.md([n, 3, cfg.size, cfg.size], Tag.nhwc)); // rebound to each batch
     let src: Mem | null = null;
     let toBlocked: Pd | null = null, xb: Mem | null = null;
@@ -313,7 +337,7 @@ class Net {
       const mean = d.mem(d.md([s.cout], Tag.a)), variance = d.mem(d.md([s.cout], Tag.a));
       let bnF: Pd | null = null, y = z;
       if (train) {
-        bnF = d.bnFwd(prop, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU);
+        bnF = serial(() => d.bnFwd(prop, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU));
         y = block.y = block.out = d.mem(bnF.query(Query.dst));
         Object.assign(block, { bnF, mean, variance, wsBn: d.mem(bnF.query(Query.workspace)) });
         block.fwd.push([[Arg.src, z], [Arg.dst, y], [Arg.mean, mean], [Arg.variance, variance], [Arg.scale, gamma], [
@@ -323,7 +347,9 @@ class Net {
       }
       const padR = (s.ho - 1) * 2 + 3 - s.h - 1;
       if (s.pool) {
-        block.poolF = d.poolFwd(prop, y.md, d.md([n, s.cout, s.ho, s.ho], Tag.any), 3, 2, [1, 1], [padR, padR]);
+        block.poolF = serial(() =>
+          d.poolFwd(prop, y.md, d.md([n, s.cout, s.ho, s.ho], Tag.any), 3, 2, [1, 1], [padR, padR])
+        );
         block.out = d.mem(block.poolF.query(Query.dst));
         const pArgs: [Arg, Mem][] = [[Arg.src, y], [Arg.dst, block.out]];
         if (train) {
@@ -340,11 +366,11 @@ class Net {
         (block as Block & { dOut: Mem }).dOut = dOut;
         const steps: (() => void)[] = [];
         if (block.poolF) {
-          const poolB = d.poolBwd(y.md, block.out.md, 3, 2, [1, 1], [padR, padR], block.poolF);
+          const poolB = serial(() => d.poolBwd(y.md, block.out.md, 3, 2, [1, 1], [padR, padR], block.poolF!));
           const a: [Arg, Mem][] = [[Arg.diffDst, dOut], [Arg.diffSrc, dy], [Arg.workspace, block.wsPool!]];
-          steps.push(() => model.time("pool", () => poolB.run(a)));
+          steps.push(() => model.serial("pool", () => poolB.run(a)));
         }
-        const bnB = d.bnBwd(z.md, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU, bnF!);
+        const bnB = serial(() => d.bnBwd(z.md, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU, bnF!));
         const gv = (off: number) => d.mem(d.md([s.cout], Tag.a), model.view("grads", off, s.cout));
         const bA: [Arg, Mem][] = [
           [Arg.src, z],
@@ -364,7 +390,7 @@ class Net {
           ],
           [Arg.diffShift, gv(s.b + 2 * s.cout)],
         ];
-        steps.push(() => model.time("bn+relu", () => bnB.run(bA)));
+        steps.push(() => model.serial("bn+relu", () => bnB.run(bA)));
         // Backward weights, with the conv bias's gradient Σ dz (zero up to rounding, as in vgg.ts).
         // The backward convolutions choose their own formats (explicit forward ones would
         // send them to oneDNN's slow reference code); tensors are reordered in and out.
@@ -450,8 +476,8 @@ class Net {
     }
     this.blocks.forEach((b) => {
       m.time("conv", () => b.convF.run(b.fwd[0]));
-      if (b.bnF) m.time("bn+relu", () => b.bnF!.run(b.fwd[1]));
-      if (b.poolF) m.time("pool", () => b.poolF!.run(b.fwd[b.fwd.length - 1]));
+      if (b.bnF) m.serial("bn+relu", () => b.bnF!.run(b.fwd[1]));
+      if (b.poolF) m.serial("pool", () => b.poolF!.run(b.fwd[b.fwd.length - 1]));
     });
     this.toFeat.run(this.featArgs);
     const k = m.cfg.classes, f = m.features, p = m.params, o = m.linOffset, feat = this.feat.data;
