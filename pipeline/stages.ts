@@ -182,6 +182,12 @@ export const STAGES: StageDef[] = [
         doc: "channel multiplier (1 = the study's VGG; smaller for smoke runs)",
       },
       seed,
+      compute: {
+        type: "string",
+        default: "own",
+        choices: ["own", "onednn"],
+        doc: "own: JS kernels + GEMM; onednn: oneDNN primitives (libdnnl2; falls back to own without it)",
+      },
     },
   },
   {

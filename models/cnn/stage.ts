@@ -9,7 +9,9 @@ import { checkLoss } from "../../pipeline/faults.ts";
 import * as ckpt from "../checkpoint.ts";
 import { getGemm } from "../compute/gemm.ts";
 import { argmaxRows, writeArtifacts } from "../artifacts.ts";
+import { loadOnednn } from "../compute/onednn.ts";
 import { weightsDigest } from "../weights_digest.ts";
+import { OnednnVgg } from "./onednn_vgg.ts";
 import { Vgg } from "./vgg.ts";
 
 /** After update i (0-based) the study evaluated when i % evalEvery == 0, and after the last. */
@@ -46,13 +48,24 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   ] as number[];
   if (!(width > 0)) throw new PipelineError(`train-cnn: width ${width} must be > 0`, "use width=1 (the study's VGG)");
   const { train, test } = await loadSplits(dir);
-  const gemm = await getGemm();
-  const model = new Vgg({ width, size: 32, classes: 10 }, gemm, seed);
+  const cfg = { width, size: 32, classes: 10 };
+  // compute=onednn (opt-in): oneDNN primitives; without libdnnl2 the own kernels, saying why.
+  const onednn = p.compute === "onednn" ? loadOnednn() : null;
+  let model: Vgg | OnednnVgg, backend: string;
+  if (onednn?.dnnl) {
+    const m = new OnednnVgg(cfg, onednn.dnnl, seed);
+    model = m, backend = m.describe(batch);
+  } else {
+    const gemm = await getGemm();
+    model = new Vgg(cfg, gemm, seed);
+    backend = `own kernels (JS, NHWC, im2col) + ${gemm.name} GEMM${onednn ? ` (${onednn.reason})` : ""}`;
+  }
   const sampler = new BatchSampler(train.n, batch, seed);
-  const backend = `own kernels (JS, NHWC, im2col) + ${gemm.name} GEMM`;
   ctx.log(`VGG width ${width}: ${model.params.length} parameters; ${backend}`);
 
-  const key = JSON.stringify({ lr, batch, steps, evalEvery, width, seed, n: model.params.length });
+  // The oneDNN model's arrays have their own layout: its checkpoints are not the other's.
+  const path = model instanceof OnednnVgg ? { compute: "onednn" } : {};
+  const key = JSON.stringify({ lr, batch, steps, evalEvery, width, seed, n: model.params.length, ...path });
   let state: Checkpoint = { step: 0, evals: [], trainMs: 0, evalMs: 0, key, processes: 1 };
   const resumed = await loadCheckpoint(ctx.checkpointDir, model, key, (m) => ctx.log(m));
   if (resumed) {
@@ -114,7 +127,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   };
   await Deno.writeTextFile(join(ctx.outDir, "history.json"), JSON.stringify(history, null, 2) + "\n");
   const predictions = argmaxRows(model.predict(test.x, test.n), test.n, 10);
-  await writeArtifacts(ctx.outDir, model.named(), predictions, LAYOUT);
+  await writeArtifacts(ctx.outDir, await namedWeights(model), predictions, LAYOUT);
   ctx.log(`test accuracy ${final.testAcc.toFixed(4)} after ${state.step} steps (${stepsPerSecond.toFixed(2)} steps/s)`);
   return {
     test_acc: final.testAcc,
@@ -126,7 +139,19 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
 
 // The checkpoint (../checkpoint.ts: hashed, manifest written last): one file params | m | v | stats
 // (float32), and the curves, timers and Adam's step in the manifest.
-async function saveCheckpoint(dir: string, model: Vgg, state: Checkpoint): Promise<void> {
+/** The weights by name, in vgg.ts's layout whichever model trained them (oneDNN's arrays are blocked). */
+async function namedWeights(model: Vgg | OnednnVgg) {
+  if (model instanceof Vgg) return model.named();
+  const plain = new Vgg(model.cfg, await getGemm(), 0);
+  plain.params.set(model.vggLayout());
+  plain.stats.set(model.stats);
+  return plain.named();
+}
+
+/** What a checkpoint holds of either model. */
+type Trained = { params: Float32Array; m: Float32Array; v: Float32Array; stats: Float32Array; step: number };
+
+async function saveCheckpoint(dir: string, model: Trained, state: Checkpoint): Promise<void> {
   const arrays = [model.params, model.m, model.v, model.stats];
   const bytes = new Uint8Array(arrays.reduce((s, a) => s + a.byteLength, 0));
   let off = 0;
@@ -139,7 +164,7 @@ async function saveCheckpoint(dir: string, model: Vgg, state: Checkpoint): Promi
 
 async function loadCheckpoint(
   dir: string,
-  model: Vgg,
+  model: Trained,
   key: string,
   log: (m: string) => void,
 ): Promise<Checkpoint | null> {

@@ -1,6 +1,7 @@
 // The CNN stage's speed: the VGG training step (batch 32) and inference throughput on
-// every backend available here, the MLP step of the tfjs stages (3072-100-10, batch 200,
-// Adam), and the same steps in PyTorch (cnn_reference.py, Debian's python3-torch, the
+// every backend available here (oneDNN first, then our own kernels), a large sgemm's
+// GFLOP/s (the "peak" each row's GFLOP/s is a fraction of), peak memory, the MLP step of
+// the tfjs stages (3072-100-10, batch 200, Adam), and the same steps in PyTorch (cnn_reference.py, Debian's python3-torch, the
 // faster of 1 and 2 threads for each figure), with the throughput ratio ours/PyTorch
 // (> 1: we are faster). Medians after a warm-up. The machine's load is printed: on a
 // shared 2-core machine every figure moves with it.
@@ -8,8 +9,10 @@ import { fileURLToPath } from "node:url";
 import { initCompute, tf } from "../../models/compute/backend.ts";
 import { loadBlas } from "../../models/compute/blas.ts";
 import { getGemm } from "../../models/compute/gemm.ts";
+import { loadOnednn } from "../../models/compute/onednn.ts";
+import { OnednnVgg } from "../../models/cnn/onednn_vgg.ts";
 import { TfVgg } from "../../models/cnn/tf_vgg.ts";
-import { Vgg } from "../../models/cnn/vgg.ts";
+import { Vgg, VGG_LAYERS } from "../../models/cnn/vgg.ts";
 
 const BATCH = 32, EVAL = 500;
 const REFERENCE = fileURLToPath(new URL("cnn_reference.py", import.meta.url));
@@ -44,6 +47,55 @@ interface Row {
   name: string;
   stepMs: number;
   evalImgPerS?: number;
+}
+
+/** Multiply-adds of one image's forward pass through the study's VGG (32×32). */
+function forwardMacs(): number {
+  let cin = 3, h = 32, macs = 0;
+  for (const l of VGG_LAYERS) {
+    macs += h * h * 9 * cin * l.out;
+    cin = l.out;
+    if (l.pool) h = Math.floor((h - 1) / 2) + 1;
+  }
+  return macs + cin * h * h * 10;
+}
+/** A training step (forward, backward-data, backward-weights) and an inference image, in GFLOP. */
+const STEP_GFLOP = (3 * 2 * forwardMacs() * BATCH) / 1e9, IMAGE_GFLOP = (2 * forwardMacs()) / 1e9;
+
+/** The process's peak resident memory so far (Linux), in MiB. */
+function peakMiB(): string {
+  try {
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(Deno.readTextFileSync("/proc/self/status"))?.[1]);
+    return `${(kb / 1024).toFixed(0)} MiB`;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The best GFLOP/s of a large sgemm (1024³, as cnn_reference.py) over the native GEMMs here. */
+function sgemmPeak(): { name: string; gflops: number }[] {
+  const n = 1024, a = new Float32Array(n * n).fill(0.5), b = new Float32Array(n * n).fill(0.25);
+  const c = new Float32Array(n * n), out: { name: string; gflops: number }[] = [];
+  const blas = loadBlas().blas, dnnl = loadOnednn().dnnl;
+  const run = (name: string, f: () => void) => out.push({ name, gflops: (2 * n ** 3) / (timeMs(f, 7) * 1e6) });
+  if (blas) run(blas.description, () => blas.sgemm(false, false, n, n, n, a, b, c));
+  if (dnnl) run(`${dnnl.description} sgemm`, () => dnnl.sgemm(false, false, n, n, n, a, b, c));
+  return out;
+}
+
+function onednnPath(): Row | string {
+  const { dnnl, reason } = loadOnednn();
+  if (!dnnl) return reason;
+  const model = new OnednnVgg({ width: 1, size: 32, classes: 10 }, dnnl, 42);
+  const b = randomBatch(BATCH, 1), e = randomBatch(EVAL, 2);
+  const desc = model.describe(BATCH);
+  const stepMs = timeMs(() => model.trainStep(b.x, b.y, BATCH, 1e-4), 7);
+  const evalMs = timeMs(() => model.predict(e.x, EVAL), 3);
+  model.profile = {};
+  model.trainStep(b.x, b.y, BATCH, 1e-4);
+  const parts = Object.entries(model.profile).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ");
+  console.log(`  ${desc}: one step's ms by kernel: ${parts}; peak memory so far ${peakMiB()}`);
+  return { name: desc, stepMs, evalImgPerS: EVAL / (evalMs / 1000) };
 }
 
 async function ownKernels(native: boolean): Promise<Row> {
@@ -151,6 +203,11 @@ export async function bench(): Promise<void> {
   }
   console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const rows: Row[] = [];
+  const onednn = onednnPath();
+  if (typeof onednn === "string") console.log(`oneDNN path skipped: ${onednn}`);
+  else rows.push(onednn);
+  const gemms = sgemmPeak(), peak = gemms.reduce((m, g) => Math.max(m, g.gflops), 0);
+  for (const g of gemms) console.log(`  sgemm 1024³, ${g.name}: ${g.gflops.toFixed(0)} GFLOP/s`);
   if (blas.blas) rows.push(await ownKernels(true));
   rows.push(await ownKernels(false));
   if (blas.blas) rows.push(await tfAutograd(true));
@@ -169,18 +226,36 @@ export async function bench(): Promise<void> {
     torch && refMs ? `, ×${(refMs / ms).toFixed(2)} PyTorch's throughput` : "";
   if (!torch) console.log(ref);
   else console.log(`(ratios against PyTorch's best of 1 and 2 threads)`);
-  console.log(`VGG training step, batch ${BATCH}:`);
+  const ofPeak = (gflops: number) => peak ? `, ${(100 * gflops / peak).toFixed(0)}% of the sgemm peak` : "";
+  console.log(
+    `GEMM peak (large sgemm, this run): ${peak.toFixed(0)} GFLOP/s` +
+      (torch ? `; PyTorch's sgemm 1024³ ${torch.sgemm_1024_gflops.toFixed(0)} GFLOP/s` : ""),
+  );
+  console.log(`VGG training step, batch ${BATCH} (${STEP_GFLOP.toFixed(1)} GFLOP):`);
   for (const r of rows) {
-    console.log(`  ${r.name}: ${r.stepMs.toFixed(0)} ms/step${ratio(r.stepMs, torch?.cnn_step_ms)}`);
+    const gf = STEP_GFLOP / (r.stepMs / 1000);
+    console.log(
+      `  ${r.name}: ${r.stepMs.toFixed(0)} ms/step (${gf.toFixed(0)} GFLOP/s${ofPeak(gf)})` +
+        ratio(r.stepMs, torch?.cnn_step_ms),
+    );
+  }
+  if (torch) {
+    const gf = STEP_GFLOP / (torch.cnn_step_ms / 1000);
+    console.log(`  PyTorch: ${torch.cnn_step_ms.toFixed(0)} ms/step (${gf.toFixed(0)} GFLOP/s${ofPeak(gf)})`);
   }
   console.log(`VGG inference (evaluation), images/s:`);
   for (const r of rows) {
-    const ours = r.evalImgPerS!, theirs = torch?.cnn_eval_images_per_s ?? 0;
-    console.log(`  ${r.name}: ${ours.toFixed(0)} images/s${torch ? `, ×${(ours / theirs).toFixed(2)} PyTorch's` : ""}`);
+    const ours = r.evalImgPerS!, theirs = torch?.cnn_eval_images_per_s ?? 0, gf = ours * IMAGE_GFLOP;
+    console.log(
+      `  ${r.name}: ${ours.toFixed(0)} images/s (${gf.toFixed(0)} GFLOP/s${ofPeak(gf)})` +
+        (torch ? `, ×${(ours / theirs).toFixed(2)} PyTorch's` : ""),
+    );
   }
+  if (torch) console.log(`  PyTorch: ${torch.cnn_eval_images_per_s.toFixed(0)} images/s`);
   console.log(`MLP steps (Adam; the GA1 row of Table 1 is 4,681 such steps):`);
   for (const r of mlp) console.log(`  ${r.name}: ${r.stepMs.toFixed(2)} ms${ratio(r.stepMs, torch?.mlp_step_ms)}`);
   for (const r of ga1) console.log(`  ${r.name}: ${r.stepMs.toFixed(0)} ms${ratio(r.stepMs, torch?.mlp_ga1_step_ms)}`);
+  console.log(`peak memory of this process (every path above): ${peakMiB()}`);
 }
 
 if (import.meta.main) {
