@@ -3,9 +3,23 @@
 //   trees/<key>/…      a stage run's outputs as hard links to objects
 //   runs/<key>.json    the run entry; written last, so it is the commit point:
 //                      a run killed at any moment leaves no entry to trust
-//   locks/, tmp/, checkpoints/<key>/, memo/, stat.json
+//   locks/, tmp/, checkpoints/<key>/, memo/, logs/ (Slurm jobs), stat.json
 import { dirname, join, relative } from "node:path";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
+import type { WorkerRef } from "./executor.ts";
+import {
+  describeOwner,
+  hostTag,
+  leaseMs,
+  me,
+  orphan,
+  type Owner,
+  ownerAlive,
+  parseOwner,
+  sameOwner,
+  startTime,
+} from "./lease.ts";
+import { cancel } from "./slurm.ts";
 import type { ParamValue } from "./types.ts";
 
 /** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
@@ -35,7 +49,13 @@ export interface RunEntry extends KeyParts {
 
 export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
 
+/** Days after which a failed run's checkpoint (or an old job log) is collected: $PIPELINE_CHECKPOINT_DAYS, 7. */
+const keepDays = () => Number(Deno.env.get("PIPELINE_CHECKPOINT_DAYS") ?? 7);
+
 export class Store {
+  /** Locks this process holds: path → its owner record, renewed by a heartbeat. */
+  private held = new Map<string, Owner>();
+
   /**
    * `remote`: a read-only store of the same layout (runs/, objects/), committed
    * to git like a DVC remote, from which missing runs are fetched (see push()).
@@ -43,7 +63,7 @@ export class Store {
   constructor(readonly dir: string, readonly stats: StatCache, readonly remote?: string) {}
 
   static async open(dir: string, remote?: string): Promise<Store> {
-    for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
+    for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo", "logs"]) {
       await Deno.mkdir(join(dir, sub), { recursive: true });
     }
     return new Store(dir, await StatCache.open(join(dir, "stat.json")), remote);
@@ -134,18 +154,45 @@ export class Store {
 
   /** A fresh private directory for one run; removed by the caller or by gc after a crash. */
   async makeTmp(key: string): Promise<string> {
-    const dir = join(this.dir, "tmp", `${key.slice(0, 16)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}`);
+    // key.pid.uuid@host: gcTmp judges the pid only on its own host.
+    const dir = join(
+      this.dir,
+      "tmp",
+      `${key.slice(0, 16)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}@${hostTag()}`,
+    );
     await Deno.mkdir(dir, { recursive: true });
     return dir;
   }
 
-  /** Remove temporary directories of processes that no longer exist (killed runs). */
+  /**
+   * Remove temporary directories of processes that no longer exist (killed runs; another
+   * host's only once a day old), and checkpoints no lock holds: at once when empty or
+   * their run is committed, after keepDays() when a failed run left them to resume from.
+   */
   async gcTmp() {
+    const old = (path: string, days: number) =>
+      Deno.stat(path).then((i) => Date.now() - (i.mtime?.getTime() ?? 0) > days * 86_400_000, () => false);
     for await (const e of Deno.readDir(join(this.dir, "tmp"))) {
-      const pid = Number(e.name.split(".")[1]);
-      if (pid && pid !== Deno.pid && !processAlive(pid)) {
-        await Deno.remove(join(this.dir, "tmp", e.name), { recursive: true }).catch(() => {});
+      const [base, host = hostTag()] = e.name.split("@");
+      const pid = Number(base.split(".")[1]);
+      const path = join(this.dir, "tmp", e.name);
+      const dead = host.split(".")[0] === hostTag()
+        ? pid && pid !== Deno.pid && !processAlive(pid)
+        : await old(path, 1);
+      if (dead) await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+    for await (const e of Deno.readDir(join(this.dir, "checkpoints"))) {
+      if (await this.holder(e.name)) continue;
+      const path = this.checkpointDir(e.name);
+      const empty = (await listFiles(path).catch(() => [""])).length === 0;
+      const committed = await Deno.stat(this.entryPath(e.name)).then(() => true, () => false);
+      if (empty || committed || (await old(path, keepDays()))) {
+        await Deno.remove(path, { recursive: true }).catch(() => {});
       }
+    }
+    for await (const e of Deno.readDir(join(this.dir, "logs"))) {
+      const path = join(this.dir, "logs", e.name);
+      if (await old(path, keepDays())) await Deno.remove(path).catch(() => {});
     }
   }
 
@@ -174,10 +221,10 @@ export class Store {
       if (!have) {
         await Deno.mkdir(dirname(obj), { recursive: true });
         await Deno.chmod(src, 0o444);
-        await Deno.rename(src, obj);
+        await moveOrCopy(src, obj);
       }
       await Deno.mkdir(dirname(join(treeTmp, rel)), { recursive: true });
-      await Deno.link(obj, join(treeTmp, rel));
+      await linkOrCopy(obj, join(treeTmp, rel));
       linked.push([join(this.treeDir(partial.key), rel), hash]);
       outputs[rel] = { hash, size: info.size };
     }
@@ -192,55 +239,98 @@ export class Store {
     return entry;
   }
 
-  /** The live process holding `name`'s lock, if any (e.g. another reproduce building that run now). */
-  async holder(name: string): Promise<number | undefined> {
-    const text = await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0");
-    const pid = Number(text.split(" ")[0]);
-    return pid && processAlive(pid) ? pid : undefined;
+  /** Who holds `name`'s lock, if anyone alive does ("pid 12", or "pid 12 on node7"). */
+  async holder(name: string): Promise<string | undefined> {
+    const owner = parseOwner(await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => ""));
+    return owner && ownerAlive(owner) ? describeOwner(owner) : undefined;
   }
 
-  /** Record, in the lock we hold, the worker process building `name`, so a later run can stop it if we die. */
-  async lockWorker(name: string, worker: number) {
-    await Deno.writeTextFile(join(this.dir, "locks", `${name}.lock`), `${Deno.pid} ${worker}`);
+  /** Record, in the lock we hold, who computes `name` (a local worker or a Slurm job), so a later run can stop it if we die. */
+  async lockWorker(name: string, worker: WorkerRef) {
+    const path = join(this.dir, "locks", `${name}.lock`);
+    const owner = this.held.get(path);
+    if (!owner) return;
+    owner.worker = worker.pid ? { ...worker, start: startTimeOf(worker.pid) } : worker;
+    await writeFileAtomic(path, JSON.stringify(owner));
   }
 
   /**
-   * Exclusive right to build `key` across processes. While another live
-   * process holds it, calls onWait once and polls; a dead holder's lock is stale.
+   * Exclusive right to build `key` across processes and hosts. While a live owner
+   * holds it, calls onWait once and polls; a dead owner's lock is stale (see lease.ts).
    */
-  async lock(name: string, onWait: (pid: number) => void): Promise<() => Promise<void>> {
+  async lock(name: string, onWait: (who: string) => void): Promise<() => Promise<void>> {
     const path = join(this.dir, "locks", `${name}.lock`);
     let warned = false;
     while (true) {
+      const owner = me();
       try {
         using f = await Deno.open(path, { write: true, createNew: true });
-        await f.write(new TextEncoder().encode(String(Deno.pid)));
-        return () => Deno.remove(path).catch(() => {});
+        await f.write(new TextEncoder().encode(JSON.stringify(owner)));
+        return this.hold(path, owner);
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
-      const [pid, worker] = (await Deno.readTextFile(path).catch(() => "0")).split(" ").map(Number);
-      if (pid && !processAlive(pid)) {
-        // Its engine was killed. A worker busy in a synchronous loop never noticed: stop it before taking over.
-        if (worker && isWorker(worker)) Deno.kill(worker, "SIGKILL");
-        await Deno.remove(path).catch(() => {});
+      const text = await Deno.readTextFile(path).catch(() => "");
+      const holder = parseOwner(text);
+      if (!holder || !ownerAlive(holder)) {
+        // Its engine died. Its worker may compute on (a synchronous loop, a Slurm job): stop it first.
+        const { pid, job } = holder ? orphan(holder) : {};
+        if (pid) Deno.kill(pid, "SIGKILL");
+        if (job) await cancel([job]).catch(() => {});
+        // Remove only the lock judged stale: if it changed meanwhile, someone else took it over.
+        if ((await Deno.readTextFile(path).catch(() => "")) === text) await Deno.remove(path).catch(() => {});
         continue;
       }
-      if (!warned && pid) {
-        onWait(pid);
+      if (!warned) {
+        onWait(describeOwner(holder));
         warned = true;
       }
       await new Promise((r) => setTimeout(r, 150));
     }
   }
+
+  /** Renew the lease while we hold the lock; release removes it if it still names us. */
+  private hold(path: string, owner: Owner): () => Promise<void> {
+    this.held.set(path, owner);
+    const beat = setInterval(async () => {
+      const now = parseOwner(await Deno.readTextFile(path).catch(() => ""));
+      if (!sameOwner(now, owner)) return; // lost it (our lease expired and another host took over)
+      owner.lease = Date.now() + leaseMs();
+      await writeFileAtomic(path, JSON.stringify(owner)).catch(() => {});
+    }, leaseMs() / 3);
+    Deno.unrefTimer(beat);
+    return async () => {
+      clearInterval(beat);
+      this.held.delete(path);
+      if (sameOwner(parseOwner(await Deno.readTextFile(path).catch(() => "")), owner)) {
+        await Deno.remove(path).catch(() => {});
+      }
+    };
+  }
 }
 
-/** Is pid one of our stage workers (not an unrelated process that reused the pid)? */
-function isWorker(pid: number): boolean {
+const startTimeOf = (pid: number) => startTime(pid) ?? "";
+
+/** Hard links need one filesystem; across two (EXDEV) or where links are refused, copy. */
+async function linkOrCopy(src: string, dest: string) {
   try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("pipeline/worker.ts");
-  } catch {
-    return false;
+    await Deno.link(src, dest);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) throw e;
+    await Deno.copyFile(src, dest);
+    await Deno.chmod(dest, 0o444);
+  }
+}
+
+async function moveOrCopy(src: string, dest: string) {
+  try {
+    await Deno.rename(src, dest);
+  } catch (e) {
+    if (!/os error 18|cross-device/i.test(String(e))) throw e;
+    const tmp = `${dest}.${Deno.pid}.tmp`; // copy, then rename: an object is never half there
+    await Deno.copyFile(src, tmp);
+    await Deno.rename(tmp, dest);
+    await Deno.remove(src);
   }
 }
 

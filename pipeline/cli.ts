@@ -2,9 +2,11 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Engine, type StageResult } from "./engine.ts";
+import { makeExecutor } from "./executor.ts";
 import type { Override } from "./graph.ts";
 import { splitAssignment } from "./params.ts";
 import { formatDuration } from "./progress.ts";
+import { readLocalSettings } from "./settings.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
 const USAGE = `usage: deno task <command> [stage…] [options]
@@ -22,7 +24,9 @@ options:
   --single                  only the named stages, from cached upstream outputs (like dvc repro -s)
   --partial                 like --single, leaving out upstream stages not finished yet (a partial report)
   --dry-run                 say what would run and why, run nothing
-  --jobs N                  run up to N independent stages at once (default 1)
+  --jobs N                  run up to N independent stages at once (default 1); with slurm: jobs in the queue
+  --executor local|slurm    run stages as local processes (default) or as Slurm jobs (see README)
+  --slurm-partition NAME    the partition for Slurm jobs (else "slurm" settings in pipeline/config.local.json)
   --root DIR, --pipeline FILE   another project / stage declaration (tests use these)
 lasting overrides: pipeline/params.json, {"stage.param": value, …}, applied before --profile and --set`;
 
@@ -38,6 +42,8 @@ interface Args {
   jobs: number;
   root: string;
   pipeline?: string;
+  executor?: string;
+  partition?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -72,7 +78,9 @@ function parseArgs(argv: string[]): Args {
       if (!Number.isInteger(args.jobs) || args.jobs < 1) {
         throw new PipelineError(`--jobs ${raw}: expected a positive integer`, "e.g. --jobs 2");
       }
-    } else if (flag === "--root") args.root = resolve(value());
+    } else if (flag === "--executor") args.executor = value();
+    else if (flag === "--slurm-partition") args.partition = value();
+    else if (flag === "--root") args.root = resolve(value());
     else if (flag === "--pipeline") args.pipeline = resolve(value());
     else if (a === "--help" || a === "-h") args.command = "help";
     else if (a.startsWith("-")) throw new PipelineError(`unknown option ${a}`, "see --help");
@@ -119,7 +127,10 @@ async function main(argv: string[]): Promise<number> {
   }
   overrides.unshift(...assignments(saved));
   for (const s of args.sets) overrides.push(splitAssignment(s));
+  const local = await readLocalSettings(args.root);
+  const slurm = { ...local.slurm, ...(args.partition ? { partition: args.partition } : {}) };
   const engine = await Engine.open({
+    executor: makeExecutor((args.executor ?? local.executor ?? "local") as "local" | "slurm", slurm),
     root: args.root,
     defs,
     overrides,

@@ -7,7 +7,7 @@ import { Graph, type Node, type Override } from "./graph.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
 import { formatDuration } from "./progress.ts";
-import { jobEnv } from "./tasks.ts";
+import { type Executor, LocalExecutor } from "./executor.ts";
 import { PipelineError, type StageDef } from "./types.ts";
 import type { WorkerConfig } from "./worker.ts";
 
@@ -24,6 +24,8 @@ export interface EngineOptions {
   /** Where a stage's outputs are copied, relative to root (default: its `publish`). */
   publish?: Record<string, string>;
   log?: (line: string) => void;
+  /** Where stage workers run (default: local processes). */
+  executor?: Executor;
 }
 
 export interface ReproduceOptions {
@@ -60,8 +62,6 @@ export interface StageResult {
   key?: string;
   entry?: RunEntry;
 }
-
-const WORKER = new URL("./worker.ts", import.meta.url).pathname;
 
 export class Engine {
   private closures = new Map<string, Promise<Closure>>();
@@ -253,7 +253,7 @@ export class Engine {
     }
     const release = await this.store.lock(
       key,
-      (pid) => this.log(`… ${name}: waiting for another reproduce (pid ${pid}) that is building it`),
+      (who) => this.log(`… ${name}: waiting for another reproduce (${who}) that is building it`),
     );
     try {
       let entry = ro.force ? undefined : await this.store.readEntry(key);
@@ -324,17 +324,16 @@ export class Engine {
       await Deno.writeTextFile(join(tmp, "worker.json"), JSON.stringify(config));
       const started = new Date();
       const t0 = performance.now();
-      const args = ["run", "-A", "--no-prompt"];
-      const config_ = join(this.opts.root, "deno.json");
-      if (await exists(config_)) args.push("--config", config_);
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [...args, WORKER, join(tmp, "worker.json")],
-        cwd: this.opts.root,
-        stdin: "null",
-        env: jobEnv(jobs),
-      }).spawn();
-      await this.store.lockWorker(key, child.pid);
-      const status = await child.status;
+      const status = await (this.opts.executor ?? new LocalExecutor()).run({
+        stage: node.name,
+        key,
+        configFile: join(tmp, "worker.json"),
+        root: this.opts.root,
+        jobs,
+        resources: node.def.resources,
+        taskResources: node.def.taskResources,
+        logDir: join(this.store.dir, "logs"),
+      }, (worker) => this.store.lockWorker(key, worker));
       const wallSeconds = (performance.now() - t0) / 1000;
       let result: {
         ok: boolean;
@@ -346,6 +345,7 @@ export class Engine {
       try {
         result = JSON.parse(await Deno.readTextFile(config.resultFile));
       } catch {
+        if (status.error) throw status.error; // the scheduler ended it: one line with job id, state, log
         result = {
           ok: false,
           what: `stage ${node.name} ended without a result (exit ${status.code}${
@@ -475,8 +475,8 @@ export class Engine {
           entry,
         });
       } else {
-        const pid = await this.store.holder(key);
-        if (pid) reasons.push(`being built now by pid ${pid}`);
+        const who = await this.store.holder(key);
+        if (who) reasons.push(`being built now by ${who}`);
         out.push({
           stage: name,
           outcome: "would run",

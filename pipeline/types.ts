@@ -35,7 +35,23 @@ export interface StageDef {
   variants?: Record<string, Record<string, ParamValue>>;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
+  /** What one run needs as a Slurm job (`--executor slurm`); unset fields take DEFAULT_RESOURCES. */
+  resources?: Partial<Resources>;
+  /** Resources of each task the stage spreads out (pipeline/tasks.ts); unset fields take the stage's. */
+  taskResources?: Partial<Resources>;
 }
+
+/** A stage's (or a task's) request to the scheduler; not part of any cache key. */
+export interface Resources {
+  cpus: number;
+  memMB: number;
+  /** Slurm time limit: "MM", "HH:MM:SS" or "D-HH:MM:SS". */
+  time: string;
+  /** Generic resources, e.g. "gpu:1" (room for GPUs later). */
+  gres?: string;
+}
+
+export const DEFAULT_RESOURCES: Resources = { cpus: 1, memMB: 4096, time: "4:00:00" };
 
 /** A named set of parameter overrides, e.g. "smoke": the whole pipeline on tiny synthetic data. */
 export interface Profile {

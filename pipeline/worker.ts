@@ -1,9 +1,10 @@
 // Runs one stage in its own process: imports the stage module, gives it a
 // StageContext, writes its metrics (or its one-line error) next to outDir.
 // Separate processes let independent stages use separate cores.
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
+import { dieWithParent } from "./lifeline.ts";
 import { ProgressLine } from "./progress.ts";
 import { PipelineError, type StageContext } from "./types.ts";
 
@@ -59,10 +60,11 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
 }
 
 if (import.meta.main) {
-  // If the engine is killed, stop too instead of computing for nobody.
-  const parent = Deno.ppid;
-  Deno.unrefTimer(setInterval(() => Deno.ppid !== parent && Deno.exit(3), 1000));
+  // If the engine is killed, stop too instead of computing for nobody (under Slurm the parent is the job's step).
+  dieWithParent();
   const config: WorkerConfig = JSON.parse(await Deno.readTextFile(Deno.args[0]));
+  // Tasks' directories (tasks.ts) go in this run's tmp dir in the cache: removed with it, or by gcTmp after a kill.
+  Deno.env.set("PIPELINE_TASK_DIR", join(dirname(config.resultFile), "tasks"));
   try {
     await runWorker(config);
     Deno.exit(0); // tfjs may keep timers or threads alive
