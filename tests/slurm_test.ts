@@ -86,9 +86,11 @@ Deno.test({
       const b = await outputsByStage(sl);
       assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
       // Byte-identical outputs, stage by stage — but for run timings that some outputs still carry
-      // (history.json's wallSeconds / stepsPerSecond, the report that prints them): those are
-      // compared with the timing fields left out.
-      const timed = new Set(["wallSeconds", "stepsPerSecond", "wall_s", "samplesPerSecond"]);
+      // today: history.json's timing fields (compared with them left out) and the report's
+      // REPORT.md / index.html, which print timings, start times and the hashes of those files
+      // (REPORT.md's other lines are compared; its figures must be identical).
+      const timed = new Set(["wallSeconds", "stepsPerSecond", "evalImagesPerSecond", "wall_s"]);
+      const timingLine = /sha256 `[0-9a-f]{64}`|^- started |PerSecond|wallSeconds|^\| \[`[^`]+`\]\(#prov-/;
       const strip = (v: unknown): unknown =>
         Array.isArray(v)
           ? v.map(strip)
@@ -97,10 +99,18 @@ Deno.test({
           : v;
       for (const stage of Object.keys(a)) {
         for (const [file, hash] of Object.entries(a[stage])) {
-          if (b[stage][file] === hash) continue;
-          assert.ok(file.endsWith(".json") && stage !== "search-mlp", `${stage}/${file} differs`);
-          const read = (c: string) => Deno.readTextFile(join(c, "trees", keyOf(c, stage), file)).then(JSON.parse);
-          assert.deepEqual(strip(await read(sl)), strip(await read(la)), `${stage}/${file}`);
+          if (b[stage][file] === hash || file === "index.html") continue;
+          const read = (c: string) => Deno.readTextFile(join(c, "trees", keyOf(c, stage), file));
+          const [x, y] = [await read(la), await read(sl)];
+          if (file === "REPORT.md") {
+            const lines = [x.split("\n"), y.split("\n")];
+            assert.equal(lines[0].length, lines[1].length);
+            const differ = lines[0].filter((l, i) => l !== lines[1][i] && !timingLine.test(l));
+            assert.deepEqual(differ, [], "REPORT.md differs beyond timings");
+            continue;
+          }
+          assert.ok(file === "history.json", `${stage}/${file} differs`);
+          assert.deepEqual(strip(JSON.parse(y)), strip(JSON.parse(x)), `${stage}/${file}`);
         }
       }
       const searchOf = (c: string) =>
@@ -142,12 +152,22 @@ export const STAGES = [
   { name: "sleepy", doc: "", deps: [], module: "sleepy.ts", outputs: ["done.json"], params,
     resources: { memMB: 256, time: "1" }, // one minute: the time-limit test
     variants: { cancel: { steps: 40 }, timeout: { steps: 110, ms: 1000 }, interrupt: { steps: 60 } } },
+  { name: "hog", doc: "", deps: [], module: "hog.ts", outputs: ["x"], params: {}, resources: { memMB: 200, time: "2" } },
 ];
+`;
+// Allocates 2 GB, 50 MB at a time, against a 200 MB request.
+const HOG = `
+export async function run(ctx) {
+  const chunks = [];
+  for (let i = 0; i < 40; i++) { chunks.push(new Uint8Array(50 << 20).fill(1)); await new Promise((r) => setTimeout(r, 300)); }
+  await Deno.writeTextFile(ctx.outDir + "/x", String(chunks.length));
+}
 `;
 
 async function sleepyProject(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "slurm-sleepy-" });
   await Deno.writeTextFile(join(root, "sleepy.ts"), SLEEPY);
+  await Deno.writeTextFile(join(root, "hog.ts"), HOG);
   await Deno.mkdir(join(root, "pipeline"));
   await Deno.writeTextFile(join(root, "pipeline", "stages.ts"), STAGES);
   return root;
@@ -155,7 +175,7 @@ async function sleepyProject(): Promise<string> {
 
 function sleepyRun(root: string, variant: string) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "reproduce", `sleepy@${variant}`, "--root", root, "--executor", "slurm"],
+    args: ["run", "-A", CLI, "reproduce", variant ? `sleepy@${variant}` : "hog", "--root", root, "--executor", "slurm"],
     cwd: root,
     env: env({ PIPELINE_CACHE: join(root, ".cache") }),
     stdout: "null",
@@ -237,6 +257,26 @@ Deno.test({
         JSON.parse(await Deno.readTextFile(join(root, "out", `sleepy@${v}`, "done.json"))).resumedFrom;
       assert.ok((await resumed("cancel")) >= 3, rc.log);
       assert.ok((await resumed("timeout")) >= 40, rt.log);
+    } finally {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "slurm: a job over its memory request is reported as a memory kill (FAILED 0:9 here)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await sleepyProject();
+    try {
+      const r = await follow(sleepyRun(root, "")).end();
+      assert.equal(r.code, 1, r.log);
+      assert.match(
+        r.log.trim().split("\n").pop()!,
+        /^error: stage hog: Slurm job \d+ (FAILED exit 0:9|OUT_OF_MEMORY).*over its 200 MB memory request.*; log \S+\.log/,
+      );
     } finally {
       await Deno.remove(root, { recursive: true }).catch(() => {});
     }
