@@ -166,7 +166,7 @@ export class Store {
 
   /**
    * Remove temporary directories of processes that no longer exist (killed runs; another
-   * host's only once a day old), and checkpoints no lock holds: at once when empty or
+   * host's after keepDays()), and checkpoints no lock holds: at once when empty or
    * their run is committed, after keepDays() when a failed run left them to resume from.
    */
   async gcTmp() {
@@ -178,7 +178,7 @@ export class Store {
       const path = join(this.dir, "tmp", e.name);
       const dead = host.split(".")[0] === hostTag()
         ? pid && pid !== Deno.pid && !processAlive(pid)
-        : await old(path, 1);
+        : await old(path, keepDays()); // another host's: we cannot see its process, only its age
       if (dead) await Deno.remove(path, { recursive: true }).catch(() => {});
     }
     for await (const e of Deno.readDir(join(this.dir, "checkpoints"))) {
@@ -272,13 +272,20 @@ export class Store {
       }
       const text = await Deno.readTextFile(path).catch(() => "");
       const holder = parseOwner(text);
-      if (!holder || !ownerAlive(holder)) {
+      // An unreadable lock is being written (createNew, then write), unless it stayed so for 10 s.
+      const torn = !holder &&
+        (await Deno.stat(path).then((i) => Date.now() - (i.mtime?.getTime() ?? 0) > 10_000, () => true));
+      if (torn || (holder && !ownerAlive(holder))) {
         // Its engine died. Its worker may compute on (a synchronous loop, a Slurm job): stop it first.
         const { pid, job } = holder ? orphan(holder) : {};
         if (pid) Deno.kill(pid, "SIGKILL");
         if (job) await cancel([job]).catch(() => {});
         // Remove only the lock judged stale: if it changed meanwhile, someone else took it over.
         if ((await Deno.readTextFile(path).catch(() => "")) === text) await Deno.remove(path).catch(() => {});
+        continue;
+      }
+      if (!holder) {
+        await new Promise((r) => setTimeout(r, 50));
         continue;
       }
       if (!warned) {
@@ -292,15 +299,21 @@ export class Store {
   /** Renew the lease while we hold the lock; release removes it if it still names us. */
   private hold(path: string, owner: Owner): () => Promise<void> {
     this.held.set(path, owner);
-    const beat = setInterval(async () => {
-      const now = parseOwner(await Deno.readTextFile(path).catch(() => ""));
-      if (!sameOwner(now, owner)) return; // lost it (our lease expired and another host took over)
-      owner.lease = Date.now() + leaseMs();
-      await writeFileAtomic(path, JSON.stringify(owner)).catch(() => {});
+    let released = false;
+    let beating = Promise.resolve();
+    const beat = setInterval(() => {
+      beating = (async () => {
+        const now = parseOwner(await Deno.readTextFile(path).catch(() => ""));
+        if (released || !sameOwner(now, owner)) return; // released, or lost (our lease expired, another took over)
+        owner.lease = Date.now() + leaseMs();
+        await writeFileAtomic(path, JSON.stringify(owner)).catch(() => {});
+      })();
     }, leaseMs() / 3);
     Deno.unrefTimer(beat);
     return async () => {
+      released = true;
       clearInterval(beat);
+      await beating; // a renewal under way must not write the lock again after we removed it
       this.held.delete(path);
       if (sameOwner(parseOwner(await Deno.readTextFile(path).catch(() => "")), owner)) {
         await Deno.remove(path).catch(() => {});

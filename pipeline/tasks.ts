@@ -46,7 +46,11 @@ export async function runTask<T>(module: string, fn: string, arg: unknown, jobs 
     try {
       result = JSON.parse(await Deno.readTextFile(output));
     } catch {
-      result = { ok: false, what: died, fix: "see its output above" };
+      result = {
+        ok: false,
+        what: died || `task ${fn} of ${module} ended without a result`,
+        fix: "see its output above",
+      };
     }
     if (!result.ok) throw new PipelineError(result.what!, result.fix!);
     return result.value as T;
