@@ -114,7 +114,11 @@ export class SlurmExecutor implements Executor {
     let shown = "";
     let shownAt = 0;
     return (info: JobInfo) => {
-      const where = info.state === "PENDING" ? ` (${info.reason})` : info.state === "RUNNING" ? ` on ${info.node}` : "";
+      const where = info.state === "PENDING" || info.state === "UNREACHABLE"
+        ? ` (${info.reason})`
+        : info.state === "RUNNING"
+        ? ` on ${info.node}`
+        : "";
       const tail = info.state === "RUNNING" ? lastLine(log) : "";
       const line = `… ${stage}: job ${id} ${info.state}${where}${tail ? ` · ${tail}` : ""}`;
       const now = Date.now();

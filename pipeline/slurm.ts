@@ -107,7 +107,9 @@ export async function submit(opts: {
 /** The job's state from `scontrol` (sacct needs an accounting daemon); undefined once Slurm forgot it. */
 export async function jobInfo(id: string): Promise<JobInfo | undefined> {
   const r = await cmd("scontrol", ["-o", "show", "job", id]);
-  if (!r.ok) return undefined; // "Invalid job id": purged after MinJobAge
+  if (!r.ok && /Invalid job id/i.test(r.err)) return undefined; // purged after MinJobAge
+  // The controller unreachable for a moment (a restart, a failover): not an end; keep asking.
+  if (!r.ok) return { state: "UNREACHABLE", reason: r.err.split("\n")[0], exitCode: "", node: "", timeLimit: "" };
   const field = (k: string) => r.out.match(new RegExp(`(?:^| )${k}=(\\S*)`))?.[1] ?? "";
   return {
     state: field("JobState"),

@@ -5,6 +5,8 @@
 // Skipped, with the reason, where the cluster cannot be started (not root, no packages).
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
+import { resolveResources } from "../pipeline/executor.ts";
+import { DEFAULT_RESOURCES } from "../pipeline/types.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = join(ROOT, "pipeline/cli.ts");
@@ -19,6 +21,17 @@ async function slurmUp(): Promise<{ conf?: string; started?: boolean; skip?: str
   if (!r.success) return { skip: `.ci/slurm-up failed: ${dec.decode(r.stderr).trim().split("\n").pop()}` };
   return { conf: dec.decode(r.stdout).trim(), started: !dec.decode(r.stderr).includes("already up") };
 }
+
+Deno.test("slurm resources: defaults, then the stage's declaration, then settings for its name and name@variant", () => {
+  const settings = { resources: { "train-torch-mlp": { memMB: 5000 }, "train-torch-mlp@ga1": { time: "9:00:00" } } };
+  assert.deepEqual(resolveResources("train-torch-mlp@ga1", { cpus: 2, time: "1:00:00" }, settings), {
+    ...DEFAULT_RESOURCES,
+    cpus: 2,
+    memMB: 5000,
+    time: "9:00:00",
+  });
+  assert.deepEqual(resolveResources("train-cnn"), DEFAULT_RESOURCES);
+});
 
 const cluster = await slurmUp();
 if (cluster.skip) console.error(`slurm_test: skipped — ${cluster.skip}`);
