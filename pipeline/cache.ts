@@ -3,13 +3,27 @@
 //   trees/<key>/…      a stage run's outputs as hard links to objects
 //   runs/<key>.json    the run entry; written last, so it is the commit point:
 //                      a run killed at any moment leaves no entry to trust
-//   locks/, tmp/, checkpoints/<key>/, memo/, stat.json, code.json
+//   locks/, tmp/, checkpoints/<key>/, memo/, logs/ (Slurm jobs), stat.json, code.json
 // An object no tree links to (link count 1) is garbage: see gc.ts.
 import { dirname, join, relative } from "node:path";
 import { CodeCache } from "./code.ts";
 import { DiskFull, errorCode, isDiskFull } from "./faults.ts";
 import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
+import type { WorkerRef } from "./executor.ts";
+import {
+  describeOwner,
+  hostTag,
+  leaseMs,
+  me,
+  orphan,
+  type Owner,
+  ownerAlive,
+  parseOwner,
+  sameOwner,
+  startTime,
+} from "./lease.ts";
 import { FolderRemote, type Remote } from "./remote.ts";
+import { cancel } from "./slurm.ts";
 import { type ParamValue, PipelineError } from "./types.ts";
 
 /** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
@@ -39,7 +53,13 @@ export interface RunEntry extends KeyParts {
 
 export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
 
+/** Days after which a failed run's checkpoint (or an old job log) is collected: $PIPELINE_CHECKPOINT_DAYS, 7. */
+const keepDays = () => Number(Deno.env.get("PIPELINE_CHECKPOINT_DAYS") ?? 7);
+
 export class Store {
+  /** Locks this process holds: path → its owner record, renewed by a heartbeat. */
+  private held = new Map<string, Owner>();
+
   /**
    * `remotes`: stores of the same layout (runs/, objects/) that missing runs are
    * fetched from, in order (see remote.ts: the folder committed to git, then S3).
@@ -62,7 +82,7 @@ export class Store {
     let writable = true;
     try {
       if (info && !info.isDirectory) throw Object.assign(new Error(), { code: "ENOTDIR" });
-      for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo"]) {
+      for (const sub of ["objects", "trees", "runs", "locks", "tmp", "checkpoints", "memo", "logs"]) {
         await Deno.mkdir(join(dir, sub), { recursive: true });
       }
       await Deno.remove(await Deno.makeTempFile({ dir: join(dir, "tmp"), prefix: `probe.${Deno.pid}.` })); // writable?
@@ -216,18 +236,45 @@ export class Store {
 
   /** A fresh private directory for one run; removed by the caller or by gc after a crash. */
   async makeTmp(key: string): Promise<string> {
-    const dir = join(this.dir, "tmp", `${key.slice(0, 16)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}`);
+    // key.pid.uuid@host: gcTmp judges the pid only on its own host.
+    const dir = join(
+      this.dir,
+      "tmp",
+      `${key.slice(0, 16)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}@${hostTag()}`,
+    );
     await Deno.mkdir(dir, { recursive: true });
     return dir;
   }
 
-  /** Remove temporary directories of processes that no longer exist (killed runs). */
+  /**
+   * Remove temporary directories of processes that no longer exist (killed runs; another
+   * host's after keepDays()), and checkpoints no lock holds: at once when empty or
+   * their run is committed, after keepDays() when a failed run left them to resume from.
+   */
   async gcTmp() {
+    const old = (path: string, days: number) =>
+      Deno.stat(path).then((i) => Date.now() - (i.mtime?.getTime() ?? 0) > days * 86_400_000, () => false);
     for await (const e of Deno.readDir(join(this.dir, "tmp"))) {
-      const pid = Number(e.name.split(".")[1]);
-      if (pid && pid !== Deno.pid && !processAlive(pid)) {
-        await Deno.remove(join(this.dir, "tmp", e.name), { recursive: true }).catch(() => {});
+      const [base, host = hostTag()] = e.name.split("@");
+      const pid = Number(base.split(".")[1]);
+      const path = join(this.dir, "tmp", e.name);
+      const dead = host.split(".")[0] === hostTag()
+        ? pid && pid !== Deno.pid && !processAlive(pid)
+        : await old(path, keepDays()); // another host's: we cannot see its process, only its age
+      if (dead) await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+    for await (const e of Deno.readDir(join(this.dir, "checkpoints"))) {
+      if (await this.holder(e.name)) continue;
+      const path = this.checkpointDir(e.name);
+      const empty = (await listFiles(path).catch(() => [""])).length === 0;
+      const committed = await Deno.stat(this.entryPath(e.name)).then(() => true, () => false);
+      if (empty || committed || (await old(path, keepDays()))) {
+        await Deno.remove(path, { recursive: true }).catch(() => {});
       }
+    }
+    for await (const e of Deno.readDir(join(this.dir, "logs"))) {
+      const path = join(this.dir, "logs", e.name);
+      if (await old(path, keepDays())) await Deno.remove(path).catch(() => {});
     }
   }
 
@@ -265,8 +312,8 @@ export class Store {
         // Linked into the tree before it becomes an object: an object with one link is garbage to gc.
         await Deno.mkdir(dirname(obj), { recursive: true });
         await Deno.chmod(src, 0o444);
-        await Deno.link(src, join(treeTmp, rel));
-        await Deno.rename(src, obj);
+        await linkOrCopy(src, join(treeTmp, rel));
+        await moveOrCopy(src, obj);
       }
       linked.push([join(this.treeDir(partial.key), rel), hash]);
       outputs[rel] = { hash, size: info.size };
@@ -289,7 +336,7 @@ export class Store {
       const out = join(tmp, "out");
       for (const [rel, { hash }] of Object.entries(from.outputs)) {
         await Deno.mkdir(dirname(join(out, rel)), { recursive: true });
-        await Deno.link(this.objectPath(hash), join(out, rel));
+        await linkOrCopy(this.objectPath(hash), join(out, rel));
       }
       return await this.commit(out, partial);
     } finally {
@@ -297,16 +344,19 @@ export class Store {
     }
   }
 
-  /** The live process holding `name`'s lock, if any (e.g. another reproduce building that run now). */
-  async holder(name: string): Promise<number | undefined> {
-    const text = await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => "0");
-    const pid = parseLock(text)?.[0];
-    return pid && processAlive(pid) ? pid : undefined;
+  /** Who holds `name`'s lock, if anyone alive does ("pid 12", or "pid 12 on node7"). */
+  async holder(name: string): Promise<string | undefined> {
+    const owner = parseOwner(await Deno.readTextFile(join(this.dir, "locks", `${name}.lock`)).catch(() => ""));
+    return owner && ownerAlive(owner) ? describeOwner(owner) : undefined;
   }
 
-  /** Record, in the lock we hold, the worker process building `name`, so a later run can stop it if we die. */
-  async lockWorker(name: string, worker: number) {
-    await Deno.writeTextFile(join(this.dir, "locks", `${name}.lock`), `${Deno.pid} ${worker}`);
+  /** Record, in the lock we hold, who computes `name` (a local worker or a Slurm job), so a later run can stop it if we die. */
+  async lockWorker(name: string, worker: WorkerRef) {
+    const path = join(this.dir, "locks", `${name}.lock`);
+    const owner = this.held.get(path);
+    if (!owner) return;
+    owner.worker = worker.pid ? { ...worker, start: startTimeOf(worker.pid) } : worker;
+    await writeFileAtomic(path, JSON.stringify(owner));
   }
 
   /** Note that this process uses run `key` (gc keeps it while we live); see gc.ts. */
@@ -336,58 +386,100 @@ export class Store {
   }
 
   /**
-   * Exclusive right to build `key` across processes. While another live
-   * process holds it, calls onWait once and polls; a dead holder's lock is stale.
+   * Exclusive right to build `key` across processes and hosts. While a live owner
+   * holds it, calls onWait once and polls; a dead owner's lock is stale (see lease.ts).
    */
-  async lock(name: string, onWait: (pid: number) => void): Promise<() => Promise<void>> {
+  async lock(name: string, onWait: (who: string) => void): Promise<() => Promise<void>> {
     const path = join(this.dir, "locks", `${name}.lock`);
     let warned = false;
     while (true) {
+      const owner = me();
       try {
         using f = await Deno.open(path, { write: true, createNew: true });
-        await f.write(new TextEncoder().encode(String(Deno.pid)));
-        return () => Deno.remove(path).catch(() => {});
+        await f.write(new TextEncoder().encode(JSON.stringify(owner)));
+        return this.hold(path, owner);
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
-      const text = await Deno.readTextFile(path).catch(() => "0");
-      const parsed = parseLock(text);
-      // Empty: its holder is between creating and writing it, unless that was long ago (then killed there).
-      const age = Date.now() - ((await Deno.stat(path).catch(() => undefined))?.mtime?.getTime() ?? Date.now());
-      if (!parsed && (text !== "" || age > 5000)) {
-        this.warn(`✗ the lock ${path} is corrupt (${JSON.stringify(text.slice(0, 40))}, not a pid): removing it`);
-        await Deno.remove(path).catch(() => {});
+      const text = await Deno.readTextFile(path).catch(() => "");
+      const holder = parseOwner(text);
+      // An unreadable lock is being written (createNew, then write), unless it stayed so for 10 s
+      // or holds something else than an owner (garbage: named while it is removed).
+      const torn = !holder && (text !== "" ||
+        (await Deno.stat(path).then((i) => Date.now() - (i.mtime?.getTime() ?? 0) > 10_000, () => true)));
+      if (torn || (holder && !ownerAlive(holder))) {
+        if (torn && text !== "") {
+          this.warn(`✗ the lock ${path} is corrupt (${JSON.stringify(text.slice(0, 40))}, not an owner): removing it`);
+        }
+        // Its engine died. Its worker may compute on (a synchronous loop, a Slurm job): stop it first.
+        const { pid, job } = holder ? orphan(holder) : {};
+        if (pid) Deno.kill(pid, "SIGKILL");
+        if (job) await cancel([job]).catch(() => {});
+        // Remove only the lock judged stale: if it changed meanwhile, someone else took it over.
+        if ((await Deno.readTextFile(path).catch(() => "")) === text) await Deno.remove(path).catch(() => {});
         continue;
       }
-      const [pid, worker] = parsed ?? [0, 0];
-      if (pid && !processAlive(pid)) {
-        // Its engine was killed. A worker busy in a synchronous loop never noticed: stop it before taking over.
-        if (worker && isWorker(worker)) Deno.kill(worker, "SIGKILL");
-        await Deno.remove(path).catch(() => {});
+      if (!holder) {
+        await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      if (!warned && pid) {
-        onWait(pid);
+      if (!warned) {
+        onWait(describeOwner(holder));
         warned = true;
       }
       await new Promise((r) => setTimeout(r, 150));
     }
   }
-}
 
-/** Is pid one of our stage workers (not an unrelated process that reused the pid)? */
-function isWorker(pid: number): boolean {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("pipeline/worker.ts");
-  } catch {
-    return false;
+  /** Renew the lease while we hold the lock; release removes it if it still names us. */
+  private hold(path: string, owner: Owner): () => Promise<void> {
+    this.held.set(path, owner);
+    let released = false;
+    let beating = Promise.resolve();
+    const beat = setInterval(() => {
+      beating = (async () => {
+        const now = parseOwner(await Deno.readTextFile(path).catch(() => ""));
+        if (released || !sameOwner(now, owner)) return; // released, or lost (our lease expired, another took over)
+        owner.lease = Date.now() + leaseMs();
+        await writeFileAtomic(path, JSON.stringify(owner)).catch(() => {});
+      })();
+    }, leaseMs() / 3);
+    Deno.unrefTimer(beat);
+    return async () => {
+      released = true;
+      clearInterval(beat);
+      await beating; // a renewal under way must not write the lock again after we removed it
+      this.held.delete(path);
+      if (sameOwner(parseOwner(await Deno.readTextFile(path).catch(() => "")), owner)) {
+        await Deno.remove(path).catch(() => {});
+      }
+    };
   }
 }
 
-/** A lock's "pid" or "pid worker"; undefined if it holds anything else. */
-function parseLock(text: string): [number, number] | undefined {
-  const m = /^(\d+)(?: (\d+))?$/.exec(text.trim());
-  return m ? [Number(m[1]), Number(m[2] ?? 0)] : undefined;
+const startTimeOf = (pid: number) => startTime(pid) ?? "";
+
+/** Hard links need one filesystem; across two (EXDEV) or where links are refused, copy. */
+async function linkOrCopy(src: string, dest: string) {
+  try {
+    await Deno.link(src, dest);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) throw e;
+    await Deno.copyFile(src, dest);
+    await Deno.chmod(dest, 0o444);
+  }
+}
+
+async function moveOrCopy(src: string, dest: string) {
+  try {
+    await Deno.rename(src, dest);
+  } catch (e) {
+    if (!/os error 18|cross-device/i.test(String(e))) throw e;
+    const tmp = `${dest}.${Deno.pid}.tmp`; // copy, then rename: an object is never half there
+    await Deno.copyFile(src, tmp);
+    await Deno.rename(tmp, dest);
+    await Deno.remove(src);
+  }
 }
 
 /** A run entry, undefined if absent, "corrupt" if it is not one (truncated, garbage). */

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { dagDot, dagJson, dagTree } from "./dag.ts";
 import { diffLocks, formatDiff, readLockAt } from "./diff.ts";
 import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
+import { makeExecutor } from "./executor.ts";
 import { formatRuns, listRuns, showRun } from "./exp.ts";
 import { knownFault } from "./faults.ts";
 import { gc } from "./gc.ts";
@@ -14,6 +15,7 @@ import type { Override } from "./graph.ts";
 import { readParamsFile, splitAssignment } from "./params.ts";
 import { TransferProgress } from "./remote.ts";
 import { formatDuration } from "./progress.ts";
+import { readLocalSettings } from "./settings.ts";
 import { colorWanted, resultLine } from "./style.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
@@ -113,6 +115,18 @@ const OPTIONS: Record<string, Option> = {
     arg: "URL",
     help: 'the shared remote: s3://bucket/prefix (default: "remote" in pipeline/config.local.json; endpoint\n' +
       "and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, …), or git for pipeline/remote/ alone",
+  },
+  executor: {
+    type: "string",
+    arg: "local|slurm",
+    help: "run stages as local processes (default) or as Slurm jobs (see README; also in config.local.json)",
+    commands: ["reproduce", "accept"],
+  },
+  "slurm-partition": {
+    type: "string",
+    arg: "NAME",
+    help: 'the partition for Slurm jobs (else the "slurm" settings in pipeline/config.local.json)',
+    commands: ["reproduce", "accept"],
   },
   root: { type: "string", arg: "DIR", help: "another project (tests use it)" },
   pipeline: { type: "string", arg: "FILE", help: "another stage declaration (tests use it)" },
@@ -418,6 +432,12 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
       source: "--set",
     })),
   ];
+  const settings = await readLocalSettings(root);
+  const partition = values["slurm-partition"] as string | undefined;
+  const executor = (values.executor ?? settings.executor ?? "local") as string;
+  if (executor !== "local" && executor !== "slurm") {
+    throw new UsageError(`--executor ${executor}: expected local or slurm`, "e.g. --executor slurm");
+  }
   return await Engine.open({
     root,
     defs,
@@ -425,6 +445,7 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
     lockFile,
     publish: profile?.publish,
     remoteUrl: values.remote as string | undefined,
+    executor: makeExecutor(executor, { ...settings.slurm, ...(partition ? { partition } : {}) }),
   });
 }
 

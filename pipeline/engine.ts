@@ -7,10 +7,9 @@ import { DiskFull, isDiskFull } from "./faults.ts";
 import { Graph, type Node, type Override } from "./graph.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
 import { type Closure, importClosure, readImportMap } from "./imports.ts";
-import { hostFacts } from "./host.ts";
 import { formatDuration } from "./progress.ts";
+import { type Executor, LocalExecutor } from "./executor.ts";
 import { openRemotes } from "./remote.ts";
-import { jobEnv } from "./tasks.ts";
 import { PipelineError, type StageDef } from "./types.ts";
 import { describeDifference, firstDifference } from "./verify.ts";
 import { RESULT_RESERVE, type WorkerConfig } from "./worker.ts";
@@ -30,6 +29,8 @@ export interface EngineOptions {
   /** Where a stage's outputs are copied, relative to root (default: its `publish`). */
   publish?: Record<string, string>;
   log?: (line: string) => void;
+  /** Where stage workers run (default: local processes). */
+  executor?: Executor;
 }
 
 export interface ReproduceOptions {
@@ -91,8 +92,6 @@ export interface StageResult {
   key?: string;
   entry?: RunEntry;
 }
-
-const WORKER = new URL("./worker.ts", import.meta.url).pathname;
 
 export class Engine {
   private closures = new Map<string, Promise<Closure>>();
@@ -345,8 +344,8 @@ export class Engine {
         reasons.unshift("forced");
       } else if (outcome === "run") {
         if (previous?.key === key) reasons.push("outputs missing from the cache");
-        const pid = await this.store.holder(key);
-        if (pid) reasons.push(`being built now by pid ${pid}`);
+        const who = await this.store.holder(key);
+        if (who) reasons.push(`being built now by ${who}`);
       }
       const again = previous?.key === key ? lockedOutputsHash(lock, name) : undefined; // a rerun gives these again
       known.set(name, entry ?? (again ? { outputsHash: again } : undefined));
@@ -395,7 +394,7 @@ export class Engine {
     const reasons = explain(previous, parts);
     const release = await this.store.lock(
       key,
-      (pid) => this.log(`… ${name}: waiting for another reproduce (pid ${pid}) that is building it`),
+      (who) => this.log(`… ${name}: waiting for another reproduce (${who}) that is building it`),
     );
     try {
       await this.store.markInUse(key); // gc keeps it while we live
@@ -530,18 +529,16 @@ export class Engine {
     await Deno.writeTextFile(config.resultFile, " ".repeat(RESULT_RESERVE)); // see writeResult in worker.ts
     const started = new Date();
     const t0 = performance.now();
-    const args = ["run", "-A", "--no-prompt"];
-    const config_ = join(this.opts.root, "deno.json");
-    if (await exists(config_)) args.push("--config", config_);
-    const env = jobEnv(jobs);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [...args, WORKER, join(tmp, "worker.json")],
-      cwd: this.opts.root,
-      stdin: "null",
-      env,
-    }).spawn();
-    if (where.lockKey) await this.store.lockWorker(where.lockKey, child.pid);
-    const status = await child.status;
+    const status = await (this.opts.executor ?? new LocalExecutor()).run({
+      stage: node.name,
+      key: where.lockKey ?? `verify-${parts.stage}`,
+      configFile: join(tmp, "worker.json"),
+      root: this.opts.root,
+      jobs,
+      resources: node.def.resources,
+      taskResources: node.def.taskResources,
+      logDir: join(this.store.dir, "logs"),
+    }, (worker) => where.lockKey ? this.store.lockWorker(where.lockKey, worker) : Promise.resolve());
     const wallSeconds = (performance.now() - t0) / 1000;
     let result: {
       ok: boolean;
@@ -553,6 +550,7 @@ export class Engine {
     try {
       result = JSON.parse(await Deno.readTextFile(config.resultFile));
     } catch {
+      if (status.error) throw status.error; // the scheduler ended it: one line with job id, state, log
       result = {
         ok: false,
         what: `stage ${node.name} ended without a result (exit ${status.code}${
@@ -572,11 +570,10 @@ export class Engine {
         }
       }
     }
-    const host = await hostFacts(this.opts.root, { ...Deno.env.toObject(), ...env });
     return {
       outDir,
       metrics: result.metrics ?? {},
-      record: { ...result.record, host, stageSeconds: wallSeconds },
+      record: { ...result.record, stageSeconds: wallSeconds },
       startedAt: started.toISOString(),
       wallSeconds,
     };

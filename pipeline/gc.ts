@@ -2,6 +2,7 @@
 // (like `dvc gc`). Kept: the runs every pipeline/lock*.json records, the runs in the committed
 // remote, the last N runs of each stage, and whatever a live `reproduce` uses: the keys it holds
 // locks on, and those it listed in .cache/locks/inuse.<pid>.
+import { me, ownerAlive, parseOwner, sameOwner } from "./lease.ts";
 import { join } from "node:path";
 import { processAlive, type RunEntry, type Store } from "./cache.ts";
 
@@ -89,8 +90,8 @@ async function inUse(store: Store): Promise<Set<string>> {
       const text = await Deno.readTextFile(join(dir, f)).catch(() => "");
       for (const k of text.split("\n")) if (k) keys.add(k);
     } else if (f.endsWith(".lock")) {
-      const pid = await store.holder(f.slice(0, -5));
-      if (pid && pid !== Deno.pid) keys.add(f.slice(0, -5)); // not the lock gc itself holds
+      const owner = parseOwner(await Deno.readTextFile(join(dir, f)).catch(() => ""));
+      if (owner && ownerAlive(owner) && !sameOwner(owner, me())) keys.add(f.slice(0, -5)); // not gc's own lock
     }
   }
   return keys;

@@ -2,6 +2,7 @@
 // it runs stages. `pipeline/config.local.json` (like DVC's config.local); parameter
 // values that are transport-only (a download URL) go in `pipeline/params.local.json`.
 import { join } from "node:path";
+import type { SlurmSettings } from "./slurm.ts";
 import { PipelineError } from "./types.ts";
 
 export interface LocalSettings {
@@ -9,6 +10,8 @@ export interface LocalSettings {
   remote?: string;
   /** How stages run: in local worker processes (default) or as Slurm jobs. */
   executor?: "local" | "slurm";
+  /** With executor slurm: {"partition", "account", "args": [sbatch flags], "resources": {stage: {cpus, memMB, time}}}. */
+  slurm?: SlurmSettings;
 }
 
 /** Read `pipeline/config.local.json` (absent: {}); a malformed file is a one-line error naming it. */

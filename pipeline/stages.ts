@@ -47,6 +47,7 @@ export const STAGES: StageDef[] = [
     doc: "fetch the CIFAR-10 binary archive, verify it, extract the six batch files",
     deps: [],
     module: "data/download_stage.ts",
+    resources: { memMB: 2048, time: "1:00:00" },
     outputs: [
       "cifar-10-batches-bin/data_batch_1.bin",
       "cifar-10-batches-bin/data_batch_2.bin",
@@ -89,6 +90,7 @@ export const STAGES: StageDef[] = [
     doc: "float32, minus the training set's per-pixel mean image (NHWC .npy files)",
     deps: ["download"],
     module: "data/preprocess_stage.ts",
+    resources: { memMB: 4096, time: "1:00:00" },
     outputs: ["train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy", "mean.npy", "summary.json"],
     params: {},
   },
@@ -167,6 +169,7 @@ export const STAGES: StageDef[] = [
     doc: "the study's small VGG, Adam, batch norm after every conv",
     deps: ["preprocess"],
     module: "models/cnn/stage.ts",
+    resources: { memMB: 8192, time: "8:00:00" },
     outputs: ["history.json", "weights.safetensors", "predictions.npy"],
     // Each seed is an hour or more here: `reproduce report --partial` shows the seeds cached so far.
     seeds: SEEDS,
@@ -195,6 +198,9 @@ export const STAGES: StageDef[] = [
     doc: "the study's evolutionary hyper-parameter search, selecting on a validation split",
     deps: ["preprocess"],
     module: "models/search/stage.ts",
+    // The stage's job only waits for its individuals' jobs (taskResources): one per individual.
+    resources: { memMB: 1024, time: "7-00:00:00" },
+    taskResources: { memMB: 4096, time: "2:00:00" },
     outputs: ["search.json"],
     params: {
       population: { type: "int", default: 10, min: 2, doc: "individuals per generation" },

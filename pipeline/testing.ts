@@ -1,4 +1,5 @@
 // A StageContext for unit tests of one stage module, without the engine.
+import { pathToFileURL } from "node:url";
 import type { ParamValue, Progress, StageContext } from "./types.ts";
 
 export async function makeTestContext(opts: {
@@ -29,6 +30,9 @@ export async function makeTestContext(opts: {
       if (!opts.quiet) console.error(`[${opts.stage}] ${message}`);
     },
     recorded,
+    async task<T>(module: string, fn: string, arg: unknown): Promise<T> {
+      return (await import(pathToFileURL(module).href))[fn](arg); // in-process: tests need no child processes
+    },
     record(facts: Record<string, unknown>) {
       Object.assign(recorded, facts);
     },

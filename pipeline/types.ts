@@ -46,7 +46,23 @@ export interface StageDef {
   seeds?: number[] | Record<string, number[]>;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
+  /** What one run needs as a Slurm job (`--executor slurm`); unset fields take DEFAULT_RESOURCES. */
+  resources?: Partial<Resources>;
+  /** Resources of each task the stage spreads out (pipeline/tasks.ts); unset fields take the stage's. */
+  taskResources?: Partial<Resources>;
 }
+
+/** A stage's (or a task's) request to the scheduler; not part of any cache key. */
+export interface Resources {
+  cpus: number;
+  memMB: number;
+  /** Slurm time limit: "MM", "HH:MM:SS" or "D-HH:MM:SS". */
+  time: string;
+  /** Generic resources, e.g. "gpu:1" (room for GPUs later). */
+  gres?: string;
+}
+
+export const DEFAULT_RESOURCES: Resources = { cpus: 1, memMB: 4096, time: "4:00:00" };
 
 /** A named set of parameter overrides, e.g. "smoke": the whole pipeline on tiny synthetic data. */
 export interface Profile {
@@ -96,6 +112,12 @@ export interface StageContext {
    * writes its outputs so far (the curve up to N, with the weights digest of each evaluation).
    */
   stopAfterSteps?: number;
+  /**
+   * Call `fn(arg)` of `module` (an absolute path) in a process of its own — a Slurm job under
+   * `--executor slurm` — at most `jobs` at once; resolves to its JSON result. How a stage spreads
+   * independent work (the search's individuals) without importing the engine.
+   */
+  task<T>(module: string, fn: string, arg: unknown): Promise<T>;
   /**
    * Cache a pure computation inside a stage (e.g. one individual of a search):
    * the result of fn() is stored under hash(stage code, key) and reused on a rerun.

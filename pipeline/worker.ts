@@ -1,11 +1,14 @@
 // Runs one stage in its own process: imports the stage module, gives it a
 // StageContext, writes its metrics (or its one-line error) next to outDir.
 // Separate processes let independent stages use separate cores.
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { listFiles } from "./cache.ts";
 import { DiskFull, isDiskFull, knownFault } from "./faults.ts";
 import { canonicalJson, sha256, writeFileAtomic } from "./hash.ts";
+import { dieWithParent } from "./lifeline.ts";
+import { hostFacts } from "./host.ts";
+import { limiter, runTask } from "./tasks.ts";
 import { ProgressLine } from "./progress.ts";
 import { PipelineError, type StageContext } from "./types.ts";
 
@@ -29,6 +32,7 @@ export interface WorkerConfig {
 export async function runWorker(config: WorkerConfig): Promise<void> {
   const progress = new ProgressLine(config.stage);
   const record: Record<string, unknown> = {};
+  const limit = limiter(config.jobs);
   const ctx: StageContext = {
     stage: config.stage,
     params: config.params,
@@ -41,6 +45,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     progress: (p) => progress.update(p),
     log: (m) => progress.log(m),
     record: (facts) => Object.assign(record, facts),
+    task: (module, fn, arg) => limit(() => runTask(module, fn, arg, config.jobs)),
     async memo<T>(key: unknown, fn: () => Promise<T>): Promise<T> {
       const file = join(config.memoDir, `${sha256(config.memoSalt + canonicalJson(key))}.json`);
       try {
@@ -60,7 +65,9 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     );
   }
   const metrics = (await mod.run(ctx)) ?? {};
-  await writeResult(config.resultFile, { ok: true, metrics, record });
+  // Where it ran: this process's host (a Slurm node, not necessarily the engine's).
+  const host = await hostFacts(config.root, Deno.env.toObject());
+  await writeResult(config.resultFile, { ok: true, metrics, record: { ...record, host } });
 }
 
 /** Bytes the engine reserves for the result (blank), so that even a full disk can take it. */
@@ -76,10 +83,11 @@ async function writeResult(file: string, value: unknown) {
 }
 
 if (import.meta.main) {
-  // If the engine is killed, stop too instead of computing for nobody.
-  const parent = Deno.ppid;
-  Deno.unrefTimer(setInterval(() => Deno.ppid !== parent && Deno.exit(3), 1000));
+  // If the engine is killed, stop too instead of computing for nobody (under Slurm the parent is the job's step).
+  dieWithParent();
   const config: WorkerConfig = JSON.parse(await Deno.readTextFile(Deno.args[0]));
+  // Tasks' directories (tasks.ts) go in this run's tmp dir in the cache: removed with it, or by gcTmp after a kill.
+  Deno.env.set("PIPELINE_TASK_DIR", join(dirname(config.resultFile), "tasks"));
   try {
     await runWorker(config);
     Deno.exit(0); // tfjs may keep timers or threads alive

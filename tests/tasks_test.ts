@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { limiter, runTask } from "../pipeline/tasks.ts";
 import { PipelineError } from "../pipeline/types.ts";
 
+const TASKS = new URL("../pipeline/tasks.ts", import.meta.url).pathname;
+
 Deno.test("runTask calls a module's export in a child process and returns its JSON result", async () => {
   const dir = await Deno.makeTempDir();
   const mod = join(dir, "m.ts");
@@ -31,4 +33,47 @@ Deno.test("limiter runs at most N at once", async () => {
       active--;
     })));
   assert.equal(peak, 2);
+});
+
+Deno.test("a task lives in the stage's tmp dir (PIPELINE_TASK_DIR) and dies with its parent, even mid-loop", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const mod = join(dir, "spin.ts");
+    await Deno.writeTextFile(
+      mod,
+      `export function spin(a) {
+  Deno.writeTextFileSync(a.pidFile, String(Deno.pid));
+  const end = Date.now() + 60_000;
+  while (Date.now() < end) { /* a synchronous training loop: no timer of its own fires */ }
+}`,
+    );
+    const pidFile = join(dir, "task.pid");
+    const tasks = join(dir, "stage-tmp", "tasks");
+    const parent = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { runTask } from ${JSON.stringify(TASKS)};
+await runTask(${JSON.stringify(mod)}, "spin", { pidFile: ${JSON.stringify(pidFile)} });`,
+      ],
+      env: { PIPELINE_TASK_DIR: tasks },
+    }).spawn();
+    let pid = 0;
+    for (let i = 0; i < 600 && !pid; i++) {
+      pid = Number(await Deno.readTextFile(pidFile).catch(() => "0"));
+      if (!pid) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(pid, "the task started");
+    assert.equal([...Deno.readDirSync(tasks)].filter((e) => e.name.startsWith("task-")).length, 1);
+    parent.kill("SIGKILL");
+    await parent.status;
+    const t0 = Date.now();
+    while (Date.now() - t0 < 5000 && (await Deno.stat(`/proc/${pid}`).then(() => true, () => false))) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const gone = Date.now() - t0;
+    console.error(`the orphaned task was gone ${gone} ms after its parent's SIGKILL`);
+    assert.ok(gone < 4000, `the orphaned task ran on for ${gone} ms`); // ~0.2 s idle; a loaded machine adds seconds
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

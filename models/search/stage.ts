@@ -5,7 +5,6 @@
 // evaluated in parallel over ctx.jobs processes.
 import { join } from "node:path";
 import { Rng } from "../../data/rng.ts";
-import { limiter, runTask } from "../../pipeline/tasks.ts";
 import { PipelineError, type StageContext } from "../../pipeline/types.ts";
 import type { EvaluateArg, Score } from "./evaluate.ts";
 import { describe, type Genes, LAYOUTS, nextGeneration, randomIndividual } from "./ga.ts";
@@ -43,7 +42,6 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   const dataDir = ctx.inputs["preprocess"];
   const dataId = await readDataId(dataDir);
   const rng = new Rng(p.seed);
-  const limit = limiter(ctx.jobs);
   let population = Array.from({ length: p.population }, () => randomIndividual(rng));
   let budget = p.budget_steps > 0 ? p.budget_steps : Infinity;
   let stepsUsed = 0;
@@ -64,7 +62,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     };
     // The memo key names the data by content, not by path, and everything that shapes the run.
     const { dataDir: _, ...key } = arg;
-    return ctx.memo({ data: dataId, ...key }, () => limit(() => runTask<Score>(EVALUATE, "evaluate", arg, ctx.jobs)));
+    return ctx.memo({ data: dataId, ...key }, () => ctx.task<Score>(EVALUATE, "evaluate", arg));
   };
 
   for (let g = 0; g < p.generations && !stopped; g++) {
