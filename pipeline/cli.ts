@@ -516,7 +516,11 @@ function verified(results: VerifyResult[], json: unknown): number {
     for (const r of results) {
       const how = r.steps === "all" ? "every output" : `the first ${r.steps} steps`;
       console.log(
-        r.identical ? `✓ ${r.stage}: bit-identical (${how})` : `✗ ${r.stage}: differs (${how}) — ${r.difference}`,
+        r.identical
+          ? `✓ ${r.stage}: bit-identical (${how})`
+          : r.refused
+          ? `✗ ${r.stage}: not accepted — ${r.refused}`
+          : `✗ ${r.stage}: differs (${how}) — ${r.difference}`,
       );
     }
   }

@@ -73,6 +73,8 @@ export interface VerifyResult {
   identical: boolean;
   steps: number | "all";
   difference?: string;
+  /** accept: why the stage was not carried over (nothing compared, or not equal). */
+  refused?: string;
 }
 
 export interface LockFile {
@@ -629,7 +631,7 @@ export class Engine {
         if (!(e instanceof PipelineError)) throw e;
         // One refused stage does not stop the others (its downstream still compares with its old run).
         this.log(`✗ ${e.message} — ${e.fix}`);
-        results.push({ stage: name, key: "", identical: false, steps: "all", difference: e.message });
+        results.push({ stage: name, key: "", identical: false, steps: "all", refused: e.message });
       }
     }
     return results;
@@ -657,10 +659,17 @@ export class Engine {
         `run \`deno task reproduce ${name}\``,
       );
     }
+    // Not differences: a parameter now transport-only, and one added since at its default (the old
+    // code's fixed behaviour, which the re-execution below checks).
     const transport = (k: string) => node.def.params[k]?.transport;
+    const added = (k: string) =>
+      !(k in previous.params) && canonicalJson(parts.params[k]) === canonicalJson(node.def.params[k]?.default);
     const was = {
       ...previous,
-      params: Object.fromEntries(Object.entries(previous.params).filter(([k]) => !transport(k))),
+      params: {
+        ...Object.fromEntries(Object.entries(previous.params).filter(([k]) => !transport(k))),
+        ...Object.fromEntries(Object.keys(parts.params).filter(added).map((k) => [k, parts.params[k]])),
+      },
     };
     const other = explain(was, parts).filter((r) => !r.startsWith("code: ") && !r.startsWith("packages changed"));
     if (other.length) {

@@ -138,3 +138,23 @@ Deno.test("transport-only parameters are not in the key: --set and params.local.
   assert.equal(wrong.code, 1);
   assert.match(wrong.text, /params\.local\.json sets src\.n, which is not a transport-only parameter/);
 });
+
+Deno.test("accept: a parameter added since, at its default, is the old code's behaviour (verified like a code change)", async () => {
+  const root = await toy();
+  await cli(root, ["reproduce"]);
+  const stages = await Deno.readTextFile(join(root, "stages.ts"));
+  await Deno.writeTextFile(
+    join(root, "stages.ts"),
+    stages.replace(
+      'lr: { type: "float", default: 0.5, doc: "" } }',
+      'lr: { type: "float", default: 0.5, doc: "" }, ' +
+        'path: { type: "string", default: "plain", doc: "" } }',
+    ),
+  );
+  const ok = await cli(root, ["accept", "train"]);
+  assert.equal(ok.code, 0, ok.text);
+  assert.match(ok.text, /✓ train: accepted/);
+  const other = await cli(root, ["accept", "train", "--set", "train.path=fancy"]);
+  assert.equal(other.code, 1, other.text);
+  assert.match(other.text, /param path: "plain" → "fancy"/);
+});
