@@ -6,7 +6,8 @@
 import { dirname, join } from "node:path";
 import { cancel, endedBadly, type JobInfo, type SlurmSettings, submit, waitJob } from "./slurm.ts";
 import { jobEnv } from "./tasks.ts";
-import { DEFAULT_RESOURCES, PipelineError, type Resources } from "./types.ts";
+import { DEFAULT_RESOURCES } from "./slurm.ts";
+import { PipelineError, type Resources } from "./types.ts";
 
 export interface WorkerJob {
   /** Resolved stage name, e.g. train-torch-mlp@ga1. */

@@ -4,6 +4,9 @@
 // Facts this relies on (measured on Slurm 22.05): ../shared/NOTES-slurm-s3.md.
 import { PipelineError, type Resources } from "./types.ts";
 
+/** What a job gets where its stage declares nothing (`resources` on the stage, or config.local.json). */
+export const DEFAULT_RESOURCES: Resources = { cpus: 1, memMB: 4096, time: "4:00:00" };
+
 /** Cluster-wide choices, from `slurm` in pipeline/config.local.json and the CLI. */
 export interface SlurmSettings {
   partition?: string;

@@ -5,8 +5,8 @@
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { dieWithParent } from "./lifeline.ts";
-import { cancel, endedBadly, submit, waitJob } from "./slurm.ts";
-import { DEFAULT_RESOURCES, PipelineError } from "./types.ts";
+import { cancel, DEFAULT_RESOURCES, endedBadly, submit, waitJob } from "./slurm.ts";
+import { PipelineError } from "./types.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 

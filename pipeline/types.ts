@@ -46,7 +46,7 @@ export interface StageDef {
   seeds?: number[] | Record<string, number[]>;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
-  /** What one run needs as a Slurm job (`--executor slurm`); unset fields take DEFAULT_RESOURCES. */
+  /** What one run needs as a Slurm job (`--executor slurm`); unset fields take the defaults in slurm.ts. */
   resources?: Partial<Resources>;
   /** Resources of each task the stage spreads out (pipeline/tasks.ts); unset fields take the stage's. */
   taskResources?: Partial<Resources>;
@@ -61,8 +61,6 @@ export interface Resources {
   /** Generic resources, e.g. "gpu:1" (room for GPUs later). */
   gres?: string;
 }
-
-export const DEFAULT_RESOURCES: Resources = { cpus: 1, memMB: 4096, time: "4:00:00" };
 
 /** A named set of parameter overrides, e.g. "smoke": the whole pipeline on tiny synthetic data. */
 export interface Profile {

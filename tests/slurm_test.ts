@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { resolveResources } from "../pipeline/executor.ts";
-import { DEFAULT_RESOURCES } from "../pipeline/types.ts";
+import { DEFAULT_RESOURCES } from "../pipeline/slurm.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = join(ROOT, "pipeline/cli.ts");
