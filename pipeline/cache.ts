@@ -193,10 +193,9 @@ export class Store {
             if (actual === hash) return true;
             // A damaged or truncated remote copy is never trusted.
             this.warn(
-              `✗ ${remote.where(hash)} is corrupt (${(await Deno.stat(dest)).size} bytes, sha256 ${
-                actual.slice(0, 12)
-              }…; ` +
-                `expected ${size} bytes, ${hash.slice(0, 12)}…): refused`,
+              `✗ the remote object ${remote.where(hash)} (${rel} of ${entry.stage}) is corrupt ` +
+                `(${(await Deno.stat(dest)).size} bytes, sha256 ${actual.slice(0, 12)}…; recorded ${size} bytes, ` +
+                `${hash.slice(0, 12)}…): not restored from it`,
             );
             return false;
           }),
@@ -374,7 +373,7 @@ export class Store {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         using f = await Deno.open(path, { write: true, createNew: true });
-        await f.write(new TextEncoder().encode(String(Deno.pid)));
+        await f.write(new TextEncoder().encode(JSON.stringify(me()))); // the owner format lock() writes
         return () => Deno.remove(path).catch(() => {});
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;

@@ -168,7 +168,7 @@ Deno.test("corrupt state is named while it is repaired: lock file, run entry, st
   await Deno.writeTextFile(join(root, ".cache/locks", `${key}.lock`), "garbage");
   const locked = await cli(root, ["reproduce", "count@small", "--force"]);
   assert.equal(locked.code, 0, locked.stderr);
-  assert.match(locked.stderr, /✗ the lock .*\.lock is corrupt \("garbage", not a pid\): removing it/);
+  assert.match(locked.stderr, /✗ the lock .*\.lock is corrupt \("garbage", not an owner\): removing it/);
 
   // A tampered object in the committed remote: named, not restored, the stage rebuilt.
   assert.equal((await cli(root, ["push"])).code, 0);
@@ -179,10 +179,10 @@ Deno.test("corrupt state is named while it is repaired: lock file, run entry, st
   assert.equal(remote.code, 0, remote.stderr);
   assert.match(
     remote.stderr,
-    /✗ the remote object .* \(count\.txt of count@small\) is corrupt \(sha256 [0-9a-f]{12}…, recorded/,
+    /✗ the remote object .* \(count\.txt of count@small\) is corrupt \(\d+ bytes, sha256 [0-9a-f]{12}…; recorded/,
   );
   assert.match(remote.stderr, /▶ count@small: running/);
-  assert.match(remote.stderr, /✓ count@big: up to date/);
+  assert.match(remote.stderr, /✓ count@big: restored from remote/);
 });
 
 Deno.test("bad inputs (a table of 49 on a toy project): exit 1, one line, no stack trace, the cache untouched", async () => {
@@ -299,6 +299,8 @@ Deno.test({
         "reproduce",
         "download",
         ...SMOKE,
+        "--set",
+        "download.dataset=cifar-10", // a real download (the smoke profile makes a synthetic set)
         "--set",
         `download.url=${url}`,
         "--set",
