@@ -514,7 +514,11 @@ function verified(results: VerifyResult[], json: unknown): number {
   if (json) console.log(JSON.stringify(results, null, 2));
   else {
     for (const r of results) {
-      const how = r.steps === "all" ? "every output" : `the first ${r.steps} steps`;
+      const how = r.steps === "all"
+        ? "every output"
+        : r.steps === "curve"
+        ? "the whole curve: an accepted run's bytes are older code's"
+        : `the first ${r.steps} steps`;
       console.log(
         r.identical
           ? `✓ ${r.stage}: bit-identical (${how})`

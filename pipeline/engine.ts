@@ -61,8 +61,8 @@ export interface LockStage extends KeyParts {
 
 export interface Accepted {
   from: string;
-  /** Steps re-executed and found bit-identical ("all": the whole stage, every output compared). */
-  verifiedSteps: number | "all";
+  /** Steps re-executed and found bit-identical ("all": every output; "curve": the whole training curve). */
+  verifiedSteps: number | "all" | "curve";
   at: string;
 }
 
@@ -71,7 +71,7 @@ export interface VerifyResult {
   /** The cached run compared with. */
   key: string;
   identical: boolean;
-  steps: number | "all";
+  steps: number | "all" | "curve";
   difference?: string;
   /** accept: why the stage was not carried over (nothing compared, or not equal). */
   refused?: string;
@@ -461,7 +461,12 @@ export class Engine {
         lockKey: key,
       });
       if (expect) {
-        const d = await firstDifference(this.store.treeDir(expect.key), Object.keys(expect.outputs), run.outDir);
+        const d = await firstDifference(
+          this.store.treeDir(expect.key),
+          Object.keys(expect.outputs),
+          run.outDir,
+          compareUpTo(expect),
+        );
         if (d) {
           throw new PipelineError(
             `${node.name}: NOT DETERMINISTIC — rerunning the cached key ${key.slice(0, 12)}… gave other outputs: ` +
@@ -736,12 +741,12 @@ export class Engine {
       });
       const files = Object.keys(cached.outputs);
       const partial = steps !== undefined && files.includes("history.json");
-      const d = await firstDifference(this.store.treeDir(cached.key), files, run.outDir, partial ? steps : undefined);
+      const d = await firstDifference(this.store.treeDir(cached.key), files, run.outDir, compareUpTo(cached, steps));
       return {
         stage: node.name,
         key: cached.key,
         identical: !d,
-        steps: partial ? steps! : "all",
+        steps: partial ? steps! : compareUpTo(cached) === Infinity ? "curve" : "all",
         difference: d && describeDifference(d),
       };
     } finally {
@@ -906,6 +911,16 @@ function provenance(entry: RunEntry) {
     metrics: entry.metrics,
     record: entry.record ?? {},
   };
+}
+
+/**
+ * How far to compare a rerun with a cached run: every byte (undefined), or its training curve up
+ * to `steps`. A run carried over by accept holds the outputs of older code (its curve verified,
+ * its bytes not the current code's): it is compared on its whole curve.
+ */
+function compareUpTo(cached: RunEntry, steps?: number): number | undefined {
+  if (!cached.outputs["history.json"]) return undefined;
+  return steps ?? (cached.record?.accepted ? Infinity : undefined);
 }
 
 /** The steps of a training run's first and last evaluations (undefined: not a training stage). */
