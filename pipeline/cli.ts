@@ -523,7 +523,7 @@ function verified(results: VerifyResult[], json: unknown): number {
         r.identical
           ? `✓ ${r.stage}: bit-identical (${how})`
           : r.refused
-          ? `✗ ${r.stage}: not accepted — ${r.refused}`
+          ? `✗ ${r.refused.startsWith(`${r.stage}: `) ? r.refused : `${r.stage}: not accepted — ${r.refused}`}`
           : `✗ ${r.stage}: differs (${how}) — ${r.difference}`,
       );
     }
