@@ -364,7 +364,10 @@ async function main(argv: string[]): Promise<number> {
     });
   } catch (e) {
     // parseArgs says e.g. "Unknown option '--frob'. To specify a positional argument starting with a '-', …"
-    throw new UsageError((e as Error).message.split(". ")[0].replace(/'/g, ""), "see --help");
+    throw new UsageError(
+      (e as Error).message.split("\n")[0].split(". ")[0].replace(/'/g, "").replace(/\.$/, ""),
+      "see --help",
+    );
   }
   const values = parsed.values as Values;
   const [command, ...args] = parsed.positionals;
