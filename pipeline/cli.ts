@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { dagDot, dagJson, dagTree } from "./dag.ts";
 import { diffLocks, formatDiff, readLockAt } from "./diff.ts";
 import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
-import { makeExecutor } from "./executor.ts";
+import { interruptedStatus, makeExecutor } from "./executor.ts";
 import { formatRuns, listRuns, showRun } from "./exp.ts";
 import { knownFault } from "./faults.ts";
 import { gc } from "./gc.ts";
@@ -559,12 +559,13 @@ async function versions(root: string): Promise<string> {
 
 if (import.meta.main) {
   try {
-    Deno.exit(await main(Deno.args));
+    const code = await main(Deno.args);
+    Deno.exit(interruptedStatus() ?? code);
   } catch (e) {
     const known = knownFault(e); // a full disk or a read-only file system: one line, not a stack trace
     if (known) {
       console.error(`error: ${known.message} — ${known.fix}`);
-      Deno.exit(known instanceof UsageError ? 2 : 1);
+      Deno.exit(interruptedStatus() ?? (known instanceof UsageError ? 2 : 1));
     }
     throw e;
   }

@@ -9,6 +9,13 @@ import { jobEnv } from "./tasks.ts";
 import { DEFAULT_RESOURCES } from "./slurm.ts";
 import { PipelineError, type Resources } from "./types.ts";
 
+let interruptedBy: "SIGINT" | "SIGTERM" | undefined;
+
+/** The exit status of a run whose Slurm jobs were cancelled by Ctrl-C (130) or SIGTERM (143), if so. */
+export function interruptedStatus(): number | undefined {
+  return interruptedBy && (interruptedBy === "SIGINT" ? 130 : 143);
+}
+
 export interface WorkerJob {
   /** Resolved stage name, e.g. train-torch-mlp@ga1. */
   stage: string;
@@ -136,6 +143,7 @@ export class SlurmExecutor implements Executor {
     this.live.add(id);
     if (this.onSignal) return;
     const handler = (signal: "SIGINT" | "SIGTERM") => async () => {
+      interruptedBy = signal; // the job's end may reach the engine first: its exit status is the signal's still
       const ids = [...this.live];
       this.log(`… ${signal}: cancelling Slurm job${ids.length > 1 ? "s" : ""} ${ids.join(", ")}`);
       await cancel(ids);
