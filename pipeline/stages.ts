@@ -187,9 +187,9 @@ export const STAGES: StageDef[] = [
       seed,
       compute: {
         type: "string",
-        default: "own",
-        choices: ["own", "onednn"],
-        doc: "own: JS kernels + GEMM; onednn: oneDNN primitives (libdnnl2; falls back to own without it)",
+        default: "onednn",
+        choices: ["onednn", "own"],
+        doc: "onednn: oneDNN primitives (needs libdnnl2); own: JS kernels + GEMM (other bits, its own key)",
       },
     },
   },

@@ -49,8 +49,16 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   if (!(width > 0)) throw new PipelineError(`train-cnn: width ${width} must be > 0`, "use width=1 (the study's VGG)");
   const { train, test } = await loadSplits(dir);
   const cfg = { width, size: 32, classes: 10 };
-  // compute=onednn (opt-in): oneDNN primitives; without libdnnl2 the own kernels, saying why.
+  // compute=onednn (the default): oneDNN primitives. Without libdnnl2 this is an error, not a
+  // silent fall back: the own kernels sum in another order, so their run would hold other bits
+  // under the same key. compute=own is that path, under a key of its own.
   const onednn = p.compute === "onednn" ? loadOnednn() : null;
+  if (onednn && !onednn.dnnl) {
+    throw new PipelineError(
+      `${ctx.stage}: compute=onednn but ${onednn.reason}`,
+      "apt-get install libdnnl2, or --set train-cnn.compute=own (own kernels + GEMM: other bits, its own cached run)",
+    );
+  }
   let model: Vgg | OnednnVgg, backend: string;
   if (onednn?.dnnl) {
     const m = new OnednnVgg(cfg, onednn.dnnl, seed);
@@ -58,7 +66,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   } else {
     const gemm = await getGemm();
     model = new Vgg(cfg, gemm, seed);
-    backend = `own kernels (JS, NHWC, im2col) + ${gemm.name} GEMM${onednn ? ` (${onednn.reason})` : ""}`;
+    backend = `own kernels (JS, NHWC, im2col) + ${gemm.name} GEMM`;
   }
   const sampler = new BatchSampler(train.n, batch, seed);
   ctx.log(`VGG width ${width}: ${model.params.length} parameters; ${backend}`);
