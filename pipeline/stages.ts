@@ -26,17 +26,14 @@ const ga1Params = (run: string) =>
     eval_every: evalEvery(100),
   }) as const;
 
-/** A stage that trains a dropout row of Table 1 (`twin`) again and scores its test set in both modes. */
-const evalModeStage = (name: string, twin: string, batchnorm: boolean, doc: string): StageDef => ({
+/** A stage that scores a dropout row of Table 1 (`twin`)'s final weights on the test set in both modes. */
+const evalModeStage = (name: string, twin: string, doc: string): StageDef => ({
   name,
   doc,
-  deps: ["preprocess"],
+  deps: ["preprocess", twin],
   module: "models/torch_mlp/eval_mode_stage.ts",
-  outputs: ["history.json", "weights.safetensors", "predictions.npy"],
+  outputs: ["history.json"],
   params: {
-    ...ga1Params(twin),
-    batchnorm: { type: "bool", default: batchnorm, doc: "BatchNorm before each Linear (then: batch statistics too)" },
-    seed,
     draws: { type: "int", default: 5, min: 1, doc: "draws of the dropout masks for the training-mode score" },
   },
 });
@@ -154,14 +151,12 @@ export const STAGES: StageDef[] = [
   evalModeStage(
     "dropout-eval-mode",
     "train-torch-mlp@ga1-dropout",
-    false,
-    "evidence: GA1+dropout trained again, its test set scored in inference mode and in training mode (dropout on)",
+    "evidence: GA1+dropout's final weights, its test set scored in inference mode and in training mode (dropout on)",
   ),
   evalModeStage(
     "batchnorm-eval-mode",
     "train-torch-mlp@ga1-dropout-batchnorm",
-    true,
-    "evidence: GA1+dropout+BN trained again, its test set scored in inference mode and in training mode " +
+    "evidence: GA1+dropout+BN's final weights, its test set scored in inference mode and in training mode " +
       "(dropout on, batch statistics)",
   ),
   {
@@ -267,12 +262,6 @@ export const PROFILES: Record<string, Profile> = {
       "train-batchnorm.steps": 30,
       "train-batchnorm.batch": 100,
       "train-batchnorm.eval_every": 10,
-      "dropout-eval-mode.steps": 30,
-      "dropout-eval-mode.batch": 100,
-      "dropout-eval-mode.eval_every": 10,
-      "batchnorm-eval-mode.steps": 30,
-      "batchnorm-eval-mode.batch": 100,
-      "batchnorm-eval-mode.eval_every": 10,
       "train-cnn.steps": 6,
       "train-cnn.batch": 8,
       "train-cnn.width": 0.125,

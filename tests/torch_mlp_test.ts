@@ -11,7 +11,7 @@ import { run as runEvalModes } from "../models/torch_mlp/eval_mode_stage.ts";
 import { run } from "../models/torch_mlp/stage.ts";
 import { type TorchMlpConfig, trainTorchMlp } from "../models/torch_mlp/train.ts";
 import { makeTestContext } from "../pipeline/testing.ts";
-import type { TrainingHistory } from "../pipeline/types.ts";
+import { PipelineError, type TrainingHistory } from "../pipeline/types.ts";
 
 const data = makeSyntheticSplits(300, 200);
 const base: TorchMlpConfig = {
@@ -138,7 +138,7 @@ Deno.test("stage train-torch-mlp writes history.json (inference-mode test, notes
   }
 });
 
-Deno.test("stage dropout-eval-mode: the same curve as train-torch-mlp, its final weights scored in both modes", async () => {
+Deno.test("stage dropout-eval-mode: a Table 1 run's final weights scored in both modes; none without its weights", async () => {
   const pre = await Deno.makeTempDir();
   await writeSplits(pre, makeSyntheticSplits(300, 200));
   const params = { hidden: [32, 16], lr: 1e-3, batch: 50, steps: 12, eval_every: 4, seed: 42, batchnorm: false };
@@ -148,23 +148,29 @@ Deno.test("stage dropout-eval-mode: the same curve as train-torch-mlp, its final
     inputs: { preprocess: pre },
     quiet: true,
   });
-  const ctx = await makeTestContext({
-    stage: "dropout-eval-mode",
-    params: { ...params, draws: 3 },
-    inputs: { preprocess: pre },
-    quiet: true,
-  });
+  const inputs = { preprocess: pre, "train-torch-mlp@ga1-dropout": table1.outDir };
+  const ctx = await makeTestContext({ stage: "dropout-eval-mode", params: { draws: 3 }, inputs, quiet: true });
   try {
     await run(table1);
     const m = await runEvalModes(ctx);
     const read = async (dir: string) => JSON.parse(await Deno.readTextFile(join(dir, "history.json")));
     const [ours, twin] = [await read(ctx.outDir), await read(table1.outDir)];
-    assert.deepEqual(ours.evals, twin.evals, "the Table 1 run's curve, step for step");
-    assert.equal(ours.evalModes.inference.testAcc, ours.final.testAcc);
+    assert.deepEqual(ours.evals, twin.evals, "the Table 1 run's curve");
+    assert.deepEqual(ours.params, twin.params);
+    assert.equal(ours.evalModes.inference.testAcc, twin.final.testAcc, "its weights give its score");
     assert.equal(ours.evalModes.training.testAccs.length, 3);
     assert.ok(ours.evalModes.training.testAccs.every((a: number) => a >= 0 && a <= 1));
     assert.ok(new Set(ours.evalModes.training.testAccs).size > 1, "each draw its own masks");
     assert.equal(m.test_acc_training_mode, ours.evalModes.training.testAccMean);
+
+    // A Table 1 run from before weights were outputs: one line that names the fix.
+    await Deno.remove(join(table1.outDir, "weights.safetensors"));
+    const again = await makeTestContext({ stage: "dropout-eval-mode", params: { draws: 3 }, inputs, quiet: true });
+    const err = await runEvalModes(again).then(() => undefined, (e) => e);
+    await again.cleanup();
+    assert.ok(err instanceof PipelineError, String(err));
+    assert.match(err.message, /train-torch-mlp@ga1-dropout's run has no weights\.safetensors/);
+    assert.equal(err.fix, "train it again: deno task reproduce train-torch-mlp@ga1-dropout --force");
   } finally {
     await ctx.cleanup();
     await table1.cleanup();
