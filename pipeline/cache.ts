@@ -49,6 +49,12 @@ export interface RunEntry extends KeyParts {
   record?: Record<string, unknown>;
   startedAt: string;
   wallSeconds: number;
+  /**
+   * Outputs this cache does not hold: a run restored from the committed remote, which keeps files up
+   * to 8 MiB (weights stay in the shared remote). Known by hash; fill() fetches them when needed.
+   * Local to a cache: never pushed.
+   */
+  absent?: string[];
 }
 
 export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
@@ -154,19 +160,31 @@ export class Store {
    * read without copying anything: what status and --dry-run ask.
    */
   async remoteEntry(key: string): Promise<RunEntry | undefined> {
+    let thin: RunEntry | undefined;
     for (const remote of this.remotes) {
       const entry = await remote.readEntry(key);
       if (!entry || entry === "corrupt") continue;
-      const there = await Promise.all(Object.values(entry.outputs).map(({ hash, size }) => remote.has(hash, size)));
+      const files = Object.entries(entry.outputs);
+      const there = await Promise.all(files.map(([, { hash, size }]) => remote.has(hash, size)));
       if (there.every(Boolean)) return entry;
+      const absent = files.filter((_, i) => !there[i]).map(([rel]) => rel);
+      if (!thin && keepsSmallOnly(remote, entry, absent)) thin = { ...entry, absent };
     }
-    return undefined;
+    return thin;
   }
 
-  /** Copy a run from the first remote that has it whole, checking every file's hash; undefined if none does. */
+  /**
+   * Copy a run from the first remote that has it whole, checking every file's hash; else, from the
+   * committed folder, the run without its big files (see RunEntry.absent); undefined if neither.
+   */
   async fetch(key: string): Promise<RunEntry | undefined> {
     if (!this.writable) return undefined;
+    return await this.fetchFrom(key, false) ?? await this.fetchFrom(key, true);
+  }
+
+  private async fetchFrom(key: string, thin: boolean): Promise<RunEntry | undefined> {
     for (const remote of this.remotes) {
+      if (thin && !(remote instanceof FolderRemote)) continue;
       const entry = await remote.readEntry(key);
       if (entry === "corrupt") {
         this.warn(`✗ the run entry ${key}.json in ${remote.url} is corrupt: not restored from it`);
@@ -182,7 +200,9 @@ export class Store {
               await Deno.link(this.objectPath(hash), dest); // already here (another run's output): no transfer
               return true;
             }
+            if (thin && remote instanceof FolderRemote && size > remote.maxBytes) return rel; // kept elsewhere
             if (!(await remote.download(hash, size, dest))) {
+              if (!thin && remote instanceof FolderRemote && size > remote.maxBytes) return false; // not an error
               this.warn(
                 `✗ the run of ${entry.stage} in ${remote.url} is incomplete (${rel}: ${remote.where(hash)} ` +
                   "is missing): not restored from it",
@@ -201,8 +221,19 @@ export class Store {
           }),
         );
         if (!whole.every(Boolean)) continue;
-        const { outputs: _o, outputsHash: _h, ...partial } = entry;
-        return await this.commit(tmp, partial);
+        const absent = whole.filter((w): w is string => typeof w === "string");
+        if (thin !== absent.length > 0) continue;
+        const { outputs: _o, outputsHash: _h, absent: _a, ...partial } = entry;
+        const committed = await this.commit(tmp, partial);
+        if (!absent.length) return committed;
+        // The entry names every output, the absent ones by hash: downstream keys are those of the whole run.
+        if (sha256(canonicalJson(entry.outputs)) !== entry.outputsHash) {
+          this.warn(`✗ the run entry ${key}.json in ${remote.url} does not match its outputs: not restored from it`);
+          continue;
+        }
+        const thinEntry: RunEntry = { ...committed, outputs: entry.outputs, outputsHash: entry.outputsHash, absent };
+        await writeFileAtomic(this.entryPath(key), JSON.stringify(thinEntry, null, 1));
+        return thinEntry;
       } finally {
         await Deno.remove(tmp, { recursive: true }).catch(() => {});
         await Deno.remove(`${tmp}.tree`, { recursive: true }).catch(() => {});
@@ -214,6 +245,7 @@ export class Store {
   /** Do the entry's files still hold the bytes it recorded? (stat cache first, bytes when stat changed) */
   async verify(entry: RunEntry): Promise<Verdict> {
     for (const [rel, { hash }] of Object.entries(entry.outputs)) {
+      if (entry.absent?.includes(rel)) continue;
       let actual: string;
       try {
         actual = await this.stats.hash(join(this.treeDir(entry.key), rel));
@@ -224,6 +256,49 @@ export class Store {
       if (actual !== hash) return { ok: false, file: rel, expected: hash, actual };
     }
     return { ok: true };
+  }
+
+  /**
+   * Fetch a thin run's absent outputs from the remotes that have them (each checked against its
+   * hash) into its tree. Returns the entry, whole if it could be filled, with what is still absent.
+   */
+  async fill(entry: RunEntry): Promise<RunEntry> {
+    if (!entry.absent?.length || !this.writable) return entry;
+    const absent: string[] = [];
+    for (const rel of entry.absent) {
+      const { hash, size } = entry.outputs[rel];
+      const obj = this.objectPath(hash);
+      let have = (await this.stats.hash(obj).catch(() => "")) === hash;
+      for (const remote of this.remotes) {
+        if (have) break;
+        const tmp = `${obj}.${Deno.pid}.part`;
+        await Deno.mkdir(dirname(obj), { recursive: true });
+        try {
+          if (!(await remote.download(hash, size, tmp))) continue;
+          if ((await hashFile(tmp)) !== hash) {
+            this.warn(`✗ the remote object ${remote.where(hash)} (${rel} of ${entry.stage}) is corrupt: not used`);
+            continue;
+          }
+          await Deno.chmod(tmp, 0o444);
+          await Deno.rename(tmp, obj);
+          have = true;
+        } finally {
+          await Deno.remove(tmp).catch(() => {});
+        }
+      }
+      if (!have) {
+        absent.push(rel);
+        continue;
+      }
+      const dest = join(this.treeDir(entry.key), rel);
+      await Deno.mkdir(dirname(dest), { recursive: true });
+      await Deno.remove(dest).catch(() => {});
+      await linkOrCopy(obj, dest);
+    }
+    const { absent: _, ...whole } = entry;
+    const filled: RunEntry = absent.length ? { ...whole, absent } : whole;
+    await writeFileAtomic(this.entryPath(entry.key), JSON.stringify(filled, null, 1));
+    return filled;
   }
 
   /** Forget a run whose bytes went bad: its entry, its tree, and the bad object. */
@@ -514,4 +589,9 @@ export async function listFiles(dir: string): Promise<string[]> {
   };
   await walk(dir);
   return out.sort();
+}
+
+/** Does a remote that keeps small files only (the committed folder) lack exactly the entry's big files? */
+function keepsSmallOnly(remote: Remote, entry: RunEntry, absent: string[]): boolean {
+  return remote instanceof FolderRemote && absent.every((rel) => entry.outputs[rel].size > remote.maxBytes);
 }

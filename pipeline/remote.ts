@@ -32,7 +32,10 @@ export interface Remote {
 
 export const objectKey = (hash: string) => `objects/${hash.slice(0, 2)}/${hash.slice(2)}`;
 
-/** The committed folder: a plain copy, files up to maxBytes (git is not a place for datasets or weights). */
+/**
+ * The committed folder: a plain copy of files up to maxBytes (git is not a place for datasets or
+ * weights) and every run entry; a run with bigger files is restored without them (RunEntry.absent).
+ */
 export class FolderRemote implements Remote {
   constructor(readonly dir: string, readonly maxBytes = 8 << 20, readonly url = dir) {}
 
@@ -68,9 +71,11 @@ export class FolderRemote implements Remote {
 
   async push(entries: RunEntry[], objectPath: (hash: string) => string): Promise<Set<string>> {
     const held = new Set<string>();
-    for (const entry of entries) {
-      if (Object.values(entry.outputs).some((o) => o.size > this.maxBytes)) continue;
-      for (const { hash } of Object.values(entry.outputs)) {
+    for (const { absent: _, ...entry } of entries) {
+      // Files over maxBytes stay out (the shared remote has them); the entry names them by hash, so a
+      // clone restores the run without them and downstream keys are those of the whole run.
+      for (const { hash, size } of Object.values(entry.outputs)) {
+        if (size > this.maxBytes) continue;
         const dest = join(this.dir, objectKey(hash));
         await Deno.mkdir(dirname(dest), { recursive: true });
         await writeFileAtomic(dest, await Deno.readFile(objectPath(hash)));

@@ -147,6 +147,8 @@ export class S3Remote implements Remote {
     await this.check();
     const held = new Set<string>();
     const todo: RunEntry[] = [];
+    // A thin run (restored without its big files) is not whole here: it cannot be pushed.
+    entries = entries.filter((e) => !e.absent?.length);
     await Promise.all(entries.map((e) =>
       this.limiter.run(async () => {
         if ((await this.size(`runs/${e.key}.json`)) !== undefined) held.add(e.key);
@@ -178,7 +180,7 @@ export class S3Remote implements Remote {
             new PutObjectCommand({
               Bucket: this.bucket,
               Key: this.key(rel),
-              Body: new TextEncoder().encode(JSON.stringify(e, null, 1) + "\n"),
+              Body: new TextEncoder().encode(JSON.stringify({ ...e, absent: undefined }, null, 1) + "\n"),
               ContentType: "application/json",
             }),
           )
