@@ -8,11 +8,11 @@ import { makeTestContext } from "../pipeline/testing.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { inlineHtml } from "../reports/build/document.ts";
 import { pairWithTwin, type Run } from "../reports/build/inputs.ts";
-import { seeded, verdict } from "../reports/build/content.ts";
+import { seeded, verdict } from "../reports/build/report.ts";
 import { run } from "../reports/build/stage.ts";
 import { difference, estimate, t95 } from "../reports/build/stats.ts";
 import { TABLE1 } from "../reports/build/study.ts";
-import { confusion, perClass } from "../reports/build/classes.ts";
+import { confusion, perClass } from "../reports/build/sections/classes.ts";
 import { pct, signed } from "../reports/build/format.ts";
 import { fabricateInputs, LABELS, PREDICTIONS } from "./report_fixture.ts";
 

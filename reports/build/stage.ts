@@ -3,9 +3,10 @@
 // opening from the file system), all from the training stages' outputs.
 import { join } from "node:path";
 import type { StageContext } from "../../pipeline/types.ts";
-import { buildReport, TITLE } from "./content.ts";
+import { buildReport } from "./content.ts";
 import { figureFiles, toHtml, toMarkdown } from "./document.ts";
 import { readInputs } from "./inputs.ts";
+import { TITLE } from "./report.ts";
 import { browserScripts, EMBED_OPTIONS, toPng, toSvg } from "./render.ts";
 
 export async function run(ctx: StageContext): Promise<Record<string, number | string>> {

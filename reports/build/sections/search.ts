@@ -1,12 +1,14 @@
-// The evolutionary search's section: every individual, the best so far, the
-// pick, and the pick trained as a Table 1 run, compared like with like (full
-// steps against full steps: the search's own scores come from a fraction of
-// each individual's steps).
-import { type Figure, searchSpec } from "./charts.ts";
-import type { Block } from "./document.ts";
-import { NOT_RUN, pct, scalarsBlock, settings, src, tableBlock } from "./format.ts";
-import { findTables, notRunYet, type ReportInputs, type Table } from "./inputs.ts";
-import { TABLE1 } from "./study.ts";
+// Section 6, the evolutionary search (search-mlp): every individual, the best
+// so far, the pick, and the pick trained as a Table 1 run (train-search-pick),
+// compared like with like (full steps against full steps: the search's own
+// scores come from a fraction of each individual's steps). A search.json of
+// another shape is shown as whatever tables it holds.
+import { type Figure, searchSpec } from "../charts.ts";
+import type { Block } from "../document.ts";
+import { NOT_RUN, pct, scalarsBlock, settings, src, tableBlock } from "../format.ts";
+import { findTables, notRunYet, type Table } from "../inputs.ts";
+import type { Report } from "../report.ts";
+import { TABLE1 } from "../study.ts";
 
 /** Column names of search.json as the report writes them. */
 const WORDS: Record<string, string> = {
@@ -18,14 +20,11 @@ const WORDS: Record<string, string> = {
   test_loss: "test loss",
 };
 
-export function searchBlocks(
-  inp: ReportInputs,
-  figure: (id: string, caption: string, spec: Figure["spec"]) => Block,
-  meanTestAcc: (variant: string) => number | undefined,
-): Block[] {
+/** Section 6: the search's individuals, its figure and its pick, the pick beside Table 1's GA rows. */
+export function searchSection(r: Report): Block[] {
+  const { inp, figure, studyBest } = r;
   const b: Block[] = [];
   if (!inp.search) return [{ kind: "para", text: `Skipped: the search (\`search-mlp\`): ${notRunYet("search-mlp")}.` }];
-  const studyBest = TABLE1.reduce((a, x) => (x.testAcc > a.testAcc ? x : a));
   b.push({
     kind: "para",
     text: `The study's evolutionary search, selecting on a validation split held out of the training set ` +
@@ -76,7 +75,7 @@ export function searchBlocks(
     });
     b.push(...tableBlock({ rows: [asPercent(search.pick)] }, WORDS));
   }
-  const ga = TABLE1.filter((r) => r.variant.startsWith("ga") && !r.dropout);
+  const ga = TABLE1.filter((row) => row.variant.startsWith("ga") && !row.dropout);
   b.push(
     inp.searchPick
       ? {
@@ -84,9 +83,9 @@ export function searchBlocks(
         text: `Like with like: the pick trained for its full steps as a Table 1 run (${src(inp.searchPick)}; ` +
           `settings: ${settings(inp.searchPick)}) scores **${pct(inp.searchPick.history.final.testAcc)}** on ` +
           `the test set, beside our ${
-            ga.map((r) => {
-              const m = meanTestAcc(r.variant);
-              return `${r.label} ${m === undefined ? NOT_RUN : pct(m)}`;
+            ga.map((row) => {
+              const m = r.variant(row.variant)?.s.test.mean;
+              return `${row.label} ${m === undefined ? NOT_RUN : pct(m)}`;
             }).join(", ")
           } and the study's ${studyBest.label} ${pct(studyBest.testAcc)} (all trained for their full steps).`,
       }

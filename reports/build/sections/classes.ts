@@ -1,12 +1,13 @@
-// Per-class results: test accuracy per class and the confusion matrix, from
-// the test predictions a training run writes (predictions.npy) and the test
-// labels (preprocess's test_y.npy). Runs made before predictions were
-// written have none: the section says so.
-import { confusionSpec, type Figure } from "./charts.ts";
-import type { Block } from "./document.ts";
-import { pct, src } from "./format.ts";
-import type { Run } from "./inputs.ts";
-import { CLASSES } from "./study.ts";
+// Section 5, per-class results of the CNN and the best MLP: test accuracy
+// per class and the confusion matrix, from the test predictions a training run
+// writes (predictions.npy) and the test labels (preprocess's test_y.npy). Runs
+// made before predictions were written have none: the section says so.
+import { confusionSpec, type Figure } from "../charts.ts";
+import type { Block } from "../document.ts";
+import { pct, src } from "../format.ts";
+import type { Run } from "../inputs.ts";
+import type { Report } from "../report.ts";
+import { CLASSES } from "../study.ts";
 
 /** counts[t][p]: test images of true class t predicted as p. */
 export function confusion(labels: Uint8Array, predictions: Uint8Array, classes = CLASSES.length): number[][] {
@@ -21,8 +22,18 @@ export function confusion(labels: Uint8Array, predictions: Uint8Array, classes =
 /** Accuracy of each true class: the diagonal over the row. */
 export const perClass = (m: number[][]) => m.map((row, t) => row[t] / Math.max(1, row.reduce((a, b) => a + b, 0)));
 
+/** Section 5: the CNN and the best MLP (seed 42 of each), or why not. */
+export function classSection(r: Report): Block[] {
+  const runs = [
+    { label: "CNN", slug: "cnn", run: r.cnn?.base },
+    ...(r.best ? [{ label: `best MLP (${r.best.row.label})`, slug: "best-mlp", run: r.best.s.base }] : []),
+  ];
+  const b = classBlocks(runs, r.inp.testLabels?.labels, r.figure);
+  return b.length ? b : [{ kind: "para", text: `Neither the CNN nor the best MLP has run yet.` }];
+}
+
 /** The section's blocks for the named runs (label → run); `figure` registers a figure. */
-export function classBlocks(
+function classBlocks(
   runs: { label: string; slug: string; run?: Run }[],
   labels: Uint8Array | undefined,
   figure: (id: string, caption: string, spec: Figure["spec"]) => Block,

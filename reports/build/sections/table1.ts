@@ -1,0 +1,184 @@
+// Section 2, the autograd MLP: the study's Table 1 with our numbers (mean
+// over seeds, 95% interval, verdict), the differences between its rows that
+// the study draws, and its figures: the default and the best run (the study's
+// figures 3–6) and Table 1 as a chart. The dropout rows scored both ways sit
+// between the differences and the figures: eval_mode.ts.
+import { table1Spec } from "../charts.ts";
+import type { Block } from "../document.ts";
+import { cell, deviations, interval, meanSd, NOT_RUN, pct, signed, spread, src } from "../format.ts";
+import { notRunYet, torchStage } from "../inputs.ts";
+import { nOf, type Report, rowMarks, studyCurve, verdict } from "../report.ts";
+import { difference } from "../stats.ts";
+import { STUDY_CURVES, TABLE1 } from "../study.ts";
+import { costOf } from "./costs.ts";
+
+/** The study's Table 1, its numbers beside ours, and the rows not run yet. */
+export function table1Section(r: Report): Block[] {
+  const b: Block[] = [{
+    kind: "para",
+    text: "The study's Table 1, its numbers beside ours. Each row is one variant of `train-torch-mlp` with the " +
+      "study's settings (the note at the top names any that differ); our numbers are the mean over the seeds " +
+      "run so far (± SD when there are two or more), with the 95% interval of the mean and whether the study's " +
+      "number falls inside it.",
+  }];
+  b.push({
+    kind: "table",
+    head: [
+      "run",
+      "hidden",
+      "lr",
+      "batch",
+      "steps",
+      "train acc, study",
+      "ours",
+      "test acc, study",
+      "ours (mean ± SD)",
+      "seeds",
+      "95% interval",
+      "study inside",
+      "verdict",
+      "source",
+    ],
+    right: [2, 3, 4, 5, 6, 7, 8, 9, 10],
+    rows: TABLE1.map((row) => {
+      const study = [row.label, row.hidden.join(","), cell(row.lr), String(row.batch), String(row.steps)];
+      const t = r.torch.find((x) => x.row === row);
+      if (!t) return [...study, pct(row.trainAcc), NOT_RUN, pct(row.testAcc), ...Array(6).fill(NOT_RUN)];
+      const { s } = t;
+      const differ = deviations(s.base, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
+      const inside = s.test.lo === undefined
+        ? "–"
+        : s.test.lo <= row.testAcc && row.testAcc <= s.test.hi!
+        ? "yes"
+        : "no";
+      return [
+        ...study,
+        pct(row.trainAcc),
+        meanSd(s.train),
+        pct(row.testAcc),
+        meanSd(s.test),
+        nOf(s),
+        interval(s.test),
+        inside,
+        differ.length ? "**settings differ**: not comparable" : verdict(s.test, row.testAcc),
+        `[@${row.variant}](#${src(s.base).split("(#")[1]}`,
+      ];
+    }),
+  });
+  if (r.missingTorch.length) {
+    b.push({
+      kind: "para",
+      text: `${NOT_RUN} not run yet: ${
+        r.missingTorch.map((x) => `${x.label} (\`deno task reproduce ${torchStage(x.variant)}\`)`).join(", ")
+      }.`,
+    });
+  }
+  return b;
+}
+
+/** The differences the study draws between rows, ours with their uncertainty. */
+export function rowDifferences(r: Report): Block[] {
+  const pairs: [string, string, string][] = [
+    ["ga1", "default", "GA1's network and schedule"],
+    ["ga1-dropout", "ga1", "dropout"],
+    ["ga1-dropout-batchnorm", "ga1-dropout", "batch norm, with dropout"],
+    ["ga2", "ga1", "GA2 instead of GA1"],
+    ["ga3", "ga1", "GA3 instead of GA1"],
+  ];
+  const rows = pairs.flatMap(([a, b, what]) => {
+    const [x, y] = [r.variant(a), r.variant(b)];
+    if (!x || !y) return [];
+    const d = difference(x.s.test, y.s.test);
+    const has = d.lo !== undefined && d.hi !== undefined;
+    return [[
+      `${x.row.label} − ${y.row.label} (${what})`,
+      signed(x.row.testAcc - y.row.testAcc),
+      signed(d.diff),
+      `${x.s.runs.length} and ${y.s.runs.length}`,
+      has ? `${signed(d.lo!)} to ${signed(d.hi!)}` : "none",
+      !has
+        ? `no interval: one seed of ${[x, y].filter((t) => t.s.runs.length < 2).map((t) => t.row.label).join(" and ")}`
+        : d.lo! > 0 || d.hi! < 0
+        ? "a real difference (the interval excludes 0)"
+        : "within seed noise (the interval includes 0)",
+    ]];
+  });
+  if (!rows.length) return [];
+  const def = r.variant("default")?.s.test;
+  const noise = def?.sd !== undefined
+    ? ` For a sense of scale: the Default row's test accuracy varies over its ${def.n} seeds with an SD of ` +
+      `${spread(def.sd)} pts, so if the other rows varied as much, the difference of two single runs would ` +
+      `need to exceed about ${spread(1.96 * Math.SQRT2 * def.sd)} pts (1.96 · √2 · SD) to stand out from seed ` +
+      "noise (an assumption, not a measurement, for the rows of one seed)."
+    : "";
+  return [
+    {
+      kind: "para",
+      text: "Differences between rows of Table 1, the study's and ours (test accuracy, points), with a 95% " +
+        "interval for ours (Welch's t) where both rows have two or more seeds." + noise,
+    },
+    {
+      kind: "table",
+      head: ["difference", "study (pts)", "ours (pts)", "seeds", "95% interval (pts)", "verdict"],
+      right: [1, 2, 3, 4],
+      rows,
+    },
+  ];
+}
+
+/** The default and the best row's figures (the study's 3–6), and Table 1 as a chart. */
+export function table1Figures(r: Report): Block[] {
+  const b: Block[] = [];
+  const def = r.variant("default");
+  const { best, studyBest } = r;
+  const bestText = best
+    ? `the best of our ${r.missingTorch.length ? `${r.torch.length} finished` : "six"} rows by mean test ` +
+      `accuracy, **${best.row.label}** (figures 5–6; the study's best was ${studyBest.label})`
+    : `the best run: none has finished yet (the study's best was ${studyBest.label})`;
+  b.push({
+    kind: "para",
+    text: `${def ? "The default run (figures 3–4)" : `The default run: ${notRunYet(torchStage("default"))}`} and ` +
+      `${bestText}.${(def ?? best) ? ` Compute path: ${costOf((def ?? best)!.s.base).compute}.` : ""}`,
+  });
+  if (def) {
+    b.push(...r.pair("torch-mlp-default", "Autograd MLP, default", def.s.base, {
+      curve: studyCurve("study", STUDY_CURVES.default),
+      marks: rowMarks(def.row),
+    }));
+  }
+  if (best) {
+    // The study's curve of its own best run (GA1), named as such when our best is another row.
+    const ga1 = best.row.variant === "ga1" ? "study" : `study's ${studyBest.label} (its best)`;
+    b.push(...r.pair("torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.s.base, {
+      curve: studyCurve(ga1, STUDY_CURVES.ga1),
+      marks: rowMarks(best.row),
+    }));
+  }
+  if (r.torch.length) {
+    b.push(
+      r.figure(
+        "table1",
+        "Table 1 as a chart: the study's test accuracy beside ours (mean over seeds; not in the study)" +
+          (r.missingTorch.length ? `; not run yet: ${r.missingTorch.map((x) => x.label).join(", ")}` : ""),
+        table1Spec(TABLE1.flatMap((row) => {
+          const t = r.torch.find((x) => x.row === row);
+          return [
+            { run: row.label, source: "study", test: row.testAcc },
+            ...(t
+              ? [{
+                run: row.label,
+                source: "ours",
+                test: t.s.test.mean,
+                n: t.s.runs.length,
+                interval: interval(t.s.test),
+                lo: t.s.test.lo,
+                hi: t.s.test.hi,
+              }]
+              : []),
+          ];
+        })),
+      ),
+    );
+  }
+  return b;
+}
