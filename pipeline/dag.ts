@@ -1,6 +1,6 @@
 // `dag`: the stage graph as a tree for the terminal (with each stage's state),
 // as Mermaid (paste into Markdown) or as Graphviz DOT (`| dot -Tsvg`).
-import type { StageResult } from "./engine.ts";
+import type { StageResult } from "./plan.ts";
 import type { Graph } from "./graph.ts";
 import { paint } from "./style.ts";
 

@@ -1,7 +1,7 @@
 // `diff`: parameters and metrics of every stage between two git revisions of
 // the lock file (like `dvc params diff` + `dvc metrics diff`).
 import { relative } from "node:path";
-import type { LockFile } from "./engine.ts";
+import type { LockFile } from "./lockfile.ts";
 import { table } from "./style.ts";
 import { PipelineError } from "./types.ts";
 

@@ -1,6 +1,6 @@
 // Terminal styling, only where it helps and is wanted: colour on a terminal,
 // never with NO_COLOR set (https://no-color.org) or TERM=dumb, never in pipes.
-import type { StageResult } from "./engine.ts";
+import type { StageResult } from "./plan.ts";
 
 export function colorWanted(stream: { isTerminal(): boolean }): boolean {
   return !Deno.env.get("NO_COLOR") && Deno.env.get("TERM") !== "dumb" && stream.isTerminal();

@@ -2,7 +2,7 @@
 // nothing differs, or the first difference — which file, where in it (a JSON path, the training
 // step), and both values — so a determinism bug is named, not just detected.
 import { join } from "node:path";
-import { listFiles } from "./cache.ts";
+import { listFiles, type RunEntry } from "./cache.ts";
 import type { EvalPoint } from "./types.ts";
 
 export interface Difference {
@@ -20,6 +20,16 @@ export function describeDifference(d: Difference): string {
 }
 
 const show = (v: unknown) => (typeof v === "string" && v.length > 40 ? `${v.slice(0, 40)}…` : JSON.stringify(v));
+
+/**
+ * How far to compare a rerun with a cached run: every byte (undefined), or its training curve up
+ * to `steps`. A run carried over by accept holds the outputs of older code (its curve verified,
+ * its bytes not the current code's): it is compared on its whole curve.
+ */
+export function compareUpTo(cached: RunEntry, steps?: number): number | undefined {
+  if (!cached.outputs["history.json"]) return undefined;
+  return steps ?? (cached.record?.accepted ? Infinity : undefined);
+}
 
 /**
  * Compare the rerun's files (rerunDir) with the cached run's (cachedDir). With `steps`, the

@@ -17,7 +17,7 @@ import { evaluate as evaluateNumpy, loadNumpyMlp, predictClasses } from "../mode
 import { TorchMlp } from "../models/torch_mlp/model.ts";
 import { run as runTorch } from "../models/torch_mlp/stage.ts";
 import { evaluate as evaluateTorch, loadTorchMlp, predictClasses as predictTorch } from "../models/torch_mlp/train.ts";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import type { StageContext, TrainingHistory } from "../pipeline/types.ts";
 
 async function trained(stage: string, run: (ctx: StageContext) => Promise<unknown>, params: Record<string, unknown>) {

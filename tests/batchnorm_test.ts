@@ -9,7 +9,7 @@ import { curveDifference } from "../models/batchnorm/curves.ts";
 import { AUTOGRAD_TWIN, run } from "../models/batchnorm/stage.ts";
 import { run as runTorchMlp } from "../models/torch_mlp/stage.ts";
 import { initCompute, tf } from "../models/compute/backend.ts";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import type { TrainingHistory } from "../pipeline/types.ts";
 
 Deno.test("the assignment's batch-norm checks pass for both versions and the float64 backward", async () => {

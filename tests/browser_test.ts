@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import { run } from "../reports/build/stage.ts";
 import { fabricateInputs } from "./report_fixture.ts";
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { makeSyntheticSplits, writeSplits } from "../data/dataset.ts";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import type { TrainingHistory } from "../pipeline/types.ts";
 import { tf } from "../models/compute/backend.ts";
 import { getGemm } from "../models/compute/gemm.ts";

@@ -3,7 +3,7 @@
 // HTML), preprocess, .npy, the seeded generator and the study's batch order.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { DIR, md5, OFFICIAL_FILE_MD5, RECORD, syntheticArchive, syntheticRecords, WANTED } from "../data/cifar.ts";
 import { BatchSampler, chunks, gather, loadSplits, makeSyntheticSplits, writeSplits } from "../data/dataset.ts";

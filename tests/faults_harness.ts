@@ -120,7 +120,7 @@ export async function projectCopy(): Promise<string> {
   ).trim().split("\n");
   for (const rel of files) {
     if (rel.startsWith("reports/") && !rel.startsWith("reports/build/")) continue;
-    if (rel.startsWith("pipeline/lock") || rel.startsWith("pipeline/remote/")) continue;
+    if (/^pipeline\/lock.*\.json$/.test(rel) || rel.startsWith("pipeline/remote/")) continue;
     await Deno.mkdir(join(dest, dirname(rel)), { recursive: true });
     await Deno.copyFile(join(ROOT, rel), join(dest, rel)).catch(() => {});
   }

@@ -9,7 +9,7 @@ import { CrossEntropy, Linear, ReLU, SoftMax } from "../models/numpy_mlp/modules
 import { run } from "../models/numpy_mlp/stage.ts";
 import { asMat, type Mat, matmul } from "../models/numpy_mlp/tensor.ts";
 import { trainNumpyMlp } from "../models/numpy_mlp/train.ts";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import type { TrainingHistory } from "../pipeline/types.ts";
 
 // Each test reseeds (like the assignment's np.random.seed(42)), so a test's draws do not depend on the others.

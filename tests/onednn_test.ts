@@ -12,7 +12,7 @@ import { simdAdam } from "../models/compute/simd_adam.ts";
 import { adam } from "../models/cnn/layers.ts";
 import { OnednnVgg } from "../models/cnn/onednn_vgg.ts";
 import { run } from "../models/cnn/stage.ts";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import type { TrainingHistory } from "../pipeline/types.ts";
 import { join } from "node:path";
 import { writeSplits } from "../data/dataset.ts";

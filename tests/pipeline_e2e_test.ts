@@ -14,7 +14,7 @@ async function copyProject(): Promise<string> {
   ).trim().split("\n");
   for (const rel of files) {
     if (rel.startsWith("reports/") && !rel.startsWith("reports/build/")) continue; // outputs, not code
-    if (rel.startsWith("pipeline/lock") || rel.startsWith("pipeline/remote/")) continue; // start from nothing
+    if (/^pipeline\/lock.*\.json$/.test(rel) || rel.startsWith("pipeline/remote/")) continue; // start from nothing
     await Deno.mkdir(join(dest, dirname(rel)), { recursive: true });
     await Deno.copyFile(join(ROOT, rel), join(dest, rel)).catch((e) => {
       if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted but not yet staged

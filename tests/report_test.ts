@@ -4,7 +4,7 @@
 // one clear PipelineError.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { inlineHtml } from "../reports/build/document.ts";
 import { pairWithTwin, type Run } from "../reports/build/inputs.ts";

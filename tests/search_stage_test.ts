@@ -6,7 +6,7 @@ import { makeSyntheticSplits, writeSplits } from "../data/dataset.ts";
 import { run } from "../models/search/stage.ts";
 import { run as trainPick } from "../models/search/train_pick.ts";
 import type { SearchRecord } from "../models/search/stage.ts";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 
 Deno.test({
   name: "search-mlp: same seed, same picks; a rerun is served from the memo",

@@ -10,7 +10,7 @@ import { dropoutMasks, TorchMlp } from "../models/torch_mlp/model.ts";
 import { run as runEvalModes } from "../models/torch_mlp/eval_mode_stage.ts";
 import { run } from "../models/torch_mlp/stage.ts";
 import { type TorchMlpConfig, trainTorchMlp } from "../models/torch_mlp/train.ts";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import { PipelineError, type TrainingHistory } from "../pipeline/types.ts";
 
 const data = makeSyntheticSplits(300, 200);

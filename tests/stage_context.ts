@@ -1,6 +1,7 @@
-// A StageContext for unit tests of one stage module, without the engine.
+// A StageContext for unit tests of one stage module, without the engine (tests only: no stage
+// module imports it, so it is in no cache key).
 import { pathToFileURL } from "node:url";
-import type { ParamValue, Progress, StageContext } from "./types.ts";
+import type { ParamValue, Progress, StageContext } from "../pipeline/types.ts";
 
 export async function makeTestContext(opts: {
   stage: string;

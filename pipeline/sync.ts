@@ -1,0 +1,46 @@
+// `push` and `pull` (like `dvc push` / `dvc pull`): the runs the lock file names, copied to a
+// remote, or restored from the remotes into the cache and linked into the project.
+import type { RunEntry } from "./cache.ts";
+import { materialise } from "./publish.ts";
+import type { Remote } from "./remote.ts";
+import type { Workspace } from "./workspace.ts";
+
+/**
+ * Copy the lock file's runs into the last remote (the shared one if set, else the committed
+ * folder, which takes only runs without big files). Returns the stages the remote now holds.
+ */
+export async function push(
+  ws: Workspace,
+  targets?: string[],
+  remote: Remote = ws.store.remotes.at(-1)!,
+): Promise<{ pushed: string[]; skipped: string[] }> {
+  const lock = await ws.lock.read();
+  const names = targets?.length ? targets.flatMap((t) => ws.graph.resolve(t)) : Object.keys(lock.stages);
+  const entries = new Map<string, RunEntry>();
+  for (const name of names) {
+    const key = lock.stages[name]?.key;
+    const entry = key ? await ws.store.readEntry(key) : undefined;
+    if (entry && (await ws.store.verify(entry)).ok) entries.set(name, entry);
+  }
+  const held = await remote.push([...entries.values()], (h) => ws.store.objectPath(h));
+  const pushed = names.filter((n) => held.has(entries.get(n)?.key ?? ""));
+  return { pushed, skipped: names.filter((n) => !pushed.includes(n)) };
+}
+
+/** Restore the lock file's runs from the remotes into the cache and link out/<stage> (like `dvc pull`). */
+export async function pull(ws: Workspace, targets?: string[]): Promise<{ pulled: string[]; missing: string[] }> {
+  await ws.store.gcTmp(); // partial downloads of a killed pull
+  const lock = await ws.lock.read();
+  const names = targets?.length
+    ? targets.flatMap((t) => ws.graph.resolve(t))
+    : Object.keys(lock.stages).filter((n) => ws.graph.nodes.has(n)); // a stage since removed: nothing to link
+  const got = await Promise.all(names.map(async (name) => {
+    const key = lock.stages[name]?.key;
+    const entry = key ? await ws.store.readOrFetch(key) : undefined;
+    if (!entry || !(await ws.store.verify(entry)).ok) return false;
+    await materialise(ws, ws.graph.nodes.get(name)!, entry);
+    return true;
+  }));
+  await ws.store.stats.save();
+  return { pulled: names.filter((_, i) => got[i]), missing: names.filter((_, i) => !got[i]) };
+}
