@@ -9,7 +9,7 @@
 //   deno run -A tests/report_snapshot.ts /tmp/report-after
 //   diff -r /tmp/report-before /tmp/report-after
 import { join } from "node:path";
-import { makeTestContext } from "../pipeline/testing.ts";
+import { makeTestContext } from "./stage_context.ts";
 import { run } from "../reports/build/stage.ts";
 import { fabricateInputs, type FixtureOptions } from "./report_fixture.ts";
 
