@@ -473,14 +473,20 @@ async function transfer(engine: Engine, command: "push" | "pull", targets: strin
     if (progress.totalObjects) progress.show(true);
     console.error(`pushed to ${url}: ${pushed.join(", ") || "nothing"}`);
     if (!skipped.length) return 0;
-    const why = remotes.length === 1 ? "not in the cache, or files over 8 MiB" : "not in the cache";
+    const why = remotes.length === 1 ? "not in the cache" : "not whole in the cache";
     console.error(`not pushed (${why}): ${skipped.join(", ")}`);
     return 0;
   }
-  const { pulled, missing } = await engine.pull(targets);
+  const { pulled, missing, thin } = await engine.pull(targets);
   if (progress.totalObjects || progress.objects) progress.show(true);
   console.error(`pulled from ${remotes.map((r) => r.url).join(" + ")}: ${pulled.join(", ") || "nothing"}`);
-  if (!missing.length) return 0;
+  if (!missing.length && !thin.length) return 0;
+  if (!missing.length) {
+    throw new PipelineError(
+      `restored without their big files: ${thin.join(", ")} (the committed remote keeps files up to 8 MiB)`,
+      'pull from the shared remote that has them: --remote s3://… or "remote" in pipeline/config.local.json',
+    );
+  }
   throw new PipelineError(
     `not restored: ${missing.join(", ")} (not in any remote, or refused as shown above)`,
     "push them from a machine that has them, or run `deno task reproduce`",

@@ -120,8 +120,10 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
       }
     }
     if (entry) outcome = previous?.key === key ? "up to date" : "restore from cache";
-    else if ((entry = await store.remoteEntry(key))) outcome = "restore from remote";
-    else outcome = "run";
+    else if ((entry = await store.remoteEntry(key))) {
+      outcome = "restore from remote";
+      if (entry.absent?.length) reasons.push(`without ${entry.absent.join(", ")}: over 8 MiB, in a shared remote only`);
+    } else outcome = "run";
     if (force.has(name)) {
       outcome = "run";
       reasons.unshift("forced");

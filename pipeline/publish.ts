@@ -19,6 +19,7 @@ export async function materialise(ws: Workspace, node: Node, entry: RunEntry) {
   const publish = ws.publish?.[node.def.name] ?? node.def.publish;
   if (!publish) return;
   for (const rel of Object.keys(entry.outputs)) {
+    if (entry.absent?.includes(rel)) continue; // a thin run: in a shared remote only
     const dest = join(ws.root, publish, rel);
     await Deno.mkdir(dirname(dest), { recursive: true });
     await writeFileAtomic(dest, await Deno.readFile(join(ws.store.treeDir(entry.key), rel)));

@@ -7,7 +7,7 @@ import type { LockFile } from "./lockfile.ts";
 import { forced, type Outcome, outsideDeps, plan, type ReproduceOptions, selection, type StageResult } from "./plan.ts";
 import { formatDuration } from "./progress.ts";
 import { materialise } from "./publish.ts";
-import { execute } from "./run.ts";
+import { execute, type Upstream } from "./run.ts";
 import { PipelineError } from "./types.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -144,13 +144,63 @@ async function processNode(
       if (force) reasons.unshift("forced");
       if (previous?.key === key && !force) reasons.push("outputs missing from the cache");
       ws.log(`▶ ${name}: running (${reasons.join("; ")})`);
-      entry = await execute(ws, node, key, parts, upstream, jobs, before);
+      entry = await execute(ws, node, key, parts, await wholeUpstream(ws, upstream, done, jobs), jobs, before);
       ws.log(`✓ ${name}: done in ${formatDuration(entry.wallSeconds)}${metricsLine(entry.metrics)}`);
       outcome = "run";
     }
     await materialise(ws, node, entry);
     await ws.lock.record(name, parts, entry);
     return { stage: name, outcome, reasons, key, entry };
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * A stage about to run reads its upstream runs' files. A thin run (restored from the committed
+ * remote without its big files) is filled from a remote that has them, else rebuilt under its
+ * key: the rebuild's outputs must equal the recorded hashes (the --force check), so it is
+ * checked, not trusted. Upstream of a rebuild is made whole the same way.
+ */
+async function wholeUpstream(
+  ws: Workspace,
+  upstream: Upstream,
+  done: Map<string, RunEntry>,
+  jobs: number,
+): Promise<Upstream> {
+  const out: Array<readonly [string, RunEntry]> = [];
+  for (const [dep, entry] of upstream) out.push([dep, await whole(ws, dep, entry, done, jobs)]);
+  return out;
+}
+
+async function whole(
+  ws: Workspace,
+  name: string,
+  entry: RunEntry,
+  done: Map<string, RunEntry>,
+  jobs: number,
+): Promise<RunEntry> {
+  if (!entry.absent?.length) return entry;
+  const filled = await ws.store.fill(entry);
+  if (!filled.absent?.length) {
+    ws.log(`✓ ${name}: ${entry.absent.join(", ")} fetched from a remote`);
+    done.set(name, filled);
+    return filled;
+  }
+  const node = ws.graph.nodes.get(name)!;
+  const release = await ws.store.lock(
+    filled.key,
+    (who) => ws.log(`… ${name}: waiting for another reproduce (${who}) that is building it`),
+  );
+  try {
+    const deps = node.deps.filter((d) => done.has(d)).map((d) => [d, done.get(d)!] as const);
+    const upstream = await wholeUpstream(ws, deps, done, jobs);
+    ws.log(`▶ ${name}: rebuilding (${filled.absent.join(", ")}: in no remote here, and a stage downstream runs)`);
+    const rebuilt = await execute(ws, node, filled.key, filled, upstream, jobs, filled);
+    ws.log(`✓ ${name}: rebuilt in ${formatDuration(rebuilt.wallSeconds)}, the same bits as its recorded run`);
+    done.set(name, rebuilt);
+    await materialise(ws, node, rebuilt);
+    return rebuilt;
   } finally {
     await release();
   }

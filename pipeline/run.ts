@@ -7,10 +7,10 @@ import { type KeyParts, listFiles, type RunEntry } from "./cache.ts";
 import { LocalExecutor } from "./executor.ts";
 import { DiskFull, isDiskFull } from "./faults.ts";
 import type { Node } from "./graph.ts";
-import { canonicalJson, sha256 } from "./hash.ts";
+import { canonicalJson, hashFile, sha256 } from "./hash.ts";
 import { provenance } from "./publish.ts";
 import { PipelineError } from "./types.ts";
-import { compareUpTo, describeDifference, firstDifference } from "./verify.ts";
+import { compareUpTo, describeDifference, type Difference, firstDifference } from "./verify.ts";
 import { RESULT_RESERVE, type WorkerConfig } from "./worker.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -40,11 +40,20 @@ export async function execute(
       lockKey: key,
     });
     if (expect) {
-      const d = await firstDifference(
+      // A thin run's absent files are known by hash only.
+      const absent = new Set(expect.absent ?? []);
+      let d: Difference | undefined;
+      for (const rel of absent) {
+        const actual = await hashFile(join(run.outDir, rel)).catch(() => "missing");
+        const recorded = expect.outputs[rel].hash;
+        if (actual !== recorded) d ??= { file: rel, where: "sha256", cached: recorded, rerun: actual };
+      }
+      d ??= await firstDifference(
         ws.store.treeDir(expect.key),
-        Object.keys(expect.outputs),
+        Object.keys(expect.outputs).filter((rel) => !absent.has(rel)),
         run.outDir,
         compareUpTo(expect),
+        [...absent],
       );
       if (d) {
         throw new PipelineError(

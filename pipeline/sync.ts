@@ -7,7 +7,7 @@ import type { Workspace } from "./workspace.ts";
 
 /**
  * Copy the lock file's runs into the last remote (the shared one if set, else the committed
- * folder, which takes only runs without big files). Returns the stages the remote now holds.
+ * folder, which takes every run entry and the files up to 8 MiB). Returns the stages the remote now holds.
  */
 export async function push(
   ws: Workspace,
@@ -28,7 +28,10 @@ export async function push(
 }
 
 /** Restore the lock file's runs from the remotes into the cache and link out/<stage> (like `dvc pull`). */
-export async function pull(ws: Workspace, targets?: string[]): Promise<{ pulled: string[]; missing: string[] }> {
+export async function pull(
+  ws: Workspace,
+  targets?: string[],
+): Promise<{ pulled: string[]; missing: string[]; thin: string[] }> {
   await ws.store.gcTmp(); // partial downloads of a killed pull
   const lock = await ws.lock.read();
   const names = targets?.length
@@ -36,11 +39,16 @@ export async function pull(ws: Workspace, targets?: string[]): Promise<{ pulled:
     : Object.keys(lock.stages).filter((n) => ws.graph.nodes.has(n)); // a stage since removed: nothing to link
   const got = await Promise.all(names.map(async (name) => {
     const key = lock.stages[name]?.key;
-    const entry = key ? await ws.store.readOrFetch(key) : undefined;
+    let entry = key ? await ws.store.readOrFetch(key) : undefined;
     if (!entry || !(await ws.store.verify(entry)).ok) return false;
+    entry = await ws.store.fill(entry); // a thin run's big files, from a remote that has them
     await materialise(ws, ws.graph.nodes.get(name)!, entry);
-    return true;
+    return entry.absent?.length ? `${name} (without ${entry.absent.join(", ")})` : true;
   }));
   await ws.store.stats.save();
-  return { pulled: names.filter((_, i) => got[i]), missing: names.filter((_, i) => !got[i]) };
+  return {
+    pulled: names.filter((_, i) => got[i] === true),
+    missing: names.filter((_, i) => !got[i]),
+    thin: got.filter((g): g is string => typeof g === "string"),
+  };
 }

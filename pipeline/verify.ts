@@ -41,6 +41,8 @@ export async function firstDifference(
   cachedFiles: string[],
   rerunDir: string,
   steps?: number,
+  /** Files compared elsewhere (a thin run's absent ones, by hash). */
+  skip: string[] = [],
 ): Promise<Difference | undefined> {
   if (steps !== undefined && cachedFiles.includes("history.json")) {
     const cached = await readJson(join(cachedDir, "history.json")) as { evals: EvalPoint[] };
@@ -55,7 +57,7 @@ export async function firstDifference(
   }
   const rerunFiles = await listFiles(rerunDir);
   for (const file of [...new Set([...cachedFiles, ...rerunFiles])].sort()) {
-    if (file === "_provenance.json") continue;
+    if (file === "_provenance.json" || skip.includes(file)) continue;
     if (!cachedFiles.includes(file)) return { file, cached: "absent", rerun: "present" };
     if (!rerunFiles.includes(file)) return { file, cached: "present", rerun: "absent" };
     const [a, b] = [await Deno.readFile(join(cachedDir, file)), await Deno.readFile(join(rerunDir, file))];

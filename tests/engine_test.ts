@@ -358,3 +358,68 @@ Deno.test({
     await assert.rejects(Deno.stat(join(root, "out/f/f.txt")), "no half-written output published");
   },
 });
+
+Deno.test("a run with files over 8 MiB is restored thin from the committed remote, and rebuilt (checked) when a stage downstream runs", async () => {
+  const root = await Deno.makeTempDir({ prefix: "engine-thin-" });
+  const files: Record<string, string> = {
+    "stages.ts": `export const STAGES = [
+  { name: "big", doc: "", deps: [], module: "big.ts", outputs: ["small.txt", "big.bin"], params: {} },
+  { name: "use", doc: "", deps: ["big"], module: "use.ts", outputs: ["use.txt"], params: { k: { type: "int", default: 1, doc: "" } } },
+];`,
+    "big.ts": `export async function run(ctx) {
+  const drift = Deno.env.get("TOY_DRIFT") ? 1 : 0;
+  await Deno.writeFile(ctx.outDir + "/big.bin", new Uint8Array(9 << 20).map((_, i) => (i + drift) % 253));
+  await Deno.writeTextFile(ctx.outDir + "/small.txt", "small");
+  await Deno.writeTextFile(ctx.root + "/big.ran", "x", { append: true });
+  return {};
+}`,
+    "use.ts": `export async function run(ctx) {
+  const b = await Deno.readFile(ctx.inputs.big + "/big.bin");
+  await Deno.writeTextFile(ctx.outDir + "/use.txt", b.length + ":" + b[1000] + ":" + ctx.params.k);
+  return {};
+}`,
+  };
+  for (const [rel, text] of Object.entries(files)) await Deno.writeTextFile(join(root, rel), text);
+  const ran = () => Deno.readTextFile(join(root, "big.ran")).then((t) => t.length, () => 0);
+  try {
+    await (await engineFor(root)).reproduce();
+    assert.deepEqual((await (await engineFor(root)).push()).pushed.sort(), ["big", "use"]);
+    const stored = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json"))).stages.big.outputs;
+    const object = (h: string) => join(root, "pipeline/remote/objects", h.slice(0, 2), h.slice(2));
+    await Deno.stat(object(stored["small.txt"]));
+    await assert.rejects(Deno.stat(object(stored["big.bin"])), Deno.errors.NotFound, "git keeps files ≤ 8 MiB");
+
+    // A clone: both restored, big.bin not; status says so; nothing runs.
+    await Deno.remove(join(root, ".cache"), { recursive: true });
+    await Deno.remove(join(root, "big.ran"));
+    const status = await (await engineFor(root)).status();
+    assert.match(status[0].reasons.join(), /without big\.bin: over 8 MiB, in a shared remote only/);
+    const restored = await (await engineFor(root)).reproduce();
+    assert.deepEqual(outcomes(restored), { big: "restore from remote", use: "restore from remote" });
+    assert.equal(await ran(), 0);
+    assert.equal(await Deno.readTextFile(join(root, "out/big/small.txt")), "small");
+
+    // use must run (a new parameter value): big is rebuilt under its key, its bytes checked against the record.
+    const logs: string[] = [];
+    const k2 = [{ target: "use", param: "k", value: 2, source: "test" }];
+    const rerun = await (await engineFor(root, k2, logs)).reproduce();
+    assert.deepEqual(outcomes(rerun), { big: "up to date", use: "run" });
+    assert.equal(await ran(), 1);
+    assert.ok(logs.some((l) => /▶ big: rebuilding \(big\.bin: in no remote here/.test(l)), logs.join("\n"));
+    assert.ok(logs.some((l) => /✓ big: rebuilt in .*, the same bits as its recorded run/.test(l)));
+    assert.equal(await Deno.readTextFile(join(root, "out/use/use.txt")), `${9 << 20}:${1000 % 253}:2`);
+
+    // A rebuild that gives other bytes is a determinism bug: refused, named.
+    await Deno.remove(join(root, ".cache"), { recursive: true });
+    await (await engineFor(root)).reproduce(); // thin again
+    Deno.env.set("TOY_DRIFT", "1");
+    const k3 = [{ target: "use", param: "k", value: 3, source: "test" }];
+    await assert.rejects(
+      (await engineFor(root, k3)).reproduce(),
+      (e: Error) => e instanceof PipelineError && /big: NOT DETERMINISTIC .* big\.bin \(sha256\)/.test(e.message),
+    );
+  } finally {
+    Deno.env.delete("TOY_DRIFT");
+    await Deno.remove(root, { recursive: true });
+  }
+});
