@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { BatchSampler, gather, loadSplits } from "../../data/dataset.ts";
 import { type EvalPoint, PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
-import { checkLoss } from "../../pipeline/faults.ts";
+import { checkLoss } from "../diverged.ts";
 import * as ckpt from "../checkpoint.ts";
 import { getGemm } from "../compute/gemm.ts";
 import { argmaxRows, writeArtifacts } from "../artifacts.ts";
