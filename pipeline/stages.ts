@@ -163,7 +163,7 @@ const trainBatchnorm = defineStage({
   // Not a dependent of its autograd twin (train-torch-mlp@ga1-dropout-batchnorm), so that the
   // two long runs can train at once (--jobs 2); the report sets their curves side by side.
   deps: ["preprocess"],
-  module: "models/batchnorm/stage.ts",
+  module: "models/torch_mlp/batchnorm_stage.ts",
   outputs: ["history.json", "checks.json", "weights.safetensors", "predictions.npy"],
   params: {
     ...ga1Params("train-torch-mlp@ga1-dropout-batchnorm"),

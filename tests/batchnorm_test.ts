@@ -6,7 +6,7 @@ import { makeSyntheticSplits, writeSplits } from "../data/dataset.ts";
 import { BatchNorm, batchNormAutograd, batchNormManual } from "../models/batchnorm/bn.ts";
 import { type CheckRow, runBatchNormChecks } from "../models/batchnorm/checks.ts";
 import { curveDifference } from "../reports/build/curves.ts";
-import { AUTOGRAD_TWIN, run } from "../models/batchnorm/stage.ts";
+import { AUTOGRAD_TWIN, run } from "../models/torch_mlp/batchnorm_stage.ts";
 import { run as runTorchMlp } from "../models/torch_mlp/stage.ts";
 import { initCompute, tf } from "../models/compute/backend.ts";
 import { makeTestContext } from "../pipeline/testing.ts";
