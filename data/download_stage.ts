@@ -3,10 +3,11 @@
 // into ctx.checkpointDir so that a killed run resumes the transfer.
 import { join } from "node:path";
 import { DiskFull } from "../pipeline/faults.ts";
+import type { DownloadParams } from "../pipeline/stages.ts";
 import { PipelineError, type StageContext } from "../pipeline/types.ts";
 import { downloadCifar } from "./download.ts";
 
-export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
+export async function run(ctx: StageContext<DownloadParams>): Promise<Record<string, number | string>> {
   // The url first, then each mirror: any source is accepted only if its batch files match the official checksums.
   // What the data is (dataset) is in the cache key; where it comes from (url, mirrors) is not.
   if (ctx.params.url === "synthetic") {
@@ -62,7 +63,7 @@ async function firstThatWorks<T>(
 
 const MiB = 1 << 20;
 
-function fetchFrom(ctx: StageContext, source: string, i: number, fetch: { retries?: number }) {
+function fetchFrom(ctx: StageContext<DownloadParams>, source: string, i: number, fetch: { retries?: number }) {
   let lastStep = -1;
   return downloadCifar({
     source,

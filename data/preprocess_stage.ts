@@ -4,6 +4,7 @@
 // Peak memory is the two float32 sets (~737 MB for the real data) plus one
 // batch file; nothing is copied on the way to disk.
 import { join } from "node:path";
+import type { PreprocessParams } from "../pipeline/stages.ts";
 import { PipelineError, type StageContext } from "../pipeline/types.ts";
 import { decodeRecords, DIR, IMAGE, meanImage, RECORD, subtractMean, TEST_FILE, TRAIN_FILES } from "./cifar.ts";
 import { type Split, writeDataset } from "./dataset.ts";
@@ -36,7 +37,7 @@ async function readSplit(dir: string, files: string[], tick: () => void): Promis
   return { x, y, n };
 }
 
-export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
+export async function run(ctx: StageContext<PreprocessParams>): Promise<Record<string, number | string>> {
   const t0 = performance.now();
   let rss = 0;
   const sample = () => rss = Math.max(rss, Deno.memoryUsage().rss);

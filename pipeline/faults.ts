@@ -1,6 +1,7 @@
 // Faults of the machine, not of the code, told as one line each: a full disk,
-// a read-only or misplaced cache, a diverging training run. Stages import this
-// file (like types.ts); it holds no engine internals.
+// a read-only or misplaced cache. The data stages' writers import this file
+// (like types.ts); it holds no engine internals. A diverging training run is
+// the models' own (models/diverged.ts).
 import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { PipelineError } from "./types.ts";
@@ -61,26 +62,6 @@ export async function writing<T>(path: string, bytes: number | undefined, fn: ()
     if (isDiskFull(e) && !(e instanceof DiskFull)) throw new DiskFull(path, bytes);
     throw e;
   }
-}
-
-/**
- * A training loss that is no longer finite: a user input (usually the learning
- * rate), not a bug, so one line and no stack trace. `param` is what to lower.
- */
-export class Diverged extends PipelineError {
-  constructor(readonly step: number, loss: number, readonly param = "lr", value?: unknown) {
-    super(
-      `training diverged: the loss became ${loss} at step ${step}` +
-        (value !== undefined ? ` with ${param}=${value}` : ""),
-      `lower the learning rate (${param}; a learning rate too high is the usual cause), e.g. --set <stage>.${param}=…`,
-    );
-    this.name = "Diverged";
-  }
-}
-
-/** Throw Diverged unless loss is finite. */
-export function checkLoss(loss: number, step: number, lr?: number) {
-  if (!Number.isFinite(loss)) throw new Diverged(step, loss, "lr", lr);
 }
 
 /** The one-line form of a machine fault that escaped as a plain error (undefined: a real bug, keep its trace). */

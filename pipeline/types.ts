@@ -2,6 +2,9 @@
 // pipeline/stages.ts (name, upstream stages, typed parameters, module, outputs)
 // and implemented by a module that exports `run(ctx)`. Stages never deal with
 // caching: they read `ctx.inputs`, write into `ctx.outDir`, and return metrics.
+// A declaration's parameter specs also give its run() their types: stages.ts
+// exports `ParamsOf<typeof stage>` per stage, and the module takes
+// `ctx: StageContext<ThoseParams>` (an `import type`, so no cache key moves).
 
 export type ParamValue = number | string | boolean | number[];
 
@@ -10,8 +13,8 @@ export interface ParamSpec {
   type: "int" | "float" | "ints" | "string" | "bool";
   default: ParamValue;
   doc: string;
-  /** Allowed values for a string parameter. */
-  choices?: string[];
+  /** Allowed values for a string parameter (its type in ParamsOf: their union). */
+  choices?: readonly string[];
   /** Inclusive lower bound for numbers (and every element of ints). */
   min?: number;
   /**
@@ -21,13 +24,29 @@ export interface ParamSpec {
   transport?: boolean;
 }
 
-export interface StageDef {
+/** The value a parameter of spec S has in a stage's run(): int/float → number, ints → number[], bool → boolean, string → string (with choices: their union). */
+export type ParamOf<S extends ParamSpec> = S["type"] extends "int" | "float" ? number
+  : S["type"] extends "ints" ? number[]
+  : S["type"] extends "bool" ? boolean
+  : S extends { choices: readonly (infer C)[] } ? C
+  : string;
+
+/**
+ * A stage's parameters as its run() sees them (`ctx.params`), from its declaration:
+ * `export type TrainCnnParams = ParamsOf<typeof trainCnn>` in pipeline/stages.ts.
+ */
+export type ParamsOf<D extends { params: Record<string, ParamSpec> }> = {
+  [K in keyof D["params"]]: ParamOf<D["params"][K]>;
+};
+
+/** `P`: the parameter specs, kept literal by defineStage (pipeline/stages.ts) so that ParamsOf can type them. */
+export interface StageDef<P extends Record<string, ParamSpec> = Record<string, ParamSpec>> {
   name: string;
   doc: string;
   /** Upstream stage names. A stage with variants is addressed as a whole (all variants) or as name@variant. */
   deps: string[];
-  params: Record<string, ParamSpec>;
-  /** Module path relative to the project root; it exports `run(ctx: StageContext)`. */
+  params: P;
+  /** Module path relative to the project root; it exports `run(ctx: StageContext<ParamsOf<this stage>>)`. */
   module: string;
   /** Files the stage must write into ctx.outDir (relative paths). Others it writes are kept too. */
   outputs: string[];
@@ -81,11 +100,12 @@ export interface Progress {
   extra?: Record<string, number | string>;
 }
 
-export interface StageContext {
+/** `P`: the stage's parameters, `ParamsOf<typeof itsDeclaration>` (pipeline/stages.ts exports one per stage). */
+export interface StageContext<P = Record<string, ParamValue>> {
   /** The resolved stage name, e.g. "train-torch-mlp@ga1". */
   stage: string;
   /** Validated parameters, typed as declared, defaults filled in. */
-  params: Record<string, ParamValue>;
+  params: P;
   /** Upstream stage name (resolved, with @variant) → directory holding its outputs. Read-only. */
   inputs: Record<string, string>;
   /** Write every output here; it is moved into the cache only when run() returns. */

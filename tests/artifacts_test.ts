@@ -18,12 +18,16 @@ import { TorchMlp } from "../models/torch_mlp/model.ts";
 import { run as runTorch } from "../models/torch_mlp/stage.ts";
 import { evaluate as evaluateTorch, loadTorchMlp, predictClasses as predictTorch } from "../models/torch_mlp/train.ts";
 import { makeTestContext } from "./stage_context.ts";
-import type { StageContext, TrainingHistory } from "../pipeline/types.ts";
+import type { ParamValue, StageContext, TrainingHistory } from "../pipeline/types.ts";
 
-async function trained(stage: string, run: (ctx: StageContext) => Promise<unknown>, params: Record<string, unknown>) {
+async function trained<P extends Record<string, ParamValue>>(
+  stage: string,
+  run: (ctx: StageContext<P>) => Promise<unknown>,
+  params: P,
+) {
   const pre = await Deno.makeTempDir({ prefix: "artifacts-data-" });
   await writeSplits(pre, makeSyntheticSplits(120, 60));
-  const ctx = await makeTestContext({ stage, params: params as never, inputs: { preprocess: pre }, quiet: true });
+  const ctx = await makeTestContext({ stage, params, inputs: { preprocess: pre }, quiet: true });
   await run(ctx);
   const history: TrainingHistory = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "history.json")));
   const weights = await readWeights(join(ctx.outDir, WEIGHTS));
@@ -92,7 +96,7 @@ Deno.test("train-torch-mlp (batch norm): weights with running statistics, loaded
 });
 
 Deno.test("train-cnn: the VGG's named weights (HWIO convs, batch norm statistics) reload to the same score", async () => {
-  const params = { lr: 1e-3, batch: 8, steps: 4, eval_every: 3, width: 0.125, seed: 42 };
+  const params = { lr: 1e-3, batch: 8, steps: 4, eval_every: 3, width: 0.125, seed: 42, compute: "own" as const };
   const r = await trained("train-cnn", runCnn, params);
   try {
     const model = new Vgg({ width: 0.125, size: 32, classes: 10 }, await getGemm(), 7);

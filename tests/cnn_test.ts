@@ -219,7 +219,7 @@ Deno.test("a few Adam steps lower the loss on a batch (width 1/8, 32×32)", asyn
 Deno.test("train-cnn stage: history, and kill → resume ends exactly as an uninterrupted run", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "cnn-data-" });
   await writeSplits(dataDir, makeSyntheticSplits(40, 20));
-  const params = { lr: 1e-3, batch: 8, steps: 6, eval_every: 3, width: 0.125, seed: 42 };
+  const params = { lr: 1e-3, batch: 8, steps: 6, eval_every: 3, width: 0.125, seed: 42, compute: "own" as const };
   const opts = { stage: "train-cnn", params, inputs: { preprocess: dataDir }, quiet: true };
 
   const a = await makeTestContext(opts);

@@ -295,7 +295,7 @@ Deno.test("download: an archive missing a batch file, a missing local path, a wr
 Deno.test("download + preprocess stages: dataset=synthetic gives the full layout", async () => {
   const dl = await makeTestContext({
     stage: "download",
-    params: { dataset: "synthetic", synthetic_train: 10, synthetic_test: 20 },
+    params: { dataset: "synthetic" as const, url: "", mirrors: "", synthetic_train: 10, synthetic_test: 20 },
     quiet: true,
   });
   const pp = await makeTestContext({ stage: "preprocess", params: {}, inputs: { download: dl.outDir }, quiet: true });
@@ -451,7 +451,11 @@ Deno.test({
     });
   });
   const url = `http://127.0.0.1:${server.addr.port}/cifar-10-binary.tar.gz`;
-  const dl = await makeTestContext({ stage: "download", params: { url }, quiet: true });
+  const dl = await makeTestContext({
+    stage: "download",
+    params: { url, dataset: "cifar-10" as const, mirrors: "", synthetic_train: 500, synthetic_test: 500 },
+    quiet: true,
+  });
   const pp = await makeTestContext({ stage: "preprocess", params: {}, inputs: { download: dl.outDir }, quiet: true });
   try {
     const dm = await downloadRun(dl);
@@ -489,7 +493,7 @@ Deno.test({
 Deno.test("download stage: url=synthetic is refused with a hint (the fake set is download.dataset, in the key)", async () => {
   const dl = await makeTestContext({
     stage: "download",
-    params: { dataset: "cifar-10", url: "synthetic" },
+    params: { dataset: "cifar-10" as const, url: "synthetic", mirrors: "", synthetic_train: 500, synthetic_test: 500 },
     quiet: true,
   });
   try {

@@ -55,7 +55,7 @@ export const PROFILES = { quick: { doc: "", set: { "count.steps": 3 } } };
 export const pause = () => new Promise((r) => setTimeout(r, Number(Deno.env.get("TOY_DELAY_MS") ?? 40)));
 `,
   "count.ts": `import { loadCheckpoint, saveCheckpoint } from "./models/checkpoint.ts";
-import { checkLoss } from "./pipeline/faults.ts";
+import { checkLoss } from "./models/diverged.ts";
 import { event, pause } from "./events.ts";
 export async function run(ctx) {
   await event(ctx, "start");
@@ -98,7 +98,7 @@ export async function run(ctx) {
 `,
 };
 
-/** A fresh toy project; it imports this project's checkpoint helper and faults module. */
+/** A fresh toy project; it imports this project's checkpoint helper and the trainers' divergence check. */
 export async function toyProject(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "faults-toy-" });
   made.push(root);

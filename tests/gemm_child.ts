@@ -4,7 +4,17 @@
 //                                         environment configures it (the reference when run
 //                                         with OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1)
 //   deno run -A tests/gemm_child.ts ours  models/compute/blas.ts with its thread pool
-import { loadBlas, startBlasThreads } from "../models/compute/blas.ts";
+import {
+  type Blas,
+  CBLAS_ROW_MAJOR,
+  loadBlas,
+  NO_TRANS,
+  OPENBLAS_SYMBOLS,
+  startBlasThreads,
+  TRANS,
+} from "../models/compute/blas.ts";
+
+type Sgemm = Blas["sgemm"];
 
 /** [m, n, k]: odd sizes; K around and above OpenBLAS's GEMM_Q (320) and 2·Q; n above 2·GEMM_P
  * (640); m across the pool's 12-row groups; one m above SGEMM_R (104512 rows). */
@@ -39,55 +49,18 @@ async function digest(x: Float32Array): Promise<string> {
   return Array.from(new Uint8Array(h).slice(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-type Sgemm = (
-  tA: boolean,
-  tB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  a: Float32Array,
-  b: Float32Array,
-  c: Float32Array,
-  beta: number,
-  alpha: number,
-) => void;
-
 function plainCblas(): { sgemm: Sgemm; description: string } {
-  const lib = Deno.dlopen(
-    "libopenblas.so.0",
-    {
-      cblas_sgemm: {
-        parameters: [
-          "i32",
-          "i32",
-          "i32",
-          "i32",
-          "i32",
-          "i32",
-          "f32",
-          "pointer",
-          "i32",
-          "pointer",
-          "i32",
-          "f32",
-          "pointer",
-          "i32",
-        ],
-        result: "void",
-      },
-      openblas_get_corename: { parameters: [], result: "pointer" },
-      openblas_get_num_threads: { parameters: [], result: "i32" },
-    } as const,
-  );
+  // The same FFI signatures as the library under test (models/compute/blas.ts), none of its threading.
+  const lib = Deno.dlopen("libopenblas.so.0", OPENBLAS_SYMBOLS);
   const p = (x: Float32Array) => Deno.UnsafePointer.of(x as Float32Array<ArrayBuffer>);
   const core = Deno.UnsafePointerView.getCString(lib.symbols.openblas_get_corename()!);
   return {
     description: `plain cblas_sgemm, ${core}, ${lib.symbols.openblas_get_num_threads()} threads`,
-    sgemm: (tA, tB, m, n, k, a, b, c, beta, alpha) =>
+    sgemm: (tA, tB, m, n, k, a, b, c, beta = 0, alpha = 1) =>
       lib.symbols.cblas_sgemm(
-        101,
-        tA ? 112 : 111,
-        tB ? 112 : 111,
+        CBLAS_ROW_MAJOR,
+        tA ? TRANS : NO_TRANS,
+        tB ? TRANS : NO_TRANS,
         m,
         n,
         k,

@@ -162,7 +162,7 @@ Deno.test({
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "cnn-onednn-data-" });
     await writeSplits(dataDir, makeSyntheticSplits(40, 20));
-    const params = { lr: 1e-3, batch: 8, steps: 5, eval_every: 3, width: 0.25, seed: 42, compute: "onednn" };
+    const params = { lr: 1e-3, batch: 8, steps: 5, eval_every: 3, width: 0.25, seed: 42, compute: "onednn" as const };
     const opts = { stage: "train-cnn", params, inputs: { preprocess: dataDir }, quiet: true };
     const a = await makeTestContext(opts);
     await run(a);

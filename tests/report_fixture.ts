@@ -78,7 +78,7 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
     if (v === "ga1-dropout") h.notes!.push("Resumed from a checkpoint at step 30.");
     files[`train-torch-mlp@${v}`] = { "history.json": h };
   });
-  // As models/batchnorm/stage.ts writes it: the manual run, with its twin's settings, naming the twin.
+  // As models/torch_mlp/batchnorm_stage.ts writes it: the manual run, with its twin's settings, naming the twin.
   const twin = "train-torch-mlp@ga1-dropout-batchnorm";
   const bnParams = { hidden: [100], lr: 2e-3, batch: 200, steps: 50, dropout: true, batchnorm: true };
   const bn = history("train-batchnorm", bnParams, 0.3 + 0.03 * 3 + 0.001);

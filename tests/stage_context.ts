@@ -1,14 +1,15 @@
 // A StageContext for unit tests of one stage module, without the engine (tests only: no stage
-// module imports it, so it is in no cache key).
+// module imports it, so it is in no cache key). Its params keep their literal's types, so a test
+// passes a stage's run() what its declaration types (a missing or misspelt parameter fails the type check).
 import { pathToFileURL } from "node:url";
 import type { ParamValue, Progress, StageContext } from "../pipeline/types.ts";
 
-export async function makeTestContext(opts: {
+export async function makeTestContext<P extends Record<string, ParamValue> = Record<string, ParamValue>>(opts: {
   stage: string;
-  params: Record<string, ParamValue>;
+  params: P;
   inputs?: Record<string, string>;
   quiet?: boolean;
-}): Promise<StageContext & { recorded: Record<string, unknown>; cleanup(): Promise<void> }> {
+}): Promise<StageContext<P> & { recorded: Record<string, unknown>; cleanup(): Promise<void> }> {
   const base = await Deno.makeTempDir({ prefix: "stage-test-" });
   const outDir = `${base}/out`;
   const checkpointDir = `${base}/checkpoint`;

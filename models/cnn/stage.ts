@@ -4,8 +4,8 @@
 // end exactly as an uninterrupted run would.
 import { join } from "node:path";
 import { BatchSampler, gather, loadSplits } from "../../data/dataset.ts";
+import type { TrainCnnParams } from "../../pipeline/stages.ts";
 import { type EvalPoint, PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
-import { checkLoss } from "../../pipeline/faults.ts";
 import * as ckpt from "../checkpoint.ts";
 import { getGemm } from "../compute/gemm.ts";
 import { argmaxRows, writeArtifacts } from "../artifacts.ts";
@@ -13,6 +13,7 @@ import { loadOnednn } from "../compute/onednn.ts";
 import { weightsDigest } from "../weights_digest.ts";
 import { OnednnVgg } from "./onednn_vgg.ts";
 import { Vgg } from "./vgg.ts";
+import { checkLoss } from "../diverged.ts";
 
 /** After update i (0-based) the study evaluated when i % evalEvery == 0, and after the last. */
 export function isEvalStep(i: number, steps: number, evalEvery: number): boolean {
@@ -34,18 +35,11 @@ interface Checkpoint {
   processes: number;
 }
 
-export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
+export async function run(ctx: StageContext<TrainCnnParams>): Promise<Record<string, number | string>> {
   const dir = ctx.inputs["preprocess"];
   if (!dir) throw new PipelineError(`${ctx.stage} needs the preprocess stage's output`, 'declare deps: ["preprocess"]');
   const p = ctx.params;
-  const [lr, batch, steps, evalEvery, width, seed] = [
-    p.lr,
-    p.batch,
-    p.steps,
-    p.eval_every,
-    p.width,
-    p.seed,
-  ] as number[];
+  const { lr, batch, steps, eval_every: evalEvery, width, seed } = p;
   if (!(width > 0)) throw new PipelineError(`train-cnn: width ${width} must be > 0`, "use width=1 (the study's VGG)");
   const { train, test } = await loadSplits(dir);
   const cfg = { width, size: 32, classes: 10 };

@@ -15,9 +15,14 @@
 // a file. PIPELINE_THREADS sets the pool's size (default: the cores this process may use).
 import { POOL_BLAS, sharedPool, startSharedPool } from "./pool.ts";
 
-const CBLAS_ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+/** cblas.h's CBLAS_ORDER and CBLAS_TRANSPOSE values. */
+export const CBLAS_ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 
-const symbols = {
+/**
+ * The OpenBLAS entry points this project calls, as Deno FFI signatures: written once here
+ * (tests/gemm_child.ts opens its plain reference library with the same ones).
+ */
+export const OPENBLAS_SYMBOLS = {
   cblas_sgemm: {
     parameters: [
       "i32",
@@ -42,7 +47,7 @@ const symbols = {
   openblas_get_config: { parameters: [], result: "pointer" },
   openblas_get_corename: { parameters: [], result: "pointer" },
 } as const;
-type Lib = Deno.DynamicLibrary<typeof symbols>;
+type Lib = Deno.DynamicLibrary<typeof OPENBLAS_SYMBOLS>;
 
 // The kernel family and the geometry of its 1-thread driver (OpenBLAS 0.3.21, param.h and
 // kernel/x86_64/sgemm_kernel_8x4_haswell_2.c). Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ
@@ -58,6 +63,24 @@ const GROUP = 12, SGEMM_R = 104512;
 // Below this many multiply-adds a product runs on the calling thread alone (same bits).
 const MIN_PARALLEL = 1 << 20;
 
+/**
+ * The shape of every float32 GEMM here (OpenBLAS's below, oneDNN's, gemm.ts's wasm
+ * fallback, the numpy MLP's products): row-major C[m×n] = op(A)·op(B) + beta·C, op =
+ * transpose when tA/tB (A is m×k, k×m when tA; B is k×n, n×k when tB), every matrix
+ * contiguous; beta defaults to 0.
+ */
+export type Sgemm = (
+  tA: boolean,
+  tB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  beta?: number,
+) => void;
+
 export interface Blas {
   /** e.g. "OpenBLAS 0.3.21 Haswell, 1-thread kernels over 2 threads (deterministic)". */
   readonly description: string;
@@ -66,21 +89,10 @@ export interface Blas {
   /** Use at most n of them from now on (benchmarks; the bits do not change). */
   limitThreads(n: number): void;
   /**
-   * Row-major C[m×n] = alpha·op(A)·op(B) + beta·C, op = transpose when tA/tB, every
-   * matrix contiguous. Views may point into any ArrayBuffer, the wasm heap included.
+   * Sgemm with a scale: C = alpha·op(A)·op(B) + beta·C (alpha defaults to 1). Views may
+   * point into any ArrayBuffer, the wasm heap included.
    */
-  sgemm(
-    tA: boolean,
-    tB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    beta?: number,
-    alpha?: number,
-  ): void;
+  sgemm(...args: [...Parameters<Sgemm>, alpha?: number]): void;
 }
 
 /**
@@ -145,7 +157,7 @@ function openLib(): { lib: Lib; path: string } | string {
   const errors: string[] = [];
   for (const path of env ? [env] : candidates) {
     try {
-      return { lib: Deno.dlopen(path, symbols), path };
+      return { lib: Deno.dlopen(path, OPENBLAS_SYMBOLS), path };
     } catch (e) {
       errors.push((e as Error).message.split("\n")[0].replace(/^(Could not open library: )+/, ""));
     }

@@ -2,7 +2,7 @@
 // OpenBLAS's sgemm when it loads, else tfjs's wasm matMul (XNNPACK, 1 thread) with a copy
 // in and out of the wasm heap.
 import { initCompute, tf } from "./backend.ts";
-import { loadBlas, startBlasThreads } from "./blas.ts";
+import { loadBlas, type Sgemm, startBlasThreads } from "./blas.ts";
 import { transpose } from "./im2col.ts";
 
 export interface Gemm {
@@ -10,17 +10,7 @@ export interface Gemm {
   name: string;
   native: boolean;
   /** Row-major C[m×n] = op(A)·op(B) + beta·C; A is m×k (k×m when tA), B is k×n (n×k when tB). */
-  gemm(
-    tA: boolean,
-    tB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    beta?: number,
-  ): void;
+  gemm: Sgemm;
 }
 
 /** The fastest GEMM here; `native: false` forces the wasm one. */

@@ -8,6 +8,7 @@
 // The ISA is pinned to AVX2 before the library loads (ONEDNN_MAX_CPU_ISA and
 // dnnl_set_max_cpu_isa): oneDNN's AVX-512 kernels sum in another order, so results would
 // depend on the CPU. Threads: OpenMP (OMP_NUM_THREADS, read at load).
+import type { Sgemm } from "./blas.ts";
 
 const P = "pointer", I32 = "i32", I64 = "i64", F32 = "f32", U32 = "u32", U64 = "u64";
 const symbols = {
@@ -134,17 +135,7 @@ export interface Dnnl {
   poolBwd(diffSrc: Md, diffDst: Md, k: number, stride: number, padL: number[], padR: number[], hint: Pd): Pd;
   reorder(src: Md, dst: Md): Pd;
   /** Row-major C = op(A)·op(B) + beta·C (oneDNN's own sgemm). */
-  sgemm(
-    tA: boolean,
-    tB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    beta?: number,
-  ): void;
+  sgemm: Sgemm;
 }
 
 /**

@@ -5,6 +5,7 @@
 // against the TypeScript kernel.
 import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
+import type { TrainNumpyMlpParams } from "../../pipeline/stages.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
 import { getGemm } from "../compute/gemm.ts";
 import { setFloat32Gemm } from "./tensor.ts";
@@ -14,7 +15,7 @@ import { numpyMlpWeights, predictClasses, trainNumpyMlp } from "./train.ts";
 const LAYOUT = "MLP: for each l, x = relu(x · layers.l.weight + layers.l.bias) (no relu after the last), softmax; " +
   "weights are in × out; inputs are the NHWC pixels minus the training mean image, flattened";
 
-export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
+export async function run(ctx: StageContext<TrainNumpyMlpParams>): Promise<Record<string, number | string>> {
   const dir = ctx.inputs["preprocess"];
   if (!dir) throw new PipelineError(`${ctx.stage} needs the preprocess stage's output`, 'declare deps: ["preprocess"]');
   const data = await loadSplits(dir);
@@ -22,12 +23,12 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
   const gemm = await getGemm();
   setFloat32Gemm(gemm.gemm);
   const r = trainNumpyMlp(data, {
-    hidden: p.hidden as number[],
-    lr: p.lr as number,
-    batch: p.batch as number,
-    steps: p.steps as number,
-    evalEvery: p.eval_every as number,
-    seed: p.seed as number,
+    hidden: p.hidden,
+    lr: p.lr,
+    batch: p.batch,
+    steps: p.steps,
+    evalEvery: p.eval_every,
+    seed: p.seed,
     stopAfterSteps: ctx.stopAfterSteps,
   }, (pr) => ctx.progress(pr));
   ctx.record({

@@ -1,6 +1,7 @@
 // A small typed-array matrix module: what the hand-written MLP needs of NumPy.
 // Every function is generic over Float32Array (training) and Float64Array
 // (the gradient checks against finite differences). Matrices are row-major.
+import type { Sgemm } from "../compute/blas.ts";
 
 export type Arr = Float32Array | Float64Array;
 
@@ -26,17 +27,8 @@ export function clone<A extends Arr>(m: Mat<A>): Mat<A> {
   return { data: m.data.slice() as A, rows: m.rows, cols: m.cols };
 }
 
-/** Row-major C[m×n] = op(A)·op(B) on float32 (the shape of models/compute/gemm.ts's Gemm.gemm). */
-export type Float32Gemm = (
-  tA: boolean,
-  tB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  a: Float32Array,
-  b: Float32Array,
-  c: Float32Array,
-) => void;
+/** Row-major C[m×n] = op(A)·op(B) on float32 (models/compute/gemm.ts's Gemm.gemm); called with beta 0. */
+export type Float32Gemm = Sgemm;
 
 let f32Gemm: Float32Gemm | null = null;
 

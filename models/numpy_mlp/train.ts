@@ -1,13 +1,14 @@
 // The study's train_mlp_numpy loop: plain SGD on the hand-written MLP, the
 // study's mini-batch order, evaluation on the whole test set.
+import { BatchBuffer } from "../../data/batches.ts";
 import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
-import { checkLoss } from "../../pipeline/faults.ts";
 import type { EvalPoint, Progress } from "../../pipeline/types.ts";
 import { argmaxRows, load, type NamedTensor } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
 import { CrossEntropy, MLP } from "./modules.ts";
 import { asMat, type Mat, sgd } from "./tensor.ts";
+import { checkLoss } from "../diverged.ts";
 
 export interface NumpyMlpConfig {
   hidden: number[];
@@ -41,32 +42,6 @@ export const FEATURES = 3072, CLASSES = 10, EVAL_CHUNK = 1000;
  */
 export function isEvalStep(i: number, steps: number, evalEvery: number): boolean {
   return i % evalEvery === 0 || i === steps - 1;
-}
-
-/**
- * gather() into reused buffers: a fresh 20 MB array per GA1-size batch costs
- * 75–130 ms of page faults here (2–3 ms when the buffer is reused).
- */
-export class BatchBuffer {
-  readonly x: Float32Array;
-  readonly y: Uint8Array;
-
-  constructor(readonly split: Split, batch: number) {
-    this.x = new Float32Array(batch * FEATURES);
-    this.y = new Uint8Array(batch);
-  }
-
-  /** The images and labels at idx (idx.length = the batch size), in this buffer. */
-  read(idx: Int32Array): { x: Float32Array; y: Uint8Array } {
-    const { x, n } = this.split;
-    for (let k = 0; k < idx.length; k++) {
-      const i = idx[k];
-      if (!(i >= 0 && i < n)) throw new RangeError(`batch index ${i} outside 0..${n - 1}`);
-      this.x.set(x.subarray(i * FEATURES, (i + 1) * FEATURES), k * FEATURES);
-      this.y[k] = this.split.y[i];
-    }
-    return { x: this.x, y: this.y };
-  }
 }
 
 /** Fraction of rows whose largest entry is at the label. */

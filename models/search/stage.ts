@@ -5,6 +5,7 @@
 // evaluated in parallel over ctx.jobs processes.
 import { join } from "node:path";
 import { Rng } from "../../data/rng.ts";
+import type { SearchMlpParams } from "../../pipeline/stages.ts";
 import { PipelineError, type StageContext } from "../../pipeline/types.ts";
 import type { EvaluateArg, Score } from "./evaluate.ts";
 import { describe, type Genes, LAYOUTS, nextGeneration, randomIndividual } from "./ga.ts";
@@ -30,15 +31,8 @@ export interface SearchRecord {
   note: string;
 }
 
-export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
-  const p = ctx.params as {
-    population: number;
-    generations: number;
-    validation: number;
-    step_scale: number;
-    budget_steps: number;
-    seed: number;
-  };
+export async function run(ctx: StageContext<SearchMlpParams>): Promise<Record<string, number | string>> {
+  const p = ctx.params;
   const dataDir = ctx.inputs["preprocess"];
   const dataId = await readDataId(dataDir);
   const rng = new Rng(p.seed);

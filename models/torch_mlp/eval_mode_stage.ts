@@ -9,11 +9,12 @@
 import { join } from "node:path";
 import { loadSplits, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
+import type { EvalModeParams } from "../../pipeline/stages.ts";
 import { PipelineError, type StageContext, type TrainingHistory } from "../../pipeline/types.ts";
 import { readWeights, WEIGHTS } from "../artifacts.ts";
 import { initCompute, tf } from "../compute/backend.ts";
 import { dropoutMasks, TorchMlp } from "./model.ts";
-import { configFromParams, torchMlpNotes } from "./stage.ts";
+import { configFromParams, type MlpRunParams, torchMlpNotes } from "./run_stage.ts";
 import { evaluate, loadTorchMlp } from "./train.ts";
 
 const FEATURES = 3072, CLASSES = 10;
@@ -32,7 +33,7 @@ export function evaluateTrainingMode(model: TorchMlp, split: Split, seed: number
   });
 }
 
-export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
+export async function run(ctx: StageContext<EvalModeParams>): Promise<Record<string, number | string>> {
   const dir = ctx.inputs["preprocess"];
   const twin = Object.keys(ctx.inputs).find((name) => name !== "preprocess");
   if (!dir || !twin) {
@@ -50,7 +51,11 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
       `train it again: deno task reproduce ${twin} --force`,
     );
   }
-  const cfg = configFromParams(trained.params, trained.params.batchnorm ? "autograd" : "none");
+  // A Table 1 run's history.json: its params are that stage's (train-torch-mlp's), read back from JSON.
+  const cfg = configFromParams(
+    trained.params as unknown as MlpRunParams,
+    trained.params.batchnorm ? "autograd" : "none",
+  );
   if (!cfg.dropout) throw new PipelineError(`${ctx.stage}: ${twin} has no dropout`, "use a dropout row of Table 1");
   const data = await loadSplits(dir);
   await initCompute();
@@ -64,7 +69,7 @@ export async function run(ctx: StageContext): Promise<Record<string, number | st
     if (inference.acc !== trained.final.testAcc) {
       throw new Error(`${twin}'s weights score ${inference.acc}, its run scored ${trained.final.testAcc}`);
     }
-    const draws = Number(ctx.params.draws);
+    const draws = ctx.params.draws;
     const training = Array.from(
       { length: draws },
       (_, k) => evaluateTrainingMode(model, data.test, cfg.seed + 1000 + k),

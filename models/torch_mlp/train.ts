@@ -2,18 +2,18 @@
 // (tf.variableGrads), softmax cross-entropy on logits, Adam, the study's
 // mini-batch order; evaluation on the whole test set in inference mode.
 // Checkpoints at every evaluation; a run finds its checkpoint and continues.
+import { BatchBuffer } from "../../data/batches.ts";
 import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
-import { checkLoss } from "../../pipeline/faults.ts";
 import type { EvalPoint, Progress } from "../../pipeline/types.ts";
 import type { BnImpl } from "../batchnorm/bn.ts";
 import { initCompute, tf } from "../compute/backend.ts";
-import { BatchBuffer } from "../numpy_mlp/train.ts";
 import { Adam } from "./adam.ts";
 import { argmaxRows, load, type NamedTensor } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { dropoutMasks, TorchMlp } from "./model.ts";
+import { checkLoss } from "../diverged.ts";
 
 export interface TorchMlpConfig {
   hidden: number[];

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseNpy } from "../../data/npy.ts";
-import { curveDifference } from "../../models/batchnorm/curves.ts";
+import { curveDifference } from "./curves.ts";
 import { Graph } from "../../pipeline/graph.ts";
 import { STAGES } from "../../pipeline/stages.ts";
 import { type EvalPoint, PipelineError, type TrainingHistory } from "../../pipeline/types.ts";

@@ -2,6 +2,7 @@
 // rendered to SVG and PNG), REPORT.md and index.html (interactive charts,
 // opening from the file system), all from the training stages' outputs.
 import { join } from "node:path";
+import type { ReportParams } from "../../pipeline/stages.ts";
 import type { StageContext } from "../../pipeline/types.ts";
 import { buildReport } from "./content.ts";
 import { figureFiles, toHtml, toMarkdown } from "./document.ts";
@@ -9,7 +10,7 @@ import { readInputs } from "./inputs.ts";
 import { TITLE } from "./report.ts";
 import { browserScripts, EMBED_OPTIONS, toPng, toSvg } from "./render.ts";
 
-export async function run(ctx: StageContext): Promise<Record<string, number | string>> {
+export async function run(ctx: StageContext<ReportParams>): Promise<Record<string, number | string>> {
   const inputs = await readInputs(ctx.inputs);
   const { blocks, figures, metrics } = buildReport(inputs);
 

@@ -16,7 +16,13 @@ export async function bench() {
   });
   const dl = await makeTestContext({
     stage: "download",
-    params: { url: `http://127.0.0.1:${server.addr.port}/cifar-10-binary.tar.gz` },
+    params: {
+      url: `http://127.0.0.1:${server.addr.port}/cifar-10-binary.tar.gz`,
+      dataset: "cifar-10" as const,
+      mirrors: "",
+      synthetic_train: 500,
+      synthetic_test: 500,
+    },
     quiet: true,
   });
   try {

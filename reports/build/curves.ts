@@ -1,5 +1,6 @@
-// Comparing two training curves point by point (the manual and the autograd
-// batch norm, trained from the same seed).
+// Comparing two training curves point by point: the report sets the manual and
+// the autograd batch norm (train-batchnorm and its twin, trained from the same
+// seed) side by side and shows their largest difference.
 import type { EvalPoint } from "../../pipeline/types.ts";
 
 const FIELDS = ["trainLoss", "trainAcc", "testLoss", "testAcc"] as const;
