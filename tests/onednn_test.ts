@@ -2,7 +2,7 @@
 // tfjs autograd in tests/cnn_test.ts): every layer's gradients (conv backward-weights, batch
 // norm backward with the fused ReLU, through max-pool and conv backward-data), the running
 // statistics and inference logits on small shapes; a few training steps; bit-identical
-// results across OpenMP thread counts (subprocesses); the fallback when the library is absent.
+// results across OpenMP thread counts (subprocesses); without the library, one line naming the fix.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { makeSyntheticSplits } from "../data/dataset.ts";
@@ -139,6 +139,22 @@ Deno.test("oneDNN absent: null with a reason that names the file and the package
   const r = openOnednn("/nonexistent/libdnnl.so.2");
   assert.equal(r.dnnl, null);
   assert.match(r.reason, /oneDNN not loaded \(.*\/nonexistent\/libdnnl\.so\.2.*\); install Debian's libdnnl2/);
+});
+
+Deno.test("train-cnn without libdnnl2: one line naming the fix, no run on other kernels under the oneDNN key", async () => {
+  const child = fileURLToPath(new URL("onednn_absent_child.ts", import.meta.url));
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", child],
+    env: { COMPUTE_ONEDNN: "/nonexistent/libdnnl.so.2" },
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  assert.match(r.message, /^train-cnn: compute=onednn but oneDNN not loaded \(.*\/nonexistent\/libdnnl\.so\.2/);
+  assert.equal(
+    r.fix,
+    "apt-get install libdnnl2, or --set train-cnn.compute=own (own kernels + GEMM: other bits, its own cached run)",
+  );
 });
 
 Deno.test("wasm SIMD Adam matches layers.ts's adam (float32 rounding apart)", () => {
