@@ -35,7 +35,17 @@ export function evalModeSection(r: Report): Block[] {
       ],
       right: [1, 2, 3, 4],
       rows: ev.map(({ stage, row, run, scores }) => {
-        if (!run || !scores) return [row.label, pct(row.testAcc), NOT_RUN, NOT_RUN, NOT_RUN, notRunYet(stage)];
+        if (!run || !scores) {
+          const unscored = (run?.history as { unscored?: string } | undefined)?.unscored;
+          return [
+            row.label,
+            pct(row.testAcc),
+            NOT_RUN,
+            NOT_RUN,
+            NOT_RUN,
+            unscored ? `not scored: ${unscored}` : notRunYet(stage),
+          ];
+        }
         const t = scores.training;
         return [
           row.label,
