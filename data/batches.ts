@@ -18,13 +18,28 @@ export class BatchBuffer {
 
   /** The images and labels at idx (idx.length = the batch size), in this buffer. */
   read(idx: Int32Array): { x: Float32Array; y: Uint8Array } {
-    const { x, n } = this.split;
+    this.images(idx, this.x);
+    return { x: this.x, y: this.labels(idx) };
+  }
+
+  /** The images at idx, row after row, into x (at least idx.length × 3072 values). */
+  images(idx: Int32Array, x: Float32Array): void {
+    const { x: all, n } = this.split;
     for (let k = 0; k < idx.length; k++) {
       const i = idx[k];
       if (!(i >= 0 && i < n)) throw new RangeError(`batch index ${i} outside 0..${n - 1}`);
-      this.x.set(x.subarray(i * IMAGE, (i + 1) * IMAGE), k * IMAGE);
-      this.y[k] = this.split.y[i];
+      x.set(all.subarray(i * IMAGE, (i + 1) * IMAGE), k * IMAGE);
     }
-    return { x: this.x, y: this.y };
+  }
+
+  /** The labels at idx, in this buffer. */
+  labels(idx: Int32Array): Uint8Array {
+    const { y, n } = this.split;
+    for (let k = 0; k < idx.length; k++) {
+      const i = idx[k];
+      if (!(i >= 0 && i < n)) throw new RangeError(`batch index ${i} outside 0..${n - 1}`);
+      this.y[k] = y[i];
+    }
+    return this.y;
   }
 }

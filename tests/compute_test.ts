@@ -190,35 +190,113 @@ Deno.test("getGemm (native and wasm) computes op(A)·op(B) + beta·C", async () 
   }
 });
 
-Deno.test("fused Adam kernel is bit-identical to Adam's tfjs ops (wasm), small and pool-sized tensors", async () => {
+Deno.test("fused Adam (in place by wasm SIMD, the kernel, the TypeScript loop) is bit-identical to Adam's tfjs ops", async () => {
   const { Adam } = await import("../models/torch_mlp/adam.ts");
+  const { adamConstants, adamRange, hasSimdAdam } = await import("../models/compute/adam_kernel.ts");
   for (const m of modes) {
     await initCompute({ native: m.native });
-    const shapes = [[7, 13], [5], [300, 301]];
+    assert.ok(hasSimdAdam(tf.backend()), "the SIMD loop serves the wasm backend");
+    // Sizes with every remainder mod 4 (the SIMD loop's tail), one over the pool's threshold.
+    const shapes = [[7, 13], [5], [2, 3], [3], [300, 301]];
+    const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
     // Gradients over many magnitudes: zeros, subnormal squares, large values.
     const grads = (step: number) =>
-      shapes.map((s, i) => {
-        const g = rand(s.reduce((a, b) => a * b, 1), 100 * step + i);
+      sizes.map((n, i) => {
+        const g = rand(n, 100 * step + i);
         return g.map((x, j) => j % 11 === 0 ? 0 : x * 10 ** ((j % 9) - (j % 7 === 0 ? 25 : 4)));
       });
-    const run = (fused: boolean) => {
-      const params = shapes.map((s, i) => tf.variable(tf.tensor(rand(s.reduce((a, b) => a * b, 1), 50 + i), s)));
+    const run = (mode: "ops" | "kernel" | "in place") => {
+      // Made in a tidy, as the models make them: nothing else holds their data, so in place applies.
+      const params = tf.tidy(() => shapes.map((s, i) => tf.variable(tf.tensor(rand(sizes[i], 50 + i), s))));
       const adam = new Adam(params, 1e-3);
-      adam.fusedKernel = fused;
+      adam.fusedKernel = mode !== "ops";
+      adam.inPlace = mode === "in place";
       for (let step = 1; step <= 4; step++) {
+        const ids = params.map((p) => p.dataId);
         const g = grads(step).map((x, i) => tf.tensor(x, shapes[i]));
         adam.step(g);
         tf.dispose(g);
+        const same = params.map((p, i) => p.dataId === ids[i]);
+        assert.deepEqual(same, params.map(() => mode === "in place"), `[${m.name}] ${mode}: updated in place?`);
       }
       const out = [...params, ...adam.m, ...adam.v].map((t) => t.dataSync() as Float32Array);
       tf.dispose(params);
       adam.dispose();
       return out;
     };
-    const want = run(false), got = run(true);
-    got.forEach((g, i) => {
-      const bad = g.findIndex((x, j) => !Object.is(x, want[i][j]));
-      assert.equal(bad, -1, `[${m.name}] tensor ${i} element ${bad}: ${g[bad]} vs ${want[i][bad]}`);
-    });
+    // The TypeScript loop (pool workers, and the fallback) on plain arrays.
+    const ts = () => {
+      const p = sizes.map((n, i) => rand(n, 50 + i)), mm = sizes.map((n) => new Float32Array(n));
+      const vv = sizes.map((n) => new Float32Array(n));
+      for (let step = 1; step <= 4; step++) {
+        const c = adamConstants({
+          b1: 0.9,
+          b2: 0.999,
+          eps: 1e-8,
+          stepSize: 1e-3 / (1 - 0.9 ** step),
+          sqrtBc2: Math.sqrt(1 - 0.999 ** step),
+        });
+        grads(step).forEach((g, i) => adamRange(p[i], g, mm[i], vv[i], p[i], mm[i], vv[i], c, 0, sizes[i]));
+      }
+      return [...p, ...mm, ...vv];
+    };
+    const want = run("ops");
+    for (
+      const [name, got] of [["kernel", run("kernel")], ["in place", run("in place")], ["TypeScript", ts()]] as const
+    ) {
+      got.forEach((g, i) => {
+        const bad = g.findIndex((x, j) => !Object.is(x, want[i][j]));
+        assert.equal(bad, -1, `[${m.name}] ${name}: tensor ${i} element ${bad}: ${g[bad]} vs ${want[i][bad]}`);
+      });
+    }
   }
+});
+
+Deno.test("Adam does not update in place a variable whose data another tensor shares", async () => {
+  const { Adam } = await import("../models/torch_mlp/adam.ts");
+  await initCompute();
+  const p = tf.tidy(() => tf.variable(tf.tensor1d([1, 2, 3, 4, 5])));
+  const alias = tf.reshape(p, [5, 1]); // shares p's data
+  const adam = new Adam([p], 0.1);
+  const id = p.dataId;
+  tf.tidy(() => adam.step([tf.tensor1d([1, 1, 1, 1, 1])]));
+  assert.notEqual(p.dataId, id, "assigned, not written in place");
+  assert.deepEqual([...alias.dataSync()], [1, 2, 3, 4, 5]);
+  assert.ok(p.dataSync()[0] < 1);
+  tf.dispose([p, alias]);
+  adam.dispose();
+});
+
+Deno.test("Identity shares its input's data (no copy): a clone outlives its source", async () => {
+  for (const m of modes) {
+    await initCompute({ native: m.native });
+    const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+    const before = tf.memory().numDataBuffers;
+    const y = tf.clone(x);
+    assert.equal(tf.memory().numDataBuffers, before, `[${m.name}] no new buffer`);
+    x.dispose();
+    assert.deepEqual([...y.dataSync()], [1, 2, 3, 4]);
+    y.dispose();
+    assert.equal(tf.memory().numDataBuffers, before - 1, `[${m.name}] freed with its last tensor`);
+  }
+});
+
+Deno.test("filledTensor writes its values in place (wasm heap) or through an array (other backends)", async () => {
+  const { filledTensor } = await import("../models/compute/backend.ts");
+  const want = rand(12, 7);
+  for (const backend of ["wasm", "cpu"]) {
+    if (backend === "wasm") await initCompute();
+    else await tf.setBackend("cpu");
+    const t = filledTensor([3, 4], (x) => x.set(want));
+    assert.deepEqual(t.shape, [3, 4]);
+    assert.deepEqual(t.dataSync(), want, backend);
+    t.dispose();
+    const before = tf.backend().numDataIds();
+    assert.throws(() =>
+      filledTensor([2], () => {
+        throw new Error("no");
+      }), /no/);
+    assert.equal(tf.backend().numDataIds(), before, `${backend}: nothing left behind by a failed fill`);
+  }
+  await initCompute();
 });

@@ -52,6 +52,33 @@ export async function initCompute(opts: { native?: boolean } = {}): Promise<stri
   return description;
 }
 
+/**
+ * A new float32 tensor whose values `fill` writes: on the wasm backend straight into the
+ * tensor's memory on the wasm heap (no copy); `fill` must not create tensors meanwhile.
+ */
+export function filledTensor(shape: number[], fill: (values: Float32Array) => void): tf.Tensor {
+  const be = tf.backend() as unknown as Partial<WasmHeap>;
+  if (tf.getBackend() === "wasm" && be.makeOutput && be.typedArrayFromHeap && be.disposeData) {
+    const info = be.makeOutput(shape, "float32");
+    try {
+      fill(be.typedArrayFromHeap(info));
+    } catch (e) {
+      be.disposeData(info.dataId);
+      throw e;
+    }
+    return tf.engine().makeTensorFromTensorInfo(info);
+  }
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  fill(values);
+  return tf.tensor(values, shape);
+}
+
+interface WasmHeap {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  disposeData(id: tf.DataId): boolean;
+}
+
 /** What initCompute chose (call it first). */
 export function computeInfo(): ComputeInfo {
   if (!info) throw new Error("computeInfo() before initCompute()");

@@ -7,7 +7,7 @@
 //   m = b1·m + (1−b1)·g;  v = b2·v + (1−b2)·g·g;  p = p − s·m / (√v·r + ε)
 // with s = lr/(1−b1^t) and r = 1/√(1−b2^t).
 
-const leb = (n: number): number[] => {
+export const leb = (n: number): number[] => {
   const out: number[] = [];
   do {
     let b = n & 0x7f;
@@ -17,14 +17,19 @@ const leb = (n: number): number[] => {
   } while (n);
   return out;
 };
-const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
-const str = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))];
+export const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
+export const str = (s: string) => [s.length, ...[...s].map((c) => c.charCodeAt(0))];
 
-// Opcodes (WebAssembly core + SIMD).
-const GET = 0x20, SET = 0x21, I32_ADD = 0x6a, I32_GE_U = 0x4f, I32_CONST = 0x41, BR_IF = 0x0d, BR = 0x0c;
-const simd = (op: number) => [0xfd, ...leb(op)];
-const LOAD = [...simd(0x00), 0, 0], STORE = [...simd(0x0b), 0, 0]; // memarg: align 1, offset 0
-const SPLAT = simd(0x13), SQRT = simd(0xe3), ADD = simd(0xe4), SUB = simd(0xe5), MUL = simd(0xe6), DIV = simd(0xe7);
+// Opcodes (WebAssembly core + SIMD; adam_kernel.ts builds its module with them too).
+export const GET = 0x20, SET = 0x21, I32_ADD = 0x6a, I32_GE_U = 0x4f, I32_CONST = 0x41, BR_IF = 0x0d, BR = 0x0c;
+export const simd = (op: number) => [0xfd, ...leb(op)];
+export const LOAD = [...simd(0x00), 0, 0], STORE = [...simd(0x0b), 0, 0]; // memarg: align 1, offset 0
+export const SPLAT = simd(0x13),
+  SQRT = simd(0xe3),
+  ADD = simd(0xe4),
+  SUB = simd(0xe5),
+  MUL = simd(0xe6),
+  DIV = simd(0xe7);
 
 // Parameters: p, g, m, v (byte offsets), len (bytes, a multiple of 16), b1, c1 = 1−b1, b2, c2 = 1−b2, s, r, eps.
 const [p, g, m, v, len] = [0, 1, 2, 3, 4];

@@ -8,6 +8,9 @@
 // - Conv2D with OpenBLAS: im2col + sgemm (XNNPACK's conv otherwise).
 // - MaxPoolGrad: the wasm one starts its running max at the smallest positive float, so
 //   windows ≤ 0 lose their gradient; rewritten with −∞ and the first maximum winning.
+// - Identity: the wasm one copies the tensor; it shares the data instead (a reference
+//   more), as tfjs's cpu backend does. The tape clones every tensor a gradient needs, so
+//   each step copied its inputs and weights again.
 // - PipelineAdamUpdate (new): Adam's update fused into one pass (adam_kernel.ts).
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAM_KERNEL, adamKernel } from "./adam_kernel.ts";
@@ -18,6 +21,7 @@ type DataId = object;
 type Info = tf.TensorInfo;
 /** The parts of tfjs-backend-wasm's BackendWasm used here. */
 interface WasmBackend {
+  incRef(id: DataId): void;
   dataIdMap: { get(id: DataId): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): Info;
   typedArrayFromHeap(t: Info): Float32Array;
@@ -43,7 +47,7 @@ export function installWasmKernels(blas: Blas | null): string[] {
   };
   for (const name of [tf.Conv2D, tf.Conv2DBackpropFilter]) orig(name);
   const transpose = orig(tf.Transpose)!, matMul = orig(tf.BatchMatMul)!, fused = orig(tf._FusedMatMul)!;
-  const add = orig(tf.Add)!;
+  const add = orig(tf.Add)!, identity = orig(tf.Identity)!;
   const activations: Record<string, KernelFn | undefined> = { relu: orig(tf.Relu), linear: undefined };
 
   /** x with its last two axes swapped (a new wasm tensor). */
@@ -225,6 +229,13 @@ export function installWasmKernels(blas: Blas | null): string[] {
     return dx;
   };
 
+  const identityShared: KernelFn = ({ inputs, backend }) => {
+    const { x } = inputs;
+    if (x.dtype === "string") return identity({ inputs, backend });
+    (backend as WasmBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+
   const replace = (name: string, kernelFunc: KernelFn) => {
     if (tf.getKernel(name, BACKEND)) tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: kernelFunc as tf.KernelFunc });
@@ -237,6 +248,7 @@ export function installWasmKernels(blas: Blas | null): string[] {
     replace(tf.Conv2DBackpropInput, conv2dBackpropInput),
     replace(tf.Conv2DBackpropFilter, conv2dBackpropFilter),
     replace(ADAM_KERNEL, adamKernel as KernelFn),
+    replace(tf.Identity, identityShared),
   ];
   if (blas) names.push(replace(tf.Conv2D, conv2dBlas));
   else replace(tf.Conv2D, orig(tf.Conv2D)!);

@@ -2,14 +2,17 @@
 // m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − (lr/(1−β₁ᵗ))·m/(√v/√(1−β₂ᵗ) + ε).
 // Written out (rather than tf.train.adam) so that its whole state — m, v, t —
 // is in plain view for checkpoints. On the wasm backend one fused kernel does the
-// same float32 operations in one pass (compute/adam_kernel.ts: same bits).
-import { ADAM_KERNEL, type AdamAttrs } from "../compute/adam_kernel.ts";
+// same float32 operations in one pass (compute/adam_kernel.ts: same bits), in place
+// where nothing else shares the variables' data.
+import { ADAM_KERNEL, type AdamAttrs, adamInPlace } from "../compute/adam_kernel.ts";
 import { tf } from "../compute/backend.ts";
 
 export class Adam {
   t = 0;
   /** Use the fused kernel where the backend has it (tests compare it with the tfjs ops). */
   fusedKernel = true;
+  /** With the fused kernel, update in place where it can (tests compare it with the kernel). */
+  inPlace = true;
   readonly m: tf.Variable[];
   readonly v: tf.Variable[];
 
@@ -35,6 +38,7 @@ export class Adam {
       this.params.forEach((p, i) => {
         const g = grads[i];
         if (fused && p.dtype === "float32" && g.dtype === "float32") {
+          if (this.inPlace && adamInPlace(tf.backend(), p, g, this.m[i], this.v[i], attrs)) return;
           const inputs = { p, g, m: this.m[i], v: this.v[i] };
           const [np, nm, nv] = tf.engine().runKernel(ADAM_KERNEL, inputs, { ...attrs }) as tf.Tensor[];
           this.m[i].assign(nm);

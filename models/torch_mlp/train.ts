@@ -7,7 +7,7 @@ import { BatchSampler, chunks, type Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
 import type { EvalPoint, Progress } from "../../pipeline/types.ts";
 import type { BnImpl } from "../batchnorm/bn.ts";
-import { initCompute, tf } from "../compute/backend.ts";
+import { filledTensor, initCompute, tf } from "../compute/backend.ts";
 import { Adam } from "./adam.ts";
 import { argmaxRows, load, type NamedTensor } from "../artifacts.ts";
 import { weightsDigest } from "../weights_digest.ts";
@@ -143,33 +143,39 @@ export function loadTorchMlp(model: TorchMlp, weights: Record<string, NamedTenso
   });
 }
 
+/** A batch's images (batch × 3072), or a function that writes them into the array it is given. */
+export type BatchImages = Float32Array | ((x: Float32Array) => void);
+
 /**
  * One training step: forward in training mode, softmax cross-entropy on the
  * logits, gradients by tf.variableGrads, an Adam update. Returns the batch's
- * loss and number of correct predictions (before the update).
+ * loss and number of correct predictions (before the update). Images given as
+ * a function are written straight into the input tensor (no copy).
  */
 export function makeTrainStep(
   model: TorchMlp,
   adam: Adam,
-): (x: Float32Array, y: Uint8Array, masks: Float32Array[]) => [number, number] {
+): (x: BatchImages, y: Uint8Array, masks: Float32Array[]) => [number, number] {
   const trainable = model.trainable();
   return (xs, ys, masks) =>
     tf.tidy(() => {
       const batch = ys.length;
-      const x = tf.tensor2d(xs, [batch, FEATURES]);
+      const x = typeof xs === "function"
+        ? filledTensor([batch, FEATURES], xs) as tf.Tensor2D
+        : tf.tensor2d(xs, [batch, FEATURES]);
       const labels = tf.tensor1d(ys, "int32");
       const onehot = tf.oneHot(labels, CLASSES);
       const m = masks.map((a, l) => tf.tensor2d(a, [batch, model.hiddenSizes[l]]));
-      let hits: tf.Tensor | undefined;
+      let logits: tf.Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
-        const logits = model.forward(x, true, m);
-        hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), "int32")));
+        logits = tf.keep(model.forward(x, true, m));
         return tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
       }, trainable);
+      // Off the tape: no gradient flows through the count.
+      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits!, 1), labels), "int32"));
+      logits!.dispose(); // kept: no tidy disposes it
       adam.step(trainable.map((v) => grads[v.name]));
-      const out: [number, number] = [value.dataSync()[0], hits!.dataSync()[0]];
-      hits!.dispose();
-      return out;
+      return [value.dataSync()[0], hits.dataSync()[0]];
     });
 }
 
@@ -208,9 +214,9 @@ export async function trainTorchMlp(
     let wallFrom = performance.now();
     for (let i = start; i < cfg.steps; i++) {
       const ts = performance.now();
-      const b = batches.read(sampler.next());
+      const idx = sampler.next();
       const masks = cfg.dropout ? dropoutMasks(cfg.seed + 2, i, cfg.batch, model.hiddenSizes, maskBuffers) : [];
-      const [loss, correct] = step(b.x, b.y, masks);
+      const [loss, correct] = step((x) => batches.images(idx, x), batches.labels(idx), masks);
       st.trainMs += performance.now() - ts;
       checkLoss(loss, i + 1, cfg.lr); // a diverging run is a user input (the lr): one line, nothing cached
       if (isEvalStep(i, cfg.steps, cfg.evalEvery)) {
