@@ -11,7 +11,7 @@ import { run as runEvalModes } from "../models/torch_mlp/eval_mode_stage.ts";
 import { run } from "../models/torch_mlp/stage.ts";
 import { type TorchMlpConfig, trainTorchMlp } from "../models/torch_mlp/train.ts";
 import { makeTestContext } from "./stage_context.ts";
-import { PipelineError, type TrainingHistory } from "../pipeline/types.ts";
+import type { TrainingHistory } from "../pipeline/types.ts";
 
 const data = makeSyntheticSplits(300, 200);
 const base: TorchMlpConfig = {
