@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DiskFull, isDiskFull, writing } from "../pipeline/faults.ts";
+import { DiskFull, isDiskFull, writing } from "../pipeline/types.ts";
 import { PipelineError } from "../pipeline/types.ts";
 import { DIR, OFFICIAL_ARCHIVE_MD5, OFFICIAL_FILE_MD5, OFFICIAL_URL, syntheticArchive, WANTED } from "./cifar.ts";
 import { type FetchOptions, fetchResumable } from "./fetch.ts";

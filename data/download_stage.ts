@@ -2,7 +2,7 @@
 // and extract cifar-10-batches-bin/ into ctx.outDir. The archive is downloaded
 // into ctx.checkpointDir so that a killed run resumes the transfer.
 import { join } from "node:path";
-import { DiskFull } from "../pipeline/faults.ts";
+import { DiskFull } from "../pipeline/types.ts";
 import type { DownloadParams } from "../pipeline/stages.ts";
 import { PipelineError, type StageContext } from "../pipeline/types.ts";
 import { downloadCifar } from "./download.ts";

@@ -4,7 +4,7 @@
 // the server supports it, and refuses answers that are not the file (HTML
 // pages, bodies longer or shorter than announced). `<dest>.json` remembers
 // the url and validators, so a killed run resumes the transfer.
-import { DiskFull, writing } from "../pipeline/faults.ts";
+import { DiskFull, writing } from "../pipeline/types.ts";
 import { PipelineError } from "../pipeline/types.ts";
 
 export interface FetchOptions {

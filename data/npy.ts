@@ -1,7 +1,7 @@
 // Read and write NumPy .npy files (format v1.0 written; v1–v3 read), little-endian,
 // C order. Arrays are typed-array views with a shape; large files are read into
 // one buffer and viewed without a copy.
-import { writing } from "../pipeline/faults.ts";
+import { writing } from "../pipeline/types.ts";
 import { PipelineError } from "../pipeline/types.ts";
 
 export type NpyData = Float32Array | Float64Array | Uint8Array | Int32Array;

@@ -7,7 +7,7 @@
 // line and the previous one (the last two are kept) is used instead.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { writing } from "../pipeline/faults.ts";
+import { writing } from "../pipeline/types.ts";
 
 /** How many checkpoints to keep: the newest, and one to fall back on if it is damaged. */
 const KEEP = 2;
