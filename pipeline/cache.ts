@@ -341,7 +341,10 @@ export class Store {
       if (await this.holder(e.name)) continue;
       const path = this.checkpointDir(e.name);
       const empty = (await listFiles(path).catch(() => [""])).length === 0;
-      const committed = await Deno.stat(this.entryPath(e.name)).then(() => true, () => false);
+      // Committed: the key's run entry is newer than every file of the checkpoint. A checkpoint
+      // written after its key's entry is a --force rerun's, kept to resume like a failed run's.
+      const entryAt = await Deno.stat(this.entryPath(e.name)).then((i) => i.mtime?.getTime() ?? 0, () => undefined);
+      const committed = entryAt !== undefined && (await newestMtime(path)) <= entryAt;
       if (empty || committed || (await old(path, keepDays()))) {
         await Deno.remove(path, { recursive: true }).catch(() => {});
       }
@@ -594,4 +597,13 @@ export async function listFiles(dir: string): Promise<string[]> {
 /** Does a remote that keeps small files only (the committed folder) lack exactly the entry's big files? */
 function keepsSmallOnly(remote: Remote, entry: RunEntry, absent: string[]): boolean {
   return remote instanceof FolderRemote && absent.every((rel) => entry.outputs[rel].size > remote.maxBytes);
+}
+
+/** The latest modification time of a directory and everything in it (ms; 0 if unreadable). */
+async function newestMtime(dir: string): Promise<number> {
+  let t = (await Deno.stat(dir).catch(() => undefined))?.mtime?.getTime() ?? 0;
+  for (const rel of await listFiles(dir).catch(() => [])) {
+    t = Math.max(t, (await Deno.stat(join(dir, rel)).catch(() => undefined))?.mtime?.getTime() ?? 0);
+  }
+  return t;
 }

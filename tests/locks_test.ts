@@ -142,7 +142,7 @@ Deno.test("cache across filesystems: objects on another filesystem are copied in
   }
 });
 
-Deno.test("gcTmp collects checkpoints no lock holds: empty or committed at once, a failed run's after N days", async () => {
+Deno.test("gcTmp collects checkpoints no lock holds: empty or committed at once, a failed or forced run's after N days", async () => {
   const cache = await Deno.makeTempDir();
   try {
     const store = await Store.open(cache);
@@ -156,6 +156,14 @@ Deno.test("gcTmp collects checkpoints no lock holds: empty or committed at once,
     const tenDaysAgo = new Date(Date.now() - 10 * 86_400_000);
     await Deno.utime(store.checkpointDir("old"), tenDaysAgo, tenDaysAgo);
     await make("held");
+    // A committed run's leftover checkpoint goes; one written after its key's entry (a --force rerun) stays.
+    for (const key of ["committed", "forced"]) await Deno.writeTextFile(store.entryPath(key), "{}");
+    await make("committed", "step");
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await Deno.utime(join(store.checkpointDir("committed"), "step"), hourAgo, hourAgo);
+    await Deno.utime(store.checkpointDir("committed"), hourAgo, hourAgo);
+    await Deno.utime(store.entryPath("forced"), hourAgo, hourAgo); // its checkpoint: written now
+    await make("forced", "step");
     const release = await store.lock("held", () => {});
     // A dead process's tmp dir (and its task dirs) go too; a live one's stays.
     const dead = join(cache, "tmp", `abc.999999.1234abcd@${hostId().replace(/[^A-Za-z0-9_-]/g, "_")}`);
@@ -164,7 +172,7 @@ Deno.test("gcTmp collects checkpoints no lock holds: empty or committed at once,
     await store.gcTmp();
     await release();
     const left = [...Deno.readDirSync(join(cache, "checkpoints"))].map((e) => e.name).sort();
-    assert.deepEqual(left, ["held", "recent"]);
+    assert.deepEqual(left, ["forced", "held", "recent"]);
     assert.ok(!(await Deno.stat(dead).then(() => true, () => false)));
     await Deno.stat(live);
   } finally {
