@@ -7,6 +7,7 @@ import { loadSplits, makeSyntheticSplits, writeSplits } from "../data/dataset.ts
 import { readNpy } from "../data/npy.ts";
 import { Rng } from "../data/rng.ts";
 import { PREDICTIONS, readWeights, WEIGHTS } from "../models/artifacts.ts";
+import { loadOnednn } from "../models/compute/onednn.ts";
 import { scoreWeights } from "../models/cnn/score_weights.ts";
 import { run as runCnn } from "../models/cnn/stage.ts";
 import { Vgg } from "../models/cnn/vgg.ts";
@@ -107,4 +108,20 @@ Deno.test("train-cnn: the VGG's named weights (HWIO convs, batch norm statistics
   } finally {
     await r.cleanup();
   }
+});
+
+Deno.test({
+  name: "train-cnn on oneDNN: its weights file, scored by the README's script, gives the run's own loss and accuracy",
+  ignore: !loadOnednn().dnnl,
+  async fn() {
+    const params = { lr: 1e-3, batch: 8, steps: 4, eval_every: 3, width: 0.125, seed: 42, compute: "onednn" as const };
+    const r = await trained("train-cnn", runCnn, params);
+    try {
+      const { acc, loss } = await scoreWeights(r.runDir, r.dataDir);
+      assert.equal(acc, r.history.final.testAcc);
+      assert.equal(loss, r.history.final.testLoss, "bit for bit: scored on the path it trained on");
+    } finally {
+      await r.cleanup();
+    }
+  },
 });

@@ -5,18 +5,28 @@ import { join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
 import { readWeights, WEIGHTS } from "../artifacts.ts";
 import { getGemm } from "../compute/gemm.ts";
+import { loadOnednn } from "../compute/onednn.ts";
+import { OnednnVgg } from "./onednn_vgg.ts";
 import { Vgg } from "./vgg.ts";
 
+/** Test loss and accuracy of a run's weights file, on the compute path it trained on (so its own bits). */
 export async function scoreWeights(runDir: string, dataDir: string): Promise<{ loss: number; acc: number }> {
   const weights = await readWeights(join(runDir, WEIGHTS));
   const { params } = JSON.parse(await Deno.readTextFile(join(runDir, "history.json")));
-  const model = new Vgg({ width: params.width, size: 32, classes: 10 }, await getGemm(), 0);
+  const cfg = { width: params.width, size: 32, classes: 10 };
+  const model = new Vgg(cfg, await getGemm(), 0);
   for (const [name, t] of Object.entries(model.named())) {
     if (!weights[name] || weights[name].data.length !== t.data.length) throw new Error(`${name}: not in the file`);
     t.data.set(weights[name].data);
   }
   const { test } = await loadSplits(dataDir);
-  return model.evaluate(test.x, test.y, test.n);
+  if (params.compute !== "onednn") return model.evaluate(test.x, test.y, test.n);
+  const { dnnl, reason } = loadOnednn();
+  if (!dnnl) throw new Error(`the run trained on oneDNN: ${reason}`);
+  const onednn = new OnednnVgg(cfg, dnnl, 0);
+  onednn.setVggLayout(model.params);
+  onednn.stats.set(model.stats);
+  return onednn.evaluate(test.x, test.y, test.n);
 }
 
 if (import.meta.main) {
