@@ -83,7 +83,7 @@ export async function bench(): Promise<void> {
 
   // train-torch-mlp / train-batchnorm steps: every case with OpenBLAS, the default alone on wasm.
   const cases: [string, number[], number, Partial<MlpSpec>, number][] = [
-    ["torch MLP default 3072-100-10 b200", [100], 200, {}, 20],
+    ["torch MLP default 3072-100-10 b200", [100], 200, {}, 300],
     ["GA1 b1609", [1000, 500, 250, 100], 1609, {}, 5],
     ["GA1 + dropout b1609", [1000, 500, 250, 100], 1609, { dropout: true }, 3],
     ["GA1 + dropout + BN (autograd) b1609", [1000, 500, 250, 100], 1609, { dropout: true, batchnorm: "autograd" }, 3],
