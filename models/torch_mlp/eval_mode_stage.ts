@@ -71,7 +71,7 @@ export async function run(ctx: StageContext<EvalModeParams>): Promise<Record<str
   );
   if (!cfg.dropout) throw new PipelineError(`${ctx.stage}: ${twin} has no dropout`, "use a dropout row of Table 1");
   const data = await loadSplits(dir);
-  await initCompute();
+  ctx.record({ compute: await initCompute() });
   const model = new TorchMlp(
     { inputs: FEATURES, hidden: cfg.hidden, classes: CLASSES, dropout: true, batchnorm: cfg.batchnorm },
     new Rng(0),

@@ -131,7 +131,12 @@ export function summarySection(r: Report): Block[] {
   for (const { stage, row, run, scores, mode } of r.evalModes) {
     const label = `autograd MLP, ${row.label}, test scored in training mode (${mode})`;
     if (!run || !scores) {
-      rows.push(notRunRow(label, pct(row.testAcc), stage));
+      const unscored = (run?.history as { unscored?: string } | undefined)?.unscored;
+      rows.push(
+        unscored
+          ? [label, pct(row.testAcc), ...dash, `not scored: ${unscored}`]
+          : notRunRow(label, pct(row.testAcc), stage),
+      );
       continue;
     }
     const t = scores.training;
