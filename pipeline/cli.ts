@@ -477,9 +477,12 @@ async function transfer(engine: Engine, command: "push" | "pull", targets: strin
     console.error(`not pushed (${why}): ${skipped.join(", ")}`);
     return 0;
   }
-  const { pulled, missing, thin } = await engine.pull(targets);
+  const { pulled, missing, thin, neverRun } = await engine.pull(targets);
   if (progress.totalObjects || progress.objects) progress.show(true);
   console.error(`pulled from ${remotes.map((r) => r.url).join(" + ")}: ${pulled.join(", ") || "nothing"}`);
+  if (neverRun.length) {
+    console.error(`never run (nothing to pull; \`deno task reproduce\` trains them): ${neverRun.join(", ")}`);
+  }
   if (!missing.length && !thin.length) return 0;
   if (!missing.length) {
     throw new PipelineError(

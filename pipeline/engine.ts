@@ -70,7 +70,7 @@ export class Engine {
   }
 
   /** Restore the lock file's runs from the remotes and link out/<stage> (like `dvc pull`). */
-  pull(targets?: string[]): Promise<{ pulled: string[]; missing: string[]; thin: string[] }> {
+  pull(targets?: string[]): Promise<{ pulled: string[]; missing: string[]; thin: string[]; neverRun: string[] }> {
     return pull(this.ws, targets);
   }
 }

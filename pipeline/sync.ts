@@ -31,24 +31,29 @@ export async function push(
 export async function pull(
   ws: Workspace,
   targets?: string[],
-): Promise<{ pulled: string[]; missing: string[]; thin: string[] }> {
+): Promise<{ pulled: string[]; missing: string[]; thin: string[]; neverRun: string[] }> {
   await ws.store.gcTmp(); // partial downloads of a killed pull
   const lock = await ws.lock.read();
   const names = targets?.length
     ? targets.flatMap((t) => ws.graph.resolve(t))
     : Object.keys(lock.stages).filter((n) => ws.graph.nodes.has(n)); // a stage since removed: nothing to link
-  const got = await Promise.all(names.map(async (name) => {
-    const key = lock.stages[name]?.key;
-    let entry = key ? await ws.store.readOrFetch(key) : undefined;
-    if (!entry || !(await ws.store.verify(entry)).ok) return false;
-    entry = await ws.store.fill(entry); // a thin run's big files, from a remote that has them
-    await materialise(ws, ws.graph.nodes.get(name)!, entry);
-    return entry.absent?.length ? `${name} (without ${entry.absent.join(", ")})` : true;
-  }));
+  const neverRun = names.filter((n) => !lock.stages[n]); // e.g. a seed declared but not trained yet
+  const got = await Promise.all(
+    names.filter((n) => lock.stages[n]).map(async (name) => {
+      const key = lock.stages[name]?.key;
+      let entry = key ? await ws.store.readOrFetch(key) : undefined;
+      if (!entry || !(await ws.store.verify(entry)).ok) return false;
+      entry = await ws.store.fill(entry); // a thin run's big files, from a remote that has them
+      await materialise(ws, ws.graph.nodes.get(name)!, entry);
+      return entry.absent?.length ? `${name} (without ${entry.absent.join(", ")})` : true;
+    }),
+  );
   await ws.store.stats.save();
+  const locked = names.filter((n) => lock.stages[n]);
   return {
-    pulled: names.filter((_, i) => got[i] === true),
-    missing: names.filter((_, i) => !got[i]),
+    pulled: locked.filter((_, i) => got[i] === true),
+    missing: locked.filter((_, i) => !got[i]),
     thin: got.filter((g): g is string => typeof g === "string"),
+    neverRun,
   };
 }
