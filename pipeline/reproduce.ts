@@ -111,10 +111,7 @@ async function processNode(
   const key = keyOf(parts);
   const previous = lock.stages[name];
   const reasons = explain(previous, parts);
-  const release = await store.lock(
-    key,
-    (who) => ws.log(`… ${name}: waiting for another reproduce (${who}) that is building it`),
-  );
+  const release = await lockStage(ws, name, key);
   try {
     await store.markInUse(key); // gc keeps it while we live
     const force = forced(ws.graph, ro).has(name);
@@ -188,10 +185,7 @@ async function whole(
     return filled;
   }
   const node = ws.graph.nodes.get(name)!;
-  const release = await ws.store.lock(
-    filled.key,
-    (who) => ws.log(`… ${name}: waiting for another reproduce (${who}) that is building it`),
-  );
+  const release = await lockStage(ws, name, filled.key);
   try {
     const deps = node.deps.filter((d) => done.has(d)).map((d) => [d, done.get(d)!] as const);
     const upstream = await wholeUpstream(ws, deps, done, jobs);
@@ -204,6 +198,11 @@ async function whole(
   } finally {
     await release();
   }
+}
+
+/** A stage's key locked across processes, saying so while another reproduce builds it. */
+function lockStage(ws: Workspace, name: string, key: string) {
+  return ws.store.lock(key, (who) => ws.log(`… ${name}: waiting for another reproduce (${who}) that is building it`));
 }
 
 /** The first few scalar metrics of a run, for its "done" line. */

@@ -99,13 +99,17 @@ function asEvalModes(h: TrainingHistory): {
   return m as never;
 }
 
-/** The dropout rows of Table 1, each with the stage that scores it both ways (its run and scores, once run). */
+/**
+ * The dropout rows of Table 1, each with the stage that scores it both ways (its run and scores, once
+ * run); `unscored`: why a run has no scores (its Table 1 run predates weight files).
+ */
 function evidence(inp: ReportInputs) {
   return EVAL_MODE_STAGES.map(({ stage, variant }) => {
     const row = TABLE1.find((x) => x.variant === variant)!;
     const run = inp.evalModes.get(stage);
     const mode = row.batchnorm ? "dropout on, batch statistics" : "dropout on";
-    return { stage, row, run, scores: run && asEvalModes(run.history), mode };
+    const unscored = (run?.history as { unscored?: string } | undefined)?.unscored;
+    return { stage, row, run, scores: run && asEvalModes(run.history), mode, unscored };
   });
 }
 

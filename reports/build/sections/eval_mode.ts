@@ -34,9 +34,8 @@ export function evalModeSection(r: Report): Block[] {
         "source",
       ],
       right: [1, 2, 3, 4],
-      rows: ev.map(({ stage, row, run, scores }) => {
+      rows: ev.map(({ stage, row, run, scores, unscored }) => {
         if (!run || !scores) {
-          const unscored = (run?.history as { unscored?: string } | undefined)?.unscored;
           return [
             row.label,
             pct(row.testAcc),

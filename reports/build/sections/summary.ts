@@ -128,10 +128,9 @@ export function summarySection(r: Report): Block[] {
         "train-search-pick",
       ),
   );
-  for (const { stage, row, run, scores, mode } of r.evalModes) {
+  for (const { stage, row, run, scores, mode, unscored } of r.evalModes) {
     const label = `autograd MLP, ${row.label}, test scored in training mode (${mode})`;
     if (!run || !scores) {
-      const unscored = (run?.history as { unscored?: string } | undefined)?.unscored;
       rows.push(
         unscored
           ? [label, pct(row.testAcc), ...dash, `not scored: ${unscored}`]
