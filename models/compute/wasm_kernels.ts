@@ -12,10 +12,13 @@
 //   more), as tfjs's cpu backend does. The tape clones every tensor a gradient needs, so
 //   each step copied its inputs and weights again.
 // - PipelineAdamUpdate (new): Adam's update fused into one pass (adam_kernel.ts).
+// - PipelineDense, PipelineSoftmaxXentMean and their gradients (new): an MLP layer and the
+//   loss as one tape node each, from the same wasm kernels (mlp_kernels.ts).
 import * as tf from "@tensorflow/tfjs-core";
 import { ADAM_KERNEL, adamKernel } from "./adam_kernel.ts";
 import type { Blas } from "./blas.ts";
 import { col2im, type ConvGeom, im2col } from "./im2col.ts";
+import { KERNELS_USED, mlpKernels, registerMlpGradients } from "./mlp_kernels.ts";
 
 type DataId = object;
 type Info = tf.TensorInfo;
@@ -45,7 +48,7 @@ export function installWasmKernels(blas: Blas | null): string[] {
     if (!originals.has(name)) originals.set(name, tf.getKernel(name, BACKEND)?.kernelFunc as KernelFn | undefined);
     return originals.get(name);
   };
-  for (const name of [tf.Conv2D, tf.Conv2DBackpropFilter]) orig(name);
+  for (const name of [tf.Conv2D, tf.Conv2DBackpropFilter, ...KERNELS_USED]) orig(name);
   const transpose = orig(tf.Transpose)!, matMul = orig(tf.BatchMatMul)!, fused = orig(tf._FusedMatMul)!;
   const add = orig(tf.Add)!, identity = orig(tf.Identity)!;
   const activations: Record<string, KernelFn | undefined> = { relu: orig(tf.Relu), linear: undefined };
@@ -250,6 +253,9 @@ export function installWasmKernels(blas: Blas | null): string[] {
     replace(ADAM_KERNEL, adamKernel as KernelFn),
     replace(tf.Identity, identityShared),
   ];
+  const mlp = mlpKernels({ original: (name) => orig(name)!, matMul: matMulAny });
+  for (const [name, f] of Object.entries(mlp)) names.push(replace(name, f));
+  registerMlpGradients();
   if (blas) names.push(replace(tf.Conv2D, conv2dBlas));
   else replace(tf.Conv2D, orig(tf.Conv2D)!);
   return names;

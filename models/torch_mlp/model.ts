@@ -4,6 +4,7 @@
 import { Rng } from "../../data/rng.ts";
 import { BatchNorm, type BnImpl } from "../batchnorm/bn.ts";
 import { tf } from "../compute/backend.ts";
+import { dense } from "../compute/mlp_kernels.ts";
 
 export interface MlpSpec {
   inputs: number;
@@ -43,11 +44,9 @@ export class TorchMlp {
     let h = x;
     for (let l = 0; l < this.weights.length; l++) {
       if (this.norms.length) h = this.norms[l].apply(h, training);
-      h = tf.add(tf.matMul(h, this.weights[l]), this.biases[l]);
-      if (l + 1 < this.weights.length) {
-        h = tf.relu(h);
-        if (training && this.spec.dropout) h = tf.mul(h, masks[l]);
-      }
+      const hidden = l + 1 < this.weights.length;
+      h = dense(h, this.weights[l] as tf.Tensor2D, this.biases[l] as tf.Tensor1D, hidden); // ReLU on hidden layers
+      if (hidden && training && this.spec.dropout) h = tf.mul(h, masks[l]);
     }
     return h;
   }

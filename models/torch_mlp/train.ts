@@ -14,6 +14,7 @@ import { weightsDigest } from "../weights_digest.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { dropoutMasks, TorchMlp } from "./model.ts";
 import { checkLoss } from "../diverged.ts";
+import { softmaxCrossEntropyMean } from "../compute/mlp_kernels.ts";
 
 export interface TorchMlpConfig {
   hidden: number[];
@@ -150,7 +151,8 @@ export type BatchImages = Float32Array | ((x: Float32Array) => void);
  * One training step: forward in training mode, softmax cross-entropy on the
  * logits, gradients by tf.variableGrads, an Adam update. Returns the batch's
  * loss and number of correct predictions (before the update). Images given as
- * a function are written straight into the input tensor (no copy).
+ * a function are written straight into the input tensor (no copy). The loss and
+ * the layers are fused kernels (compute/mlp_kernels.ts: tfjs's bits, fewer tape nodes).
  */
 export function makeTrainStep(
   model: TorchMlp,
@@ -163,19 +165,24 @@ export function makeTrainStep(
       const x = typeof xs === "function"
         ? filledTensor([batch, FEATURES], xs) as tf.Tensor2D
         : tf.tensor2d(xs, [batch, FEATURES]);
-      const labels = tf.tensor1d(ys, "int32");
-      const onehot = tf.oneHot(labels, CLASSES);
+      const onehot = filledTensor([batch, CLASSES], (v) => {
+        v.fill(0); // fresh wasm memory is not zeroed
+        ys.forEach((c, i) => {
+          if (c >= CLASSES) throw new RangeError(`label ${c} of batch row ${i} is not a class (0–${CLASSES - 1})`);
+          v[i * CLASSES + c] = 1;
+        });
+      });
       const m = masks.map((a, l) => tf.tensor2d(a, [batch, model.hiddenSizes[l]]));
       let logits: tf.Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
         logits = tf.keep(model.forward(x, true, m));
-        return tf.losses.softmaxCrossEntropy(onehot, logits) as tf.Scalar;
+        return softmaxCrossEntropyMean(logits as tf.Tensor2D, onehot as tf.Tensor2D);
       }, trainable);
-      // Off the tape: no gradient flows through the count.
-      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits!, 1), labels), "int32"));
+      // Off the tape: the count reads the logits (first maximum wins, as tf.argMax).
+      const predicted = argmaxRows(logits!.dataSync() as Float32Array, batch, CLASSES);
       logits!.dispose(); // kept: no tidy disposes it
       adam.step(trainable.map((v) => grads[v.name]));
-      return [value.dataSync()[0], hits.dataSync()[0]];
+      return [value.dataSync()[0], predicted.reduce((k, p, i) => k + (p === ys[i] ? 1 : 0), 0)];
     });
 }
 

@@ -94,22 +94,9 @@ export async function bench(): Promise<void> {
     const backend = await initCompute({ native });
     console.log(`-- ${backend}`);
     for (const [name, hidden, batch, opts, reps] of native ? cases : cases.slice(0, 1)) {
-      const spec: MlpSpec = { inputs: 3072, hidden, classes: 10, dropout: false, batchnorm: "none", ...opts };
-      const model = new TorchMlp(spec, new Rng(1));
-      const adam = new Adam(model.trainable(), 1e-4);
-      const step = makeTrainStep(model, adam);
-      const b = batchOf(batch);
-      const buffers = model.hiddenSizes.map((f) => new Float32Array(batch * f));
-      let i = 0;
-      const stepS = time(() => {
-        const masks = spec.dropout ? dropoutMasks(1, i++, batch, model.hiddenSizes, buffers) : [];
-        step(b.x, b.y, masks);
-      }, reps);
-      const evalS = time(() => evaluateTorch(model, test), 1);
-      line(name, stepS, evalS, ` (${(stepS * 1000).toFixed(1)} ms/step)`);
-      if (native) steps.set(name, stepS * 1000);
-      model.dispose();
-      adam.dispose();
+      const r = torchMlpStep({ hidden, batch, reps, ...opts }, test);
+      line(name, r.stepMs / 1000, r.evalS, ` (${r.stepMs.toFixed(1)} ms/step)`);
+      if (native) steps.set(name, r.stepMs);
     }
   }
   await initCompute();
@@ -133,14 +120,48 @@ export async function bench(): Promise<void> {
   console.log(`load average before PyTorch: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const ref = await pytorch();
   if (typeof ref === "string") return console.log(ref);
+  // Ours again after PyTorch, best of the two: the machine's speed drifts between runs
+  // (up to 30% from one minute to the next here), and PyTorch's figure is a best of two (1 and 2 threads) as well.
+  await initCompute();
+  for (const [name, hidden, batch, opts, reps] of cases.slice(0, 2)) {
+    steps.set(name, Math.min(steps.get(name)!, torchMlpStep({ hidden, batch, reps, ...opts }).stepMs));
+  }
   const ratio = (ours?: number, theirs?: number) =>
     ours && theirs
       ? `${ours.toFixed(1)} ms vs ${theirs.toFixed(1)} ms: ×${(theirs / ours).toFixed(2)} PyTorch's throughput`
       : "-";
-  console.log(`ours (OpenBLAS pool) vs PyTorch ${ref.torch} (best of 1 and 2 threads):`);
+  console.log(
+    `ours (OpenBLAS pool; best of before and after PyTorch) vs PyTorch ${ref.torch} (best of 1 and 2 threads):`,
+  );
   console.log(`  MLP 3072-100-10 b200 Adam step: ${ratio(steps.get(cases[0][0]), ref.mlp_step_ms)}`);
   console.log(`  GA1 3072-1000-500-250-100-10 b1609 Adam step: ${ratio(steps.get(cases[1][0]), ref.mlp_ga1_step_ms)}`);
   console.log(`  PyTorch's sgemm 1609×1000×3072: ${ref.sgemm_gflops.toFixed(1)} GFLOP/s`);
+}
+
+/**
+ * A train-torch-mlp step as the stage runs it (makeTrainStep: the fused kernels, Adam in
+ * place): median ms over `reps` steps on one random batch, on the backend initCompute last
+ * chose; with `test`, also the seconds to evaluate it.
+ */
+export function torchMlpStep(
+  c: { hidden: number[]; batch: number; reps: number } & Partial<MlpSpec>,
+  test?: Split,
+): { stepMs: number; evalS: number } {
+  const spec: MlpSpec = { inputs: 3072, classes: 10, dropout: false, batchnorm: "none", ...c };
+  const model = new TorchMlp(spec, new Rng(1));
+  const adam = new Adam(model.trainable(), 1e-4);
+  const step = makeTrainStep(model, adam);
+  const b = randomSplit(c.batch, new Rng(2));
+  const buffers = model.hiddenSizes.map((f) => new Float32Array(c.batch * f));
+  let i = 0;
+  const stepS = time(() => {
+    const masks = spec.dropout ? dropoutMasks(1, i++, c.batch, model.hiddenSizes, buffers) : [];
+    step(b.x, b.y, masks);
+  }, c.reps);
+  const evalS = test ? time(() => evaluateTorch(model, test), 1) : 0;
+  model.dispose();
+  adam.dispose();
+  return { stepMs: stepS * 1000, evalS };
 }
 
 interface Reference {
