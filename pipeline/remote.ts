@@ -139,21 +139,25 @@ export function formatBytes(n: number): string {
   return `${i ? n.toFixed(1) : n} ${units[i]}`;
 }
 
+const ETA_AFTER_S = 2;
+
 /** "push s3://b/p: 12/40 objects · 1.2 GiB/3.4 GiB · 85.0 MiB/s · 20s left": live on a terminal, plain every 10 s. */
 export class TransferProgress {
   objects = 0;
   bytes = 0;
   totalObjects = 0;
   totalBytes = 0;
-  private start = performance.now();
+  private start: number;
   private lastPlain = -Infinity;
   private live: boolean;
   constructor(
     readonly label: string,
     readonly out: (line: string) => void = (l) => console.error(l),
     live = Deno.stderr.isTerminal(),
+    private readonly clock: () => number = () => performance.now(),
   ) {
     this.live = live && !Deno.env.get("PIPELINE_PLAIN") && !Deno.env.get("CI");
+    this.start = clock();
   }
 
   plan(objects: number, bytes: number) {
@@ -168,21 +172,22 @@ export class TransferProgress {
   }
 
   line(): string {
-    const secs = (performance.now() - this.start) / 1000;
+    const secs = (this.clock() - this.start) / 1000;
     const rate = secs > 0 ? this.bytes / secs : 0;
     const fields = [
       `${this.objects}/${this.totalObjects} objects`,
       `${formatBytes(this.bytes)}/${formatBytes(this.totalBytes)}`,
       `${formatBytes(rate)}/s`,
     ];
-    if (rate > 0 && this.bytes < this.totalBytes) {
+    // No estimate from the first moments: a few small files in no time gave "9h59m left".
+    if (rate > 0 && secs >= ETA_AFTER_S && this.bytes < this.totalBytes) {
       fields.push(`${formatDuration((this.totalBytes - this.bytes) / rate)} left`);
     }
     return `${this.label}: ${fields.join(" · ")}`;
   }
 
   show(final: boolean) {
-    const now = performance.now();
+    const now = this.clock();
     if (this.live) Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${this.line()}${final ? "\n" : ""}`));
     else if (final || now - this.lastPlain >= 10_000) {
       this.out(this.line());

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Engine, type StageResult } from "../pipeline/engine.ts";
 import type { Override } from "../pipeline/graph.ts";
 import { ProgressLine } from "../pipeline/progress.ts";
+import { TransferProgress } from "../pipeline/remote.ts";
 import { colorWanted } from "../pipeline/style.ts";
 import type { StageDef } from "../pipeline/types.ts";
 
@@ -443,4 +444,17 @@ Deno.test("a download's progress line says the time left once", async () => {
   const last = lines.at(-1)!;
   assert.equal(last, "[download] step 100/100 · download 100.0 MiB · rate 5.0 MiB/s · left 0s");
   assert.equal(last.match(/left/g)?.length, 1);
+});
+
+Deno.test("a push or pull estimates the time left only after its first seconds", () => {
+  let now = 0;
+  const lines: string[] = [];
+  const progress = new TransferProgress("pull", (l) => lines.push(l), false, () => now);
+  progress.plan(98, 955 * 2 ** 20);
+  now = 30; // ms: a few small entries in no time
+  progress.add(3, 4096);
+  assert.doesNotMatch(progress.line(), /left/, "no estimate from 30 ms of small files");
+  now = 3000;
+  progress.add(10, 100 * 2 ** 20);
+  assert.match(progress.line(), /13\/98 objects · .* · \d+s left$/);
 });
