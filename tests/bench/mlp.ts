@@ -147,17 +147,18 @@ export function torchMlpStep(
   c: { hidden: number[]; batch: number; reps: number } & Partial<MlpSpec>,
   test?: Split,
 ): { stepMs: number; evalS: number } {
-  const spec: MlpSpec = { inputs: 3072, classes: 10, dropout: false, batchnorm: "none", ...c };
+  const { batch, reps, ...layers } = c;
+  const spec: MlpSpec = { inputs: 3072, classes: 10, dropout: false, batchnorm: "none", ...layers };
   const model = new TorchMlp(spec, new Rng(1));
   const adam = new Adam(model.trainable(), 1e-4);
   const step = makeTrainStep(model, adam);
-  const b = randomSplit(c.batch, new Rng(2));
-  const buffers = model.hiddenSizes.map((f) => new Float32Array(c.batch * f));
+  const b = randomSplit(batch, new Rng(2));
+  const buffers = model.hiddenSizes.map((f) => new Float32Array(batch * f));
   let i = 0;
   const stepS = time(() => {
-    const masks = spec.dropout ? dropoutMasks(1, i++, c.batch, model.hiddenSizes, buffers) : [];
+    const masks = spec.dropout ? dropoutMasks(1, i++, batch, model.hiddenSizes, buffers) : [];
     step(b.x, b.y, masks);
-  }, c.reps);
+  }, reps);
   const evalS = test ? time(() => evaluateTorch(model, test), 1) : 0;
   model.dispose();
   adam.dispose();
