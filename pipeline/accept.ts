@@ -5,13 +5,14 @@
 import { join } from "node:path";
 import type { KeyParts, RunEntry } from "./cache.ts";
 import type { Node } from "./graph.ts";
-import { canonicalJson } from "./hash.ts";
+import { canonicalJson, hashFile } from "./hash.ts";
 import { explain, inputHash, keyOf } from "./keys.ts";
 import type { Accepted, LockFile } from "./lockfile.ts";
 import { materialise } from "./publish.ts";
 import { launch, type Upstream } from "./run.ts";
 import { PipelineError } from "./types.ts";
-import { compareUpTo, describeDifference, firstDifference } from "./verify.ts";
+import { wholeInputs } from "./thin.ts";
+import { compareUpTo, describeDifference, type Difference, firstDifference } from "./verify.ts";
 import type { Workspace } from "./workspace.ts";
 
 export interface VerifyResult {
@@ -30,7 +31,13 @@ export interface VerifyResult {
  * and compare every output (or, with `steps`, the training curve up to that step) with the
  * cached run. Touches neither the cache nor the lock.
  */
-export async function verify(ws: Workspace, targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
+export async function verify(
+  ws: Workspace,
+  targets?: string[],
+  steps?: number,
+  jobs = 1,
+  rebuildThin = false,
+): Promise<VerifyResult[]> {
   const lock = await ws.lock.read();
   const names = targets?.length ? targets.flatMap((t) => ws.graph.resolve(t)) : ws.graph.order;
   const results: VerifyResult[] = [];
@@ -48,7 +55,16 @@ export async function verify(ws: Workspace, targets?: string[], steps?: number, 
       });
       continue;
     }
-    results.push(await rerunAndCompare(ws, node, parts, upstream, cached, steps, jobs));
+    const inputs = await wholeInputs(
+      ws,
+      node,
+      upstream,
+      lookupIn(ws, name, lock),
+      jobs,
+      rebuildThin,
+      "reproduce --verify",
+    );
+    results.push(await rerunAndCompare(ws, node, parts, inputs, cached, steps, jobs));
   }
   return results;
 }
@@ -58,14 +74,20 @@ export async function verify(ws: Workspace, targets?: string[], steps?: number, 
  * the new key — after re-executing it (the first `steps`, default: up to its first evaluation;
  * the whole stage when it took under a minute) with the new code and finding it bit-identical.
  */
-export async function accept(ws: Workspace, targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
+export async function accept(
+  ws: Workspace,
+  targets?: string[],
+  steps?: number,
+  jobs = 1,
+  rebuildThin = false,
+): Promise<VerifyResult[]> {
   ws.store.assertWritable();
   const named = targets?.length ? targets.flatMap((t) => ws.graph.resolve(t)) : undefined;
   const results: VerifyResult[] = [];
   for (const name of ws.graph.order.filter((n) => !named || named.includes(n))) {
     if (!named && !(await ws.lock.read()).stages[name]) continue; // never run: nothing to carry over
     try {
-      const verdict = await acceptOne(ws, name, steps, jobs);
+      const verdict = await acceptOne(ws, name, steps, jobs, rebuildThin);
       if (verdict) results.push(verdict);
     } catch (e) {
       if (!(e instanceof PipelineError)) throw e;
@@ -83,6 +105,7 @@ async function acceptOne(
   name: string,
   steps: number | undefined,
   jobs: number,
+  rebuildThin: boolean,
 ): Promise<VerifyResult | undefined> {
   const { store } = ws;
   const lock = await ws.lock.read(); // re-read: accepting upstream stages updates it
@@ -129,7 +152,8 @@ async function acceptOne(
   const evals = await evalSteps(store.treeDir(old.key), old);
   const n = steps ?? (evals && (old.wallSeconds < 60 ? evals.last : evals.first));
   ws.log(`… ${name}: re-executing ${n === undefined ? "the whole stage" : `its first ${n} steps`} to compare`);
-  const verdict = await rerunAndCompare(ws, node, parts, upstream, old, n, jobs);
+  const inputs = await wholeInputs(ws, node, upstream, lookupIn(ws, name, lock), jobs, rebuildThin, "accept");
+  const verdict = await rerunAndCompare(ws, node, parts, inputs, old, n, jobs);
   if (!verdict.identical) {
     throw new PipelineError(
       `${name}: not accepted — the new code gives other results: ${verdict.difference}`,
@@ -184,7 +208,23 @@ async function rerunAndCompare(
     });
     const files = Object.keys(cached.outputs);
     const partial = steps !== undefined && files.includes("history.json");
-    const d = await firstDifference(ws.store.treeDir(cached.key), files, run.outDir, compareUpTo(cached, steps));
+    const upTo = compareUpTo(cached, steps);
+    // A thin cached run's absent files are known by hash only (compared whole runs only).
+    const absent = cached.absent ?? [];
+    let d: Difference | undefined;
+    for (const rel of upTo === undefined ? absent : []) {
+      const actual = await hashFile(join(run.outDir, rel)).catch(() => "missing");
+      if (actual !== cached.outputs[rel].hash) {
+        d ??= { file: rel, where: "sha256", cached: cached.outputs[rel].hash, rerun: actual };
+      }
+    }
+    d ??= await firstDifference(
+      ws.store.treeDir(cached.key),
+      files.filter((f) => !absent.includes(f)),
+      run.outDir,
+      upTo,
+      absent,
+    );
     return {
       stage: node.name,
       key: cached.key,
@@ -196,6 +236,10 @@ async function rerunAndCompare(
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
+
+/** The run the lock names for an upstream stage of `name`, restored (thin, maybe) if need be. */
+const lookupIn = (ws: Workspace, name: string, lock: LockFile) => async (dep: string) =>
+  (await ws.lock.lockedEntry(dep, name, lock, false, true))!;
 
 /** A stage's key now (current code and parameters) over the upstream runs the lock names. */
 async function current(ws: Workspace, name: string, lock: LockFile) {

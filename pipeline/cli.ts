@@ -90,6 +90,17 @@ const OPTIONS: Record<string, Option> = {
       "with accept: how many steps to re-execute (default: up to the first evaluation)",
     commands: ["reproduce", "accept"],
   },
+  whole: {
+    type: "boolean",
+    help: "also make the named stages' thin files whole: fetched from a remote that has them, else rebuilt\n" +
+      "under their key and checked (e.g. `reproduce preprocess --whole`: the data, from the URL or a mirror)",
+    commands: ["reproduce"],
+  },
+  "rebuild-thin": {
+    type: "boolean",
+    help: "go ahead with rebuilds of thin runs that cost more than 10 min in their records (else: listed, exit 1)",
+    commands: ["reproduce", "accept"],
+  },
   "keep-going": {
     type: "boolean",
     short: "k",
@@ -164,7 +175,8 @@ const COMMANDS: Record<string, Command> = {
         ? undefined
         : positiveInt("verify-steps", c.values["verify-steps"], 1);
       if (c.values.verify || steps !== undefined) {
-        return verified(await engine.verify(c.args, steps, positiveInt("jobs", c.values.jobs, 1)), c.values.json);
+        const jobs = positiveInt("jobs", c.values.jobs, 1);
+        return verified(await engine.verify(c.args, steps, jobs, !!c.values["rebuild-thin"]), c.values.json);
       }
       const dryRun = !!c.values["dry-run"];
       const results = await engine.reproduce({
@@ -175,12 +187,13 @@ const COMMANDS: Record<string, Command> = {
         single: !!(c.values.single || c.values.partial),
         partial: !!c.values.partial,
         keepGoing: !!c.values["keep-going"],
+        whole: !!c.values.whole,
+        rebuildThin: !!c.values["rebuild-thin"],
       });
       if (c.values.json) console.log(JSON.stringify(results.map(plain), null, 2));
       else if (dryRun) { for (const r of results) console.log(resultLine(r, c.color)); }
-      const counts = Object.entries(Object.groupBy(results, (r) => r.outcome)).map(([o, rs]) => `${rs!.length} ${o}`);
       const took = dryRun ? "" : ` (${formatDuration((performance.now() - t0) / 1000)})`;
-      console.error(`${results.length} stages${dryRun ? ", would" : ""}: ${counts.join(", ")}${took}`);
+      console.error(`${summaryLine(results, dryRun)}${took}`);
       const failed = results.filter((r) => r.outcome === "failed");
       if (failed.length) console.error(`failed: ${failed.map((r) => `${r.stage} (${r.reasons[0]})`).join("; ")}`);
       return failed.length ? 1 : 0;
@@ -193,6 +206,7 @@ const COMMANDS: Record<string, Command> = {
       const results = await (await c.engine()).status(c.args);
       if (c.values.json) console.log(JSON.stringify(results.map(plain), null, 2));
       else for (const r of results) console.log(resultLine(r, c.color));
+      if (!c.values.json) console.error(summaryLine(results, true));
       return 0;
     },
   },
@@ -204,7 +218,8 @@ const COMMANDS: Record<string, Command> = {
       const steps = c.values["verify-steps"] === undefined
         ? undefined
         : positiveInt("verify-steps", c.values["verify-steps"], 1);
-      return verified(await (await c.engine()).accept(c.args, steps), c.values.json);
+      const engine = await c.engine();
+      return verified(await engine.accept(c.args, steps, 1, !!c.values["rebuild-thin"]), c.values.json);
     },
   },
   push: {
@@ -319,6 +334,21 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/**
+ * "46 stages, would: 2 run (about 28m from their last runs), 1 rebuild (about 6s), 43 up to date":
+ * what a reproduce does, with what the records say it costs.
+ */
+function summaryLine(results: StageResult[], would: boolean): string {
+  const counts = Object.entries(Object.groupBy(results, (r) => r.outcome)).map(([o, rs]) => {
+    const timed = rs!.filter((r) => r.seconds !== undefined);
+    const total = timed.reduce((s, r) => s + r.seconds!, 0);
+    const some = timed.length < rs!.length ? ` for ${timed.length} of them,` : "";
+    const from = o === "rebuild" ? "from their records" : "from their last runs";
+    return `${rs!.length} ${o}${would && timed.length ? ` (about ${formatDuration(total)}${some} ${from})` : ""}`;
+  });
+  return `${plural(results.length, "stage")}${would ? ", would" : ""}: ${counts.join(", ")}`;
+}
 
 function usage(): string {
   const pad = (s: string, n: number) => s.padEnd(n);
@@ -545,7 +575,7 @@ function verified(results: VerifyResult[], json: unknown): number {
 
 /** A result without its run entry (which holds every code hash): for --json. */
 function plain(r: StageResult) {
-  return { stage: r.stage, action: r.outcome, reasons: r.reasons, key: r.key };
+  return { stage: r.stage, action: r.outcome, reasons: r.reasons, key: r.key, seconds: r.seconds };
 }
 
 /** This project's versions (the CLI's own, whatever --root says). */

@@ -55,13 +55,13 @@ export class Engine {
   }
 
   /** `reproduce --verify`: re-execute stages and compare with their cached runs; changes nothing. */
-  verify(targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
-    return verify(this.ws, targets, steps, jobs);
+  verify(targets?: string[], steps?: number, jobs = 1, rebuildThin = false): Promise<VerifyResult[]> {
+    return verify(this.ws, targets, steps, jobs, rebuildThin);
   }
 
   /** `accept`: carry cached runs over a code change, once re-executed and found bit-identical. */
-  accept(targets?: string[], steps?: number, jobs = 1): Promise<VerifyResult[]> {
-    return accept(this.ws, targets, steps, jobs);
+  accept(targets?: string[], steps?: number, jobs = 1, rebuildThin = false): Promise<VerifyResult[]> {
+    return accept(this.ws, targets, steps, jobs, rebuildThin);
   }
 
   /** Copy the lock file's runs into a remote (default: the last, the shared one if set). */

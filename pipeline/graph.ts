@@ -14,6 +14,8 @@ export interface Node {
   deps: string[];
   /** A seed node (`<base>+s<seed>`): the node it repeats with another seed. */
   seedOf?: string;
+  /** Upstream node → the outputs of it the stage reads (StageDef.reads); absent: all of them. */
+  reads: Record<string, string[]>;
 }
 
 /**
@@ -64,7 +66,7 @@ export class Graph {
           params[key] = checkParam(`${name}.${key}`, spec, value);
           sources[key] = "variant";
         }
-        this.nodes.set(name, { name, def, params, sources, deps: [] });
+        this.nodes.set(name, { name, def, params, sources, deps: [], reads: {} });
         for (const seed of this.checkSeeds(def, name, variant)) {
           // The node's own seed stays the node (its key unchanged); the others are new nodes.
           if (seed === params.seed) continue;
@@ -75,11 +77,13 @@ export class Graph {
             params: { ...params, seed },
             sources: { ...sources, seed: "seeds" },
             deps: [],
+            reads: {},
             seedOf: name,
           });
         }
       }
     }
+    for (const def of defs) checkReads(def, byName);
     for (const node of this.nodes.values()) {
       node.deps = node.def.deps.flatMap((dep) => {
         const resolved = this.expand(dep);
@@ -89,6 +93,8 @@ export class Graph {
             `declare ${dep} in the pipeline or fix the deps of ${node.def.name}`,
           );
         }
+        const files = node.def.reads && Object.hasOwn(node.def.reads, dep) ? node.def.reads[dep] : undefined;
+        if (files) { for (const up of resolved) node.reads[up] = files; }
         return resolved;
       });
     }
@@ -214,6 +220,29 @@ export class Graph {
       for (const dep of this.nodes.get(name)!.deps) lines.push(`  ${id(dep)} --> ${id(name)}`);
     }
     return lines.join("\n");
+  }
+}
+
+/** The outputs of upstream run `entry` (node `dep`) that `node` reads: its declared reads, else all. */
+export function readFiles(node: Node, dep: string, entry: { outputs: Record<string, unknown> }): string[] {
+  return node.reads[dep] ?? Object.keys(entry.outputs);
+}
+
+/** A stage's `reads`: each names one of its deps, and only outputs that dep declares. */
+function checkReads(def: StageDef, byName: Map<string, StageDef>) {
+  for (const [dep, files] of Object.entries(def.reads ?? {})) {
+    const fix = `fix reads of ${def.name} in the pipeline declaration`;
+    if (!def.deps.includes(dep)) {
+      throw new PipelineError(`${def.name} reads from ${dep}, which is not among its deps`, fix);
+    }
+    const outputs = byName.get(dep.split("@")[0])?.outputs ?? [];
+    const unknown = files.filter((f) => !outputs.includes(f));
+    if (unknown.length) {
+      throw new PipelineError(
+        `${def.name} reads ${unknown.join(", ")} of ${dep}, which ${dep} does not declare among its outputs`,
+        `${fix} (${dep} writes ${outputs.join(", ")})`,
+      );
+    }
   }
 }
 

@@ -2,9 +2,10 @@
 // would do to each (run, restore from the cache or a remote, nothing) and exactly why —
 // predicted without changing anything, for status, --dry-run and dag.
 import type { KeyParts, RunEntry } from "./cache.ts";
-import type { Graph } from "./graph.ts";
+import { type Graph, readFiles } from "./graph.ts";
 import { explain, inputHash, keyOf, type Predicted } from "./keys.ts";
 import { lockedOutputsHash } from "./lockfile.ts";
+import { describeWhole, few, planWhole } from "./thin.ts";
 import { PipelineError } from "./types.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -20,10 +21,14 @@ export interface ReproduceOptions {
   single?: boolean;
   /** With single: leave upstream stages that are not cached yet out of ctx.inputs instead of failing. */
   partial?: boolean;
+  /** Make the targets' own thin files whole too (fetched, else rebuilt): `reproduce preprocess --whole`. */
+  whole?: boolean;
+  /** Go ahead with thin rebuilds that cost more than askAbove() in their records (else: ask, exit 1). */
+  rebuildThin?: boolean;
 }
 
 /** One vocabulary for status, --dry-run, dag and reproduce: what is (or would be) done to a stage. */
-export type Action = "run" | "restore from cache" | "restore from remote" | "up to date";
+export type Action = "run" | "rebuild" | "restore from cache" | "restore from remote" | "up to date";
 /** With --keep-going: a stage that failed, or that was not tried because an upstream stage failed. */
 export type Outcome = Action | "failed" | "skipped";
 
@@ -33,6 +38,8 @@ export interface StageResult {
   reasons: string[];
   key?: string;
   entry?: RunEntry;
+  /** Expected seconds of a run or rebuild: from its record (a rebuild) or the lock's last run of the stage. */
+  seconds?: number;
 }
 
 /** The nodes the targets name (every stage when none is named). */
@@ -120,10 +127,8 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
       }
     }
     if (entry) outcome = previous?.key === key ? "up to date" : "restore from cache";
-    else if ((entry = await store.remoteEntry(key))) {
-      outcome = "restore from remote";
-      if (entry.absent?.length) reasons.push(`without ${entry.absent.join(", ")}: over 8 MiB, in a shared remote only`);
-    } else outcome = "run";
+    else if ((entry = await store.remoteEntry(key))) outcome = "restore from remote";
+    else outcome = "run";
     if (force.has(name)) {
       outcome = "run";
       reasons.unshift("forced");
@@ -133,8 +138,30 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
       if (who) reasons.push(`being built now by ${who}`);
     }
     const again = previous?.key === key ? lockedOutputsHash(lock, name) : undefined; // a rerun gives these again
-    known.set(name, entry ?? (again ? { outputsHash: again } : undefined));
-    out.push({ stage: name, outcome, reasons, key, entry });
+    // What runs is whole (and a forced rerun of a cached key must give its outputs again).
+    const rerun = entry?.outputsHash ?? again;
+    known.set(name, outcome === "run" ? (rerun ? { outputsHash: rerun } : undefined) : entry);
+    const seconds = outcome === "run" ? previous?.wallSeconds : undefined;
+    out.push({ stage: name, outcome, reasons, key, entry, seconds });
+  }
+  // Thin runs that what runs reads (or --whole names): fetched, or rebuilt at their place.
+  const runs = out.filter((r) => r.outcome === "run").map((r) => r.stage);
+  const wholes = await planWhole(ws, runs, (n) => known.get(n), ro.whole ? targets(graph, ro.targets) : []);
+  for (const r of out) {
+    const w = wholes.get(r.stage);
+    if (w && !w.remote) Object.assign(r, { outcome: "rebuild", reasons: [describeWhole(w)], seconds: w.seconds });
+    else if (w) r.reasons.push(describeWhole(w));
+    else if (r.entry?.absent?.length && r.outcome !== "run") r.reasons.push(thinNote(graph, r.stage, r.entry));
   }
   return out;
+}
+
+/** "thin: weights.safetensors (read by dropout-eval-mode)": what a thin run lacks, and who would need it. */
+function thinNote(graph: Graph, name: string, entry: RunEntry): string {
+  const readers = [...graph.nodes.values()]
+    .filter((n) => n.deps.includes(name) && readFiles(n, name, entry).some((f) => entry.absent!.includes(f)))
+    .map((n) => n.name);
+  return `thin: ${few(entry.absent!)} only in a shared remote, ${
+    readers.length ? `read by ${few(readers)}` : "read by no stage"
+  }`;
 }

@@ -7,25 +7,45 @@ import type { LockFile } from "./lockfile.ts";
 import { forced, type Outcome, outsideDeps, plan, type ReproduceOptions, selection, type StageResult } from "./plan.ts";
 import { formatDuration } from "./progress.ts";
 import { materialise } from "./publish.ts";
-import { execute, type Upstream } from "./run.ts";
+import { execute, lockStage } from "./run.ts";
+import { askError, overLimit, rebuild, type Whole, wholeFor } from "./thin.ts";
 import { PipelineError } from "./types.ts";
 import type { Workspace } from "./workspace.ts";
 
-/** Run what is stale, restore what is cached, in dependency order (with dryRun: only say what it would do). */
+/**
+ * Run what is stale, restore what is cached, in dependency order (with dryRun: only say what it
+ * would do). The plan comes first: thin rebuilds that would cost more than askAbove() in their
+ * records stop here, listed, unless ro.rebuildThin.
+ */
 export async function reproduce(ws: Workspace, ro: ReproduceOptions = {}): Promise<StageResult[]> {
   ws.store.assertWritable();
   const selected = selection(ws.graph, ro);
-  if (ro.dryRun) return await plan(ws, selected, ro);
+  const planned = await plan(ws, selected, ro);
+  if (ro.dryRun) return planned;
+  const rebuilds = planned.filter((r) => r.outcome === "rebuild");
+  const ask = overLimit(rebuilds.map(asWhole), !!ro.rebuildThin);
+  if (ask.length) {
+    for (const line of ask) ws.log(line);
+    throw askError(rebuilds.map(asWhole), "reproduce");
+  }
   await ws.store.gcTmp();
   try {
-    return await schedule(ws, selected, ro);
+    return await schedule(ws, selected, ro, new Map(planned.map((r) => [r.stage, r])));
   } finally {
     await ws.store.clearInUse();
   }
 }
 
+/** A planned rebuild as thin.ts's Whole (its reasons are describeWhole's line). */
+const asWhole = (r: StageResult): Whole => ({ stage: r.stage, files: [], readers: [], seconds: r.seconds ?? 0 });
+
 /** Start each stage once its upstream is done, at most `jobs` at once; with keepGoing, past failures. */
-async function schedule(ws: Workspace, selected: string[], ro: ReproduceOptions): Promise<StageResult[]> {
+async function schedule(
+  ws: Workspace,
+  selected: string[],
+  ro: ReproduceOptions,
+  planned: Map<string, StageResult>,
+): Promise<StageResult[]> {
   const lock = await ws.lock.read();
   const done = new Map<string, RunEntry>();
   const absent = new Set<string>();
@@ -60,7 +80,7 @@ async function schedule(ws: Workspace, selected: string[], ro: ReproduceOptions)
         continue;
       }
       pending.splice(i, 1);
-      const task = processNode(ws, name, done, ro, lock, jobs, absent)
+      const task = processNode(ws, name, done, ro, lock, jobs, absent, planned.get(name))
         .then((r) => {
           results.push(r);
           done.set(name, r.entry!);
@@ -102,6 +122,7 @@ async function processNode(
   lock: LockFile,
   jobs: number,
   absent: Set<string>,
+  predicted?: StageResult,
 ): Promise<StageResult> {
   const { store } = ws;
   const node = ws.graph.nodes.get(name)!;
@@ -130,7 +151,13 @@ async function processNode(
     }
     let outcome: Outcome;
     const why = reasons.length ? ` (${reasons.join("; ")})` : "";
-    if (entry) {
+    const lookup = async (dep: string) => done.get(dep)!;
+    const note = (n: string, e: RunEntry) => done.set(n, e);
+    if (predicted?.outcome === "rebuild" && !force && (entry ??= await store.fetch(key))?.absent?.length) {
+      // Planned: the thin run is completed here, at its place in the order (status said so).
+      entry = await rebuild(ws, entry, predicted.reasons.join("; "), lookup, jobs, note);
+      outcome = "rebuild";
+    } else if (entry) {
       outcome = previous?.key === key ? "up to date" : "restore from cache";
       ws.log(outcome === "up to date" ? `✓ ${name}: up to date` : `✓ ${name}: restored from cache${why}`);
     } else if (!force && (entry = await store.fetch(key))) {
@@ -141,7 +168,7 @@ async function processNode(
       if (force) reasons.unshift("forced");
       if (previous?.key === key && !force) reasons.push("outputs missing from the cache");
       ws.log(`▶ ${name}: running (${reasons.join("; ")})`);
-      entry = await execute(ws, node, key, parts, await wholeUpstream(ws, upstream, done, jobs), jobs, before);
+      entry = await execute(ws, node, key, parts, await wholeFor(ws, node, upstream, lookup, jobs, note), jobs, before);
       ws.log(`✓ ${name}: done in ${formatDuration(entry.wallSeconds)}${metricsLine(entry.metrics)}`);
       outcome = "run";
     }
@@ -151,58 +178,6 @@ async function processNode(
   } finally {
     await release();
   }
-}
-
-/**
- * A stage about to run reads its upstream runs' files. A thin run (restored from the committed
- * remote without its big files) is filled from a remote that has them, else rebuilt under its
- * key: the rebuild's outputs must equal the recorded hashes (the --force check), so it is
- * checked, not trusted. Upstream of a rebuild is made whole the same way.
- */
-async function wholeUpstream(
-  ws: Workspace,
-  upstream: Upstream,
-  done: Map<string, RunEntry>,
-  jobs: number,
-): Promise<Upstream> {
-  const out: Array<readonly [string, RunEntry]> = [];
-  for (const [dep, entry] of upstream) out.push([dep, await whole(ws, dep, entry, done, jobs)]);
-  return out;
-}
-
-async function whole(
-  ws: Workspace,
-  name: string,
-  entry: RunEntry,
-  done: Map<string, RunEntry>,
-  jobs: number,
-): Promise<RunEntry> {
-  if (!entry.absent?.length) return entry;
-  const filled = await ws.store.fill(entry);
-  if (!filled.absent?.length) {
-    ws.log(`✓ ${name}: ${entry.absent.join(", ")} fetched from a remote`);
-    done.set(name, filled);
-    return filled;
-  }
-  const node = ws.graph.nodes.get(name)!;
-  const release = await lockStage(ws, name, filled.key);
-  try {
-    const deps = node.deps.filter((d) => done.has(d)).map((d) => [d, done.get(d)!] as const);
-    const upstream = await wholeUpstream(ws, deps, done, jobs);
-    ws.log(`▶ ${name}: rebuilding (${filled.absent.join(", ")}: in no remote here, and a stage downstream runs)`);
-    const rebuilt = await execute(ws, node, filled.key, filled, upstream, jobs, filled);
-    ws.log(`✓ ${name}: rebuilt in ${formatDuration(rebuilt.wallSeconds)}, the same bits as its recorded run`);
-    done.set(name, rebuilt);
-    await materialise(ws, node, rebuilt);
-    return rebuilt;
-  } finally {
-    await release();
-  }
-}
-
-/** A stage's key locked across processes, saying so while another reproduce builds it. */
-function lockStage(ws: Workspace, name: string, key: string) {
-  return ws.store.lock(key, (who) => ws.log(`… ${name}: waiting for another reproduce (${who}) that is building it`));
 }
 
 /** The first few scalar metrics of a run, for its "done" line. */

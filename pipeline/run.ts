@@ -6,7 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { type KeyParts, listFiles, type RunEntry } from "./cache.ts";
 import { LocalExecutor } from "./executor.ts";
 import { DiskFull, isDiskFull } from "./faults.ts";
-import type { Node } from "./graph.ts";
+import { type Node, readFiles } from "./graph.ts";
 import { canonicalJson, hashFile, sha256 } from "./hash.ts";
 import { provenance } from "./publish.ts";
 import { PipelineError } from "./types.ts";
@@ -107,7 +107,10 @@ export async function launch(
   const outDir = join(tmp, "out");
   await Deno.mkdir(outDir);
   const inputs: Record<string, string> = {};
-  for (const [dep, entry] of upstream) inputs[dep] = await inputView(ws, join(tmp, "inputs", dep), entry);
+  for (const [dep, entry] of upstream) {
+    const files = readFiles(node, dep, entry).filter((f) => f in entry.outputs); // an older run may lack one
+    inputs[dep] = await inputView(ws, join(tmp, "inputs", dep), entry, files);
+  }
   await Deno.mkdir(where.checkpointDir, { recursive: true });
   await Deno.mkdir(where.memoDir, { recursive: true });
   const config: WorkerConfig = {
@@ -178,9 +181,25 @@ export async function launch(
   };
 }
 
-/** A read-only view of an upstream run: symlinks to its files plus _provenance.json. */
-async function inputView(ws: Workspace, dir: string, entry: RunEntry): Promise<string> {
-  for (const rel of Object.keys(entry.outputs)) {
+/** A stage's key locked across processes, saying so while another reproduce builds it. */
+export function lockStage(ws: Workspace, name: string, key: string) {
+  return ws.store.lock(key, (who) => ws.log(`… ${name}: waiting for another reproduce (${who}) that is building it`));
+}
+
+/**
+ * A read-only view of an upstream run: symlinks to the files the stage reads (StageDef.reads)
+ * plus _provenance.json. A file it does not declare is not there, so reading it fails (and the
+ * worker names the missing declaration); a declared one must be whole (see thin.ts).
+ */
+async function inputView(ws: Workspace, dir: string, entry: RunEntry, files: string[]): Promise<string> {
+  const absent = files.filter((rel) => entry.absent?.includes(rel));
+  if (absent.length) {
+    throw new PipelineError(
+      `${entry.stage}'s ${absent.join(", ")} is not in the cache (a thin run), and a stage reads it`,
+      `run \`deno task reproduce ${entry.stage} --whole\` (rebuilds it, or fetches it from a remote that has it)`,
+    );
+  }
+  for (const rel of files) {
     await Deno.mkdir(dirname(join(dir, rel)), { recursive: true });
     await Deno.symlink(join(ws.store.treeDir(entry.key), rel), join(dir, rel));
   }

@@ -46,6 +46,7 @@ const evalModeStage = (name: string, twin: string, doc: string) =>
     name,
     doc,
     deps: ["preprocess", twin],
+    reads: { [twin]: ["history.json", "weights.safetensors"] },
     module: "models/torch_mlp/eval_mode_stage.ts",
     outputs: ["history.json"],
     params: {
@@ -247,6 +248,7 @@ const trainSearchPick = defineStage({
   name: "train-search-pick",
   doc: "the search's final pick trained as a Table 1 run (full steps, whole training set)",
   deps: ["preprocess", "search-mlp"],
+  reads: { "search-mlp": ["search.json"] },
   module: "models/search/train_pick.ts",
   outputs: ["history.json", "weights.safetensors", "predictions.npy"],
   params: {
@@ -271,6 +273,19 @@ const report = defineStage({
     "search-mlp",
     "train-search-pick",
   ],
+  // Curves, metrics and test predictions: never weights or the raw data, so a clone whose runs are
+  // thin (restored from the committed remote) re-renders the report in seconds.
+  reads: {
+    preprocess: ["test_y.npy"],
+    "train-numpy-mlp": ["history.json", "predictions.npy"],
+    "train-torch-mlp": ["history.json", "predictions.npy"],
+    "dropout-eval-mode": ["history.json"],
+    "batchnorm-eval-mode": ["history.json"],
+    "train-batchnorm": ["history.json", "checks.json", "predictions.npy"],
+    "train-cnn": ["history.json", "predictions.npy"],
+    "search-mlp": ["search.json"],
+    "train-search-pick": ["history.json", "predictions.npy"],
+  },
   module: "reports/build/stage.ts",
   outputs: ["REPORT.md", "index.html"],
   params: {},

@@ -17,6 +17,7 @@ const MARKS: Record<StageResult["outcome"], [string, keyof typeof CODES]> = {
   "restore from cache": ["↓", "cyan"],
   "restore from remote": ["↓", "cyan"],
   "run": ["▶", "yellow"],
+  "rebuild": ["↻", "yellow"],
   "failed": ["✗", "red"],
   "skipped": ["✗", "dim"],
 };

@@ -47,6 +47,12 @@ export interface StageDef<P extends Record<string, ParamSpec> = Record<string, P
   doc: string;
   /** Upstream stage names. A stage with variants is addressed as a whole (all variants) or as name@variant. */
   deps: string[];
+  /**
+   * The upstream outputs the stage reads, per dep as written in `deps` (like DVC's deps, which are
+   * paths): only these are in its view of that run, and only these must be whole when it runs — a
+   * thin run's other files stay in the shared remote. A dep not named here: every output is read.
+   */
+  reads?: Record<string, string[]>;
   params: P;
   /** Module path relative to the project root; it exports `run(ctx: StageContext<ParamsOf<this stage>>)`. */
   module: string;
