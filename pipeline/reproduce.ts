@@ -151,7 +151,7 @@ async function processNode(
     }
     let outcome: Outcome;
     const why = reasons.length ? ` (${reasons.join("; ")})` : "";
-    const lookup = async (dep: string) => done.get(dep)!;
+    const lookup = (dep: string) => Promise.resolve(done.get(dep)!);
     const note = (n: string, e: RunEntry) => done.set(n, e);
     if (predicted?.outcome === "rebuild" && !force && (entry ??= await store.fetch(key))?.absent?.length) {
       // Planned: the thin run is completed here, at its place in the order (status said so).
