@@ -8,7 +8,7 @@ import { forced, type Outcome, outsideDeps, plan, type ReproduceOptions, selecti
 import { formatDuration } from "./progress.ts";
 import { materialise } from "./publish.ts";
 import { execute, lockStage } from "./run.ts";
-import { askError, overLimit, rebuild, type Whole, wholeFor } from "./thin.ts";
+import { askError, overLimit, rebuild, wholeFor } from "./thin.ts";
 import { PipelineError } from "./types.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -23,10 +23,10 @@ export async function reproduce(ws: Workspace, ro: ReproduceOptions = {}): Promi
   const planned = await plan(ws, selected, ro);
   if (ro.dryRun) return planned;
   const rebuilds = planned.filter((r) => r.outcome === "rebuild");
-  const ask = overLimit(rebuilds.map(asWhole), !!ro.rebuildThin);
+  const ask = overLimit(rebuilds, !!ro.rebuildThin);
   if (ask.length) {
     for (const line of ask) ws.log(line);
-    throw askError(rebuilds.map(asWhole), "reproduce");
+    throw askError(rebuilds, "reproduce");
   }
   await ws.store.gcTmp();
   try {
@@ -36,8 +36,6 @@ export async function reproduce(ws: Workspace, ro: ReproduceOptions = {}): Promi
   }
 }
 
-/** A planned rebuild as thin.ts's Whole (its reasons are describeWhole's line). */
-const asWhole = (r: StageResult): Whole => ({ stage: r.stage, files: [], readers: [], seconds: r.seconds ?? 0 });
 
 /** Start each stage once its upstream is done, at most `jobs` at once; with keepGoing, past failures. */
 async function schedule(

@@ -99,16 +99,19 @@ async function remoteWith(ws: Workspace, entry: RunEntry, files: string[]): Prom
   return undefined;
 }
 
-/** The thin rebuilds over the limit, as lines; empty when they may just happen. */
-export function overLimit(rebuilds: Whole[], allowed: boolean): string[] {
-  const total = rebuilds.reduce((s, w) => s + w.seconds, 0);
+/** A planned rebuild: its stage, expected seconds and why (describeWhole's line). */
+export type Planned = { stage: string; seconds?: number; reasons: string[] };
+
+/** The thin rebuilds as lines when together they cost more than askAbove(); empty when they may just happen. */
+export function overLimit(rebuilds: Planned[], allowed: boolean): string[] {
+  const total = rebuilds.reduce((s, w) => s + (w.seconds ?? 0), 0);
   if (allowed || total <= askAbove()) return [];
-  return rebuilds.map((w) => `  ↻ ${w.stage}: rebuild (${describeWhole(w)})`);
+  return rebuilds.map((w) => `  ↻ ${w.stage}: rebuild (${w.reasons.join("; ")})`);
 }
 
 /** The one error after overLimit's lines: what it would cost, and the ways forward. */
-export function askError(rebuilds: Whole[], command: string): PipelineError {
-  const total = rebuilds.reduce((s, w) => s + w.seconds, 0);
+export function askError(rebuilds: Planned[], command: string): PipelineError {
+  const total = rebuilds.reduce((s, w) => s + (w.seconds ?? 0), 0);
   const n = rebuilds.length;
   return new PipelineError(
     `${command} would rebuild ${n} thin run${n > 1 ? "s" : ""} (above: about ${formatDuration(total)} ` +
@@ -204,7 +207,8 @@ export async function wholeInputs(
     return seen.get(name)!;
   };
   const planned = await planWhole(ws, [node.name], entryOf);
-  const rebuilds = [...planned.values()].filter((w) => !w.remote);
+  const rebuilds = [...planned.values()].filter((w) => !w.remote)
+    .map((w) => ({ stage: w.stage, seconds: w.seconds, reasons: [describeWhole(w)] }));
   const ask = overLimit(rebuilds, rebuildThin);
   if (ask.length) {
     for (const line of ask) ws.log(line);
