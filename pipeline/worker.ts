@@ -93,7 +93,7 @@ if (import.meta.main) {
     Deno.exit(0); // tfjs may keep timers or threads alive
   } catch (e) {
     // A machine fault (full disk) or a user input (e.g. a diverging lr) is one line; only a bug keeps its trace.
-    let known = knownFault(e);
+    let known = knownFault(e) ?? await undeclaredRead(e, config);
     if (isDiskFull(e)) {
       // Free what this run wrote (it will not be kept), so the result below fits.
       const written = await treeBytes(config.outDir);
@@ -117,6 +117,26 @@ if (import.meta.main) {
       .catch(() => console.error(`error: ${err.what} — ${err.fix}`));
     Deno.exit(2);
   }
+}
+
+/**
+ * A failure that names an upstream output the stage's view leaves out (StageDef.reads): the
+ * declaration is what is wrong, so say that instead of "file not found".
+ */
+async function undeclaredRead(e: unknown, config: WorkerConfig): Promise<PipelineError | undefined> {
+  const message = e instanceof Error ? e.message : String(e);
+  for (const [dep, dir] of Object.entries(config.inputs)) {
+    if (!message.includes(dir)) continue;
+    const provenance = await Deno.readTextFile(join(dir, "_provenance.json")).then(JSON.parse, () => undefined);
+    for (const rel of Object.keys(provenance?.outputs ?? {})) {
+      if (!message.includes(join(dir, rel)) || (await Deno.lstat(join(dir, rel)).then(() => true, () => false))) continue;
+      return new PipelineError(
+        `${config.stage} read ${rel} of ${dep}, which its declaration does not list among the files it reads`,
+        `add "${rel}" to the stage's reads of ${dep.replace(/\+s\d+$/, "")} in the pipeline declaration`,
+      );
+    }
+  }
+  return undefined;
 }
 
 async function treeBytes(dir: string): Promise<number> {

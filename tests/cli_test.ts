@@ -403,7 +403,7 @@ Deno.test("command-line conventions: usage and exit codes, --, --help, --version
   }
   const unknownStage = await run(root, ["reproduce", "nope"]);
   assert.equal(unknownStage.code, 1, "a runtime error, not a usage error");
-  assert.match((await ok(root, ["reproduce", "--", "data"])).stderr, /1 stages: 1 run/);
+  assert.match((await ok(root, ["reproduce", "--", "data"])).stderr, /1 stage: 1 run/);
   const version = (await ok(root, ["--version"])).stdout;
   assert.match(version, new RegExp(`^deno ${Deno.version.deno.replaceAll(".", "\\.")} `, "m"));
   assert.match(version, /^tfjs \d+\.\d+\.\d+$/m);

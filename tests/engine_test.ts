@@ -393,7 +393,7 @@ Deno.test("a run with files over 8 MiB is restored thin from the committed remot
     await Deno.remove(join(root, ".cache"), { recursive: true });
     await Deno.remove(join(root, "big.ran"));
     const status = await (await engineFor(root)).status();
-    assert.match(status[0].reasons.join(), /without big\.bin: over 8 MiB, in a shared remote only/);
+    assert.deepEqual(status[0].reasons, ["thin: big.bin only in a shared remote, read by use"]);
     const restored = await (await engineFor(root)).reproduce();
     assert.deepEqual(outcomes(restored), { big: "restore from remote", use: "restore from remote" });
     assert.equal(await ran(), 0);
@@ -403,9 +403,9 @@ Deno.test("a run with files over 8 MiB is restored thin from the committed remot
     const logs: string[] = [];
     const k2 = [{ target: "use", param: "k", value: 2, source: "test" }];
     const rerun = await (await engineFor(root, k2, logs)).reproduce();
-    assert.deepEqual(outcomes(rerun), { big: "up to date", use: "run" });
+    assert.deepEqual(outcomes(rerun), { big: "rebuild", use: "run" });
     assert.equal(await ran(), 1);
-    assert.ok(logs.some((l) => /▶ big: rebuilding \(big\.bin: in no remote here/.test(l)), logs.join("\n"));
+    assert.ok(logs.some((l) => /↻ big: rebuilding \(big\.bin: read by use; about/.test(l)), logs.join("\n"));
     assert.ok(logs.some((l) => /✓ big: rebuilt in .*, the same bits as its recorded run/.test(l)));
     assert.equal(await Deno.readTextFile(join(root, "out/use/use.txt")), `${9 << 20}:${1000 % 253}:2`);
 
