@@ -517,7 +517,9 @@ async function transfer(engine: Engine, command: "push" | "pull", targets: strin
   if (!missing.length) {
     throw new PipelineError(
       `restored without their big files: ${thin.join(", ")} (the committed remote keeps files up to 8 MiB)`,
-      'pull from the shared remote that has them: --remote s3://… or "remote" in pipeline/config.local.json',
+      'pull from a shared remote that has them (--remote s3://… or "remote" in pipeline/config.local.json), ' +
+        `or rebuild them here: \`deno task reproduce ${thin.join(" ")} --whole\` (\`deno task status\` first says ` +
+        "what that costs)",
     );
   }
   throw new PipelineError(

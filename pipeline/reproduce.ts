@@ -36,7 +36,6 @@ export async function reproduce(ws: Workspace, ro: ReproduceOptions = {}): Promi
   }
 }
 
-
 /** Start each stage once its upstream is done, at most `jobs` at once; with keepGoing, past failures. */
 async function schedule(
   ws: Workspace,

@@ -129,7 +129,9 @@ async function undeclaredRead(e: unknown, config: WorkerConfig): Promise<Pipelin
     if (!message.includes(dir)) continue;
     const provenance = await Deno.readTextFile(join(dir, "_provenance.json")).then(JSON.parse, () => undefined);
     for (const rel of Object.keys(provenance?.outputs ?? {})) {
-      if (!message.includes(join(dir, rel)) || (await Deno.lstat(join(dir, rel)).then(() => true, () => false))) continue;
+      if (!message.includes(join(dir, rel)) || (await Deno.lstat(join(dir, rel)).then(() => true, () => false))) {
+        continue;
+      }
       return new PipelineError(
         `${config.stage} read ${rel} of ${dep}, which its declaration does not list among the files it reads`,
         `add "${rel}" to the stage's reads of ${dep.replace(/\+s\d+$/, "")} in the pipeline declaration`,

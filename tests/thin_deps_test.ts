@@ -75,7 +75,11 @@ Deno.test("a clone changes a stage that reads no thin file in seconds: nothing r
   const root = await thinClone();
   try {
     const status = await (await engineFor(root)).status();
-    assert.deepEqual(outcomes(status), { big: "restore from remote", report: "restore from remote", score: "restore from remote" });
+    assert.deepEqual(outcomes(status), {
+      big: "restore from remote",
+      report: "restore from remote",
+      score: "restore from remote",
+    });
     assert.deepEqual(status[0].reasons, ["thin: big.bin only in a shared remote, read by score"]);
     await predictThenRun(root);
 
@@ -144,7 +148,10 @@ Deno.test("rebuilds above the limit are listed and wait for --rebuild-thin; --wh
     assert.match(asked.stderr, /error: reproduce would rebuild 1 thin run .* `deno task reproduce --rebuild-thin`/);
     assert.equal(await ran(root), 0, "nothing started");
     const status = await run(["status"]);
-    assert.match(status.stderr, /^3 stages, would: 1 rebuild \(about \d+s from their records\), 1 restore from remote, 1 run \(about \d+s from their last runs\)$/m);
+    assert.match(
+      status.stderr,
+      /^3 stages, would: 1 rebuild \(about \d+s from their records\), 1 restore from remote, 1 run \(about \d+s from their last runs\)$/m,
+    );
 
     const verify = await run(["reproduce", "--verify", "report", "--rebuild-thin"]);
     assert.equal(verify.code, 0, verify.stderr);

@@ -1,7 +1,7 @@
 // Score a trained VGG from its artefacts alone: `deno run -A models/cnn/score_weights.ts
 // [out/train-cnn] [out/preprocess]` loads weights.safetensors into a fresh model and prints
 // its test accuracy (the run's own, bit for bit) — e.g. after `deno task pull train-cnn`.
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { loadSplits } from "../../data/dataset.ts";
 import { readWeights, WEIGHTS } from "../artifacts.ts";
 import { getGemm } from "../compute/gemm.ts";
@@ -29,8 +29,32 @@ export async function scoreWeights(runDir: string, dataDir: string): Promise<{ l
   return onednn.evaluate(test.x, test.y, test.n);
 }
 
+/** The files scoreWeights reads that are not there (a thin run, or a stage never run), each with the command that brings it. */
+export function missingInputs(run: string, data: string): string[] {
+  const need = [[run, WEIGHTS], [run, "history.json"], [data, "test_x.npy"], [data, "test_y.npy"]];
+  return need.filter(([dir, f]) => !existsSync(join(dir, f))).map(([dir, f]) => {
+    const stage = basename(dir); // out/<stage>
+    return `${join(dir, f)} is missing (a thin run restored without its files over 8 MiB, or not run) — ` +
+      `bring it with \`deno task reproduce ${stage} --whole\` (or \`deno task pull ${stage} --remote s3://…\`)`;
+  });
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 if (import.meta.main) {
   const [run = "out/train-cnn", data = "out/preprocess"] = Deno.args;
+  const missing = missingInputs(run, data);
+  if (missing.length) {
+    console.error(`error: ${missing[0]}`);
+    Deno.exit(1);
+  }
   const { acc, loss } = await scoreWeights(run, data);
   console.log(`test accuracy ${acc} (loss ${loss.toFixed(4)}) from ${join(run, WEIGHTS)}`);
 }
