@@ -81,6 +81,7 @@ export class Graph {
             seedOf: name,
           });
         }
+        if (def.perSeedOf) this.pairSeeds(def, name);
       }
     }
     for (const def of defs) checkReads(def, byName);
@@ -93,9 +94,13 @@ export class Graph {
             `declare ${dep} in the pipeline or fix the deps of ${node.def.name}`,
           );
         }
+        // A stage run per seed of a dep reads that dep's run of the same seed only.
+        const ups = node.def.perSeedOf === dep
+          ? resolved.filter((up) => seedSuffix(up) === seedSuffix(node.name))
+          : resolved;
         const files = node.def.reads && Object.hasOwn(node.def.reads, dep) ? node.def.reads[dep] : undefined;
-        if (files) { for (const up of resolved) node.reads[up] = files; }
-        return resolved;
+        if (files) { for (const up of ups) node.reads[up] = files; }
+        return ups;
       });
     }
     for (const o of overrides) {
@@ -123,6 +128,31 @@ export class Graph {
   /** The seed nodes repeating `name`, in declaration order. */
   seedsOf(name: string): string[] {
     return [...this.nodes.values()].filter((n) => n.seedOf === name).map((n) => n.name);
+  }
+
+  /**
+   * A stage run once per seed of a dep (StageDef.perSeedOf): a node `<name>+s<seed>` for each of
+   * that dep's seed nodes, with this stage's parameters; the base node pairs with the dep's base.
+   */
+  private pairSeeds(def: StageDef, name: string) {
+    const dep = def.perSeedOf!;
+    if (!def.deps.includes(dep)) {
+      throw new PipelineError(
+        `${name}: perSeedOf ${dep} is not among its deps`,
+        `add ${dep} to the deps of ${def.name}`,
+      );
+    }
+    if (!this.nodes.has(dep)) {
+      throw new PipelineError(
+        `${name}: perSeedOf ${dep}, which is not declared before it`,
+        `declare ${dep.split("@")[0]} before ${def.name} in the pipeline`,
+      );
+    }
+    const base = this.nodes.get(name)!;
+    for (const seedName of this.seedsOf(dep)) {
+      const replica = name + seedSuffix(seedName);
+      this.nodes.set(replica, { ...base, name: replica, params: { ...base.params }, reads: {}, seedOf: name });
+    }
   }
 
   /** Like expand, but an unknown name is a one-line error. */
@@ -222,6 +252,9 @@ export class Graph {
     return lines.join("\n");
   }
 }
+
+/** "+s1" of `x+s1`, "" of a base node. */
+const seedSuffix = (node: string) => /\+s\d+$/.exec(node)?.[0] ?? "";
 
 /** The outputs of upstream run `entry` (node `dep`) that `node` reads: its declared reads, else all. */
 export function readFiles(node: Node, dep: string, entry: { outputs: Record<string, unknown> }): string[] {

@@ -47,6 +47,7 @@ const evalModeStage = (name: string, twin: string, doc: string) =>
     doc,
     deps: ["preprocess", twin],
     reads: { [twin]: ["history.json", "weights.safetensors"] },
+    perSeedOf: twin, // one run per seed of the twin, scoring that seed's weights
     module: "models/torch_mlp/eval_mode_stage.ts",
     outputs: ["history.json"],
     params: {

@@ -71,6 +71,11 @@ export interface StageDef<P extends Record<string, ParamSpec> = Record<string, P
    * `seed` parameter's value; every other seed adds a node `<node>+s<seed>` (graph.ts).
    */
   seeds?: number[] | Record<string, number[]>;
+  /**
+   * A dep (as written in `deps`) this stage runs once per seed of: each of that dep's seed nodes
+   * gets a node `<stage>+s<seed>` reading it alone (e.g. a stage that scores each seed's weights).
+   */
+  perSeedOf?: string;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
   /** What one run needs as a Slurm job (`--executor slurm`); unset fields take the defaults in slurm.ts. */

@@ -85,3 +85,32 @@ Deno.test("seeds: the pipeline repeats the cheap runs and the CNN over 5 seeds, 
   assert.deepEqual(g.seedsOf("train-torch-mlp@ga1"), []);
   assert.ok(g.nodes.get("report")!.deps.includes("train-cnn+s4"));
 });
+
+Deno.test("perSeedOf: a stage runs once per seed of a dep, each node reading that seed's run alone", () => {
+  const score: StageDef = {
+    name: "score",
+    doc: "",
+    deps: ["data", "mlp@default"],
+    perSeedOf: "mlp@default",
+    reads: { "mlp@default": [] },
+    module: "s.ts",
+    outputs: [],
+    params: { draws: { type: "int", default: 5, min: 1, doc: "" } },
+  };
+  const g = new Graph([...DEFS, score]);
+  assert.deepEqual(g.nodes.get("score")!.deps, ["data", "mlp@default"], "the base pairs with the base");
+  assert.deepEqual(g.nodes.get("score+s7")!.deps, ["data", "mlp@default+s7"]);
+  assert.deepEqual(g.nodes.get("score+s7")!.reads, { "mlp@default+s7": [] });
+  assert.deepEqual(g.nodes.get("score+s7")!.params, { draws: 5 }, "its own parameters: no seed of its own");
+  assert.deepEqual(g.expand("score"), ["score", "score+s7"]);
+  assert.ok(g.order.indexOf("score+s7") > g.order.indexOf("mlp@default+s7"));
+  assert.throws(
+    () => new Graph([...DEFS, { ...score, perSeedOf: "cnn" }]),
+    /score: perSeedOf cnn is not among its deps/,
+  );
+  // The study's eval-mode stages score each seed of their twin.
+  const study = new Graph(STAGES);
+  for (const s of study.seedsOf("dropout-eval-mode")) {
+    assert.deepEqual(study.nodes.get(s)!.deps, ["preprocess", `train-torch-mlp@ga1-dropout${s.slice(-3)}`]);
+  }
+});
