@@ -141,7 +141,10 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
     // What runs is whole (and a forced rerun of a cached key must give its outputs again).
     const rerun = entry?.outputsHash ?? again;
     known.set(name, outcome === "run" ? (rerun ? { outputsHash: rerun } : undefined) : entry);
-    const seconds = outcome === "run" ? previous?.wallSeconds : undefined;
+    // Its last run's time; a seed never run yet: its base seed's (the same work).
+    const seconds = outcome === "run"
+      ? previous?.wallSeconds ?? (node.seedOf ? lock.stages[node.seedOf]?.wallSeconds : undefined)
+      : undefined;
     out.push({ stage: name, outcome, reasons, key, entry, seconds });
   }
   // Thin runs that what runs reads (or --whole names): fetched, or rebuilt at their place.
