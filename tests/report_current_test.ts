@@ -75,7 +75,7 @@ Deno.test("the report check passes on a current report and fails in one line on 
     assert.equal(stale.code, 1);
     assert.match(
       lastLine(stale.stderr),
-      /^error: the committed report is not what the committed code and runs render \(.*reports\/REPORT\.md.*changed\) — run `deno task reproduce` and commit reports\/ and pipeline\/lock\.json$/,
+      /^error: the committed report is not what the committed code and runs render \(pipeline\/lock\.json, reports\/REPORT\.md, reports\/provenance\.json changed\) — run `deno task reproduce` and commit reports\/ and pipeline\/lock\.json$/,
     );
 
     // A training stage's code changed without its run: CI would train; it says so instead, before anything.
