@@ -155,8 +155,8 @@ export function describeSides({ torch = true } = {}): Promise<void> {
       ? `${t.openblas.config.split(" ").slice(0, 2).join(" ")} core ${t.openblas.corename}, ` +
         `${t.openblas.threads} thread(s) (${t.openblas.path})`
       : "unknown (no OpenBLAS library mapped)";
-    console.log(`PyTorch ${t.torch} (the machine's environment), ${t.threads} intra-op threads by default:`);
-    console.log(`  BLAS: ${cfg("BLAS_INFO")}; runs ${ob}`);
+    console.log(`PyTorch ${t.torch} (in the machine's environment; intra-op threads by default: ${t.threads}):`);
+    console.log(`  BLAS: build's BLAS_INFO=${cfg("BLAS_INFO")}; runs ${ob}`);
     console.log(
       `  oneDNN: mkldnn available ${t.mkldnn}, ${t.onednn.version ?? cfg("oneDNN")}; ISA ${t.onednn.isa ?? "unknown"}` +
         `; a convolution ran ${t.onednn.impl ?? "unknown (no oneDNN primitive reported)"}`,
