@@ -5,8 +5,12 @@
 // steps in PyTorch (cnn_reference.py, Debian's python3-torch, the faster of 1 and 2
 // threads for each figure), with the throughput ratio ours/PyTorch (> 1: we are faster).
 // Medians after a warm-up; the MLP steps are measured before and after PyTorch, best of
-// the two. The machine's load is printed: on a shared 2-core machine every figure moves
+// the two. PyTorch runs in the machine's own environment, not ours (environment.ts: our
+// OpenBLAS and oneDNN pins are set in-process), and the bench first prints what each
+// side runs. The machine's load is printed: on a shared 2-core machine every figure moves
 // with it.
+// First, so that its snapshot of the environment precedes everything (no library sets anything at import).
+import { describeSides, loadLine, originalEnvCommand, PYTHON, torchAvailable } from "./environment.ts";
 import { fileURLToPath } from "node:url";
 import { initCompute } from "../../models/compute/backend.ts";
 import { loadBlas } from "../../models/compute/blas.ts";
@@ -19,7 +23,6 @@ import { torchMlpStep } from "./mlp.ts";
 
 const BATCH = 32, EVAL = 500;
 const REFERENCE = fileURLToPath(new URL("cnn_reference.py", import.meta.url));
-const PYTHON = "/usr/bin/python3"; // Debian's, where python3-torch lives (not a pyenv one)
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -146,10 +149,7 @@ interface Reference {
 }
 
 async function pytorch(): Promise<Reference | string> {
-  const probe = async () =>
-    (await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stderr: "null" }).output().catch(() => null))
-      ?.success;
-  if (!(await probe())) {
+  if (!(await torchAvailable())) {
     console.log("  installing python3-torch, libopenblas0-pthread (apt-get) for the PyTorch reference ...");
     const apt = await new Deno.Command("apt-get", {
       args: ["install", "-y", "-q", "python3-torch", "python3-numpy", "libopenblas0-pthread"],
@@ -157,11 +157,11 @@ async function pytorch(): Promise<Reference | string> {
       stdout: "null",
       stderr: "null",
     }).output().catch(() => null);
-    if (!apt?.success || !(await probe())) {
+    if (!apt?.success || !(await torchAvailable())) {
       return "PyTorch reference skipped: could not install Debian's python3-torch (apt-get install python3-torch)";
     }
   }
-  const out = await new Deno.Command(PYTHON, { args: [REFERENCE, "1,2", "5"], stderr: "inherit" }).output();
+  const out = await originalEnvCommand(PYTHON, { args: [REFERENCE, "1,2", "5"], stderr: "inherit" }).output();
   if (!out.success) return "PyTorch reference failed (see above)";
   const runs: Reference[] = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
   for (const r of runs) {
@@ -185,13 +185,9 @@ async function pytorch(): Promise<Reference | string> {
 }
 
 export async function bench(): Promise<void> {
+  await describeSides(); // before PyTorch could be installed below: then its side reads "not installed"
   const blas = loadBlas();
-  console.log(`OpenBLAS: ${blas.blas ? blas.reason : `absent — ${blas.reason}`}`);
-  const core = Deno.env.get("OPENBLAS_CORETYPE");
-  if (core) {
-    console.log(`  OPENBLAS_CORETYPE=${core} is set: it forces that kernel family (unset: chosen for this CPU)`);
-  }
-  console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(loadLine("at the start of cnn"));
   const rows: Row[] = [];
   const onednn = onednnPath();
   if (typeof onednn === "string") console.log(`oneDNN path skipped: ${onednn}`);
@@ -209,7 +205,7 @@ export async function bench(): Promise<void> {
   }
   await initCompute(); // leave the default behind
 
-  console.log(`load average before PyTorch: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(loadLine("before PyTorch"));
   const ref = await pytorch();
   // The MLP steps again after PyTorch, best of the two (see mlp.ts: the machine's speed drifts).
   if (blas.blas) {
@@ -225,7 +221,7 @@ export async function bench(): Promise<void> {
   const ratio = (ms: number, refMs?: number) =>
     torch && refMs ? `, ×${(refMs / ms).toFixed(2)} PyTorch's throughput` : "";
   if (!torch) console.log(ref);
-  else console.log(`(ratios against PyTorch's best of 1 and 2 threads)`);
+  else console.log(`(ratios against PyTorch's best of 1 and 2 threads, in the machine's own environment)`);
   const ofPeak = (gflops: number) => peak ? `, ${(100 * gflops / peak).toFixed(0)}% of the sgemm peak` : "";
   console.log(
     `GEMM peak (large sgemm, this run): ${peak.toFixed(0)} GFLOP/s` +

@@ -1,5 +1,10 @@
 // `deno task bench`: every tests/bench/<area>.ts that exports bench(), in turn
 // (or only the areas named: deno task bench engine mlp).
+// First: environment.ts snapshots the environment the machine gave this process, before any
+// area loads a library that pins its kernels through Deno.env (the PyTorch reference runs in
+// the snapshot).
+import "./environment.ts";
+
 const dir = new URL(".", import.meta.url);
 const wanted = Deno.args;
 const areas = [...Deno.readDirSync(dir)]

@@ -6,8 +6,12 @@
 // steps in PyTorch (mlp_reference.py, Debian's python3-torch, the faster of 1 and
 // 2 threads) with the throughput ratio ours/PyTorch (> 1: we are faster); a large
 // sgemm's GFLOP/s (the peak) and the process's peak memory. Random data: speed
-// only. The machine's load is printed: on a shared 2-core machine every figure
+// only. PyTorch runs in the machine's own environment, not ours (environment.ts:
+// our OpenBLAS pins are set in-process), and the bench first prints what each side
+// runs. The machine's load is printed: on a shared 2-core machine every figure
 // moves with it.
+// First, so that its snapshot of the environment precedes everything (no library sets anything at import).
+import { describeSides, loadLine, originalEnvCommand, PYTHON, torchAvailable } from "./environment.ts";
 import { fileURLToPath } from "node:url";
 import type { Split } from "../../data/dataset.ts";
 import { Rng } from "../../data/rng.ts";
@@ -23,7 +27,6 @@ import { evaluate as evaluateTorch, makeTrainStep } from "../../models/torch_mlp
 
 const EVAL_IMAGES = 2000; // of the 10,000-image test set: throughput is per image
 const REFERENCE = fileURLToPath(new URL("mlp_reference.py", import.meta.url));
-const PYTHON = "/usr/bin/python3"; // Debian's, where python3-torch lives (not a pyenv one)
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -57,7 +60,8 @@ function line(name: string, stepS: number, evalS: number, extra = ""): void {
 }
 
 export async function bench(): Promise<void> {
-  console.log(`load average at start: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  await describeSides();
+  console.log(loadLine("at the start of mlp"));
   const rng = new Rng(0);
   const test = randomSplit(EVAL_IMAGES, rng);
   const batches = new Map<number, Split>();
@@ -117,7 +121,7 @@ export async function bench(): Promise<void> {
   }
   console.log(`peak memory (VmHWM) of this process: ${peakRssMiB()} MiB`);
 
-  console.log(`load average before PyTorch: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(loadLine("before PyTorch"));
   const ref = await pytorch();
   if (typeof ref === "string") return console.log(ref);
   // Ours again after PyTorch, best of the two: the machine's speed drifts between runs
@@ -131,7 +135,8 @@ export async function bench(): Promise<void> {
       ? `${ours.toFixed(1)} ms vs ${theirs.toFixed(1)} ms: ×${(theirs / ours).toFixed(2)} PyTorch's throughput`
       : "-";
   console.log(
-    `ours (OpenBLAS pool; best of before and after PyTorch) vs PyTorch ${ref.torch} (best of 1 and 2 threads):`,
+    `ours (OpenBLAS pool; best of before and after PyTorch) vs PyTorch ${ref.torch} in the machine's environment ` +
+      `(best of 1 and 2 threads):`,
   );
   console.log(`  MLP 3072-100-10 b200 Adam step: ${ratio(steps.get(cases[0][0]), ref.mlp_step_ms)}`);
   console.log(`  GA1 3072-1000-500-250-100-10 b1609 Adam step: ${ratio(steps.get(cases[1][0]), ref.mlp_ga1_step_ms)}`);
@@ -175,13 +180,10 @@ interface Reference {
 
 /** PyTorch's figures, the best of 1 and 2 threads; a string when it cannot run. */
 async function pytorch(): Promise<Reference | string> {
-  const probe = await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stderr: "null" }).output().catch(() =>
-    null
-  );
-  if (!probe?.success) {
+  if (!(await torchAvailable())) {
     return "PyTorch reference skipped: install Debian's python3-torch (apt-get install python3-torch)";
   }
-  const out = await new Deno.Command(PYTHON, { args: [REFERENCE, "1,2", "5"], stderr: "inherit" }).output();
+  const out = await originalEnvCommand(PYTHON, { args: [REFERENCE, "1,2", "5"], stderr: "inherit" }).output();
   if (!out.success) return "PyTorch reference failed (see above)";
   const runs: Reference[] = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
   for (const r of runs) {
