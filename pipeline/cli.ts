@@ -5,7 +5,9 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { dagDot, dagJson, dagTree } from "./dag.ts";
-import { diffLocks, formatDiff, readLockAt } from "./diff.ts";
+import { formatDiff, readLockAt } from "./diff.ts";
+import { deltaRows, describeViolation, formatMarkdown, parseLimit, regressions, seedBase } from "./diff_md.ts";
+import type { LockFile } from "./lockfile.ts";
 import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
 import { interruptedStatus, makeExecutor } from "./executor.ts";
 import { formatRuns, listRuns, showRun } from "./exp.ts";
@@ -111,6 +113,28 @@ const OPTIONS: Record<string, Option> = {
     type: "boolean",
     help: "machine-readable output on stdout",
     commands: ["reproduce", "status", "dag", "params", "exp", "diff", "gc", "accept"],
+  },
+  md: { type: "boolean", help: "the delta table in Markdown (a pull request, a job summary)", commands: ["diff"] },
+  all: { type: "boolean", help: "every row, not only those that changed", commands: ["diff"] },
+  "fail-on": {
+    type: "string",
+    multiple: true,
+    arg: "[stage/]metric:±limit[%]",
+    help: "exit 3 if the metric moves past the limit: -0.01 a drop of more than 0.01 (an accuracy),\n" +
+      "+5% a rise of more than 5% of the old value (a loss); seeded nodes: their mean; repeatable",
+    commands: ["diff"],
+  },
+  plots: {
+    type: "string",
+    arg: "DIR",
+    help: "write the curves of every stage whose run differs, both sides overlaid (SVG, PNG, Vega-Lite),\n" +
+      "with DIR/index.md and a self-contained DIR/index.html holding the delta table",
+    commands: ["diff"],
+  },
+  runs: {
+    type: "boolean",
+    help: "the arguments are run keys (prefixes, see `exp`), not revisions: compare those runs",
+    commands: ["diff"],
   },
   mermaid: { type: "boolean", help: "the graph as a Mermaid flowchart", commands: ["dag"] },
   dot: { type: "boolean", help: "the graph in Graphviz DOT (| dot -Tsvg > dag.svg)", commands: ["dag"] },
@@ -296,17 +320,66 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   diff: {
-    args: "[rev-a] [rev-b]",
+    args: "[rev-a] [rev-b] | --runs KEY…",
     help: "parameters and metrics of every stage between two git revisions of the lock file\n" +
-      "(default: HEAD and the working tree; one revision: it and the working tree)",
+      "(default: HEAD and the working tree; one revision: it and the working tree), or between runs;\n" +
+      "--md, --plots DIR, --fail-on (exit 3 on a regression)",
     async run(c) {
-      if (c.args.length > 2) {
-        throw new UsageError("diff takes at most two revisions", "e.g. deno task diff HEAD~1 HEAD");
+      const limits = ((c.values["fail-on"] as string[] | undefined) ?? []).map((t) => asUsage(() => parseLimit(t)));
+      const all = !!c.values.all;
+      let sides: Array<{ label: string; lock: LockFile }>;
+      if (c.values.runs) {
+        if (c.args.length < 2) {
+          throw new UsageError("diff --runs takes two or more run keys", "e.g. deno task diff --runs bf34 c6ae");
+        }
+        const engine = await c.engine();
+        const runs = [];
+        for (const prefix of c.args) runs.push(await showRun(engine, prefix));
+        const bases = new Set(runs.map((r) => seedBase(r.stage)));
+        const node = bases.size === 1 ? runs[0].stage : "runs";
+        sides = runs.map((r) => ({
+          label: `${r.stage} ${r.key.slice(0, 8)}`,
+          lock: { version: 1, stages: { [node]: r as unknown as LockFile["stages"][string] } },
+        }));
+      } else {
+        if (c.args.length > 2) {
+          throw new UsageError("diff takes at most two revisions", "e.g. deno task diff HEAD~1 HEAD");
+        }
+        const [a, b] = [c.args[0] ?? "HEAD", c.args[1]];
+        sides = [
+          { label: a, lock: await readLockAt(c.root, c.lockFile, a) },
+          { label: b ?? "working tree", lock: await readLockAt(c.root, c.lockFile, b) },
+        ];
       }
-      const [a, b] = [c.args[0] ?? "HEAD", c.args[1]];
-      const rows = diffLocks(await readLockAt(c.root, c.lockFile, a), await readLockAt(c.root, c.lockFile, b));
-      console.log(c.values.json ? JSON.stringify(rows, null, 2) : formatDiff(rows, c.color));
-      return 0;
+      // Two sides: one table; more runs: each against the first.
+      const rows = sides.slice(1).flatMap((s) => deltaRows(sides[0].lock, s.lock, all));
+      const labels: [string, string] = [sides[0].label, sides.slice(1).map((s) => s.label).join(", ")];
+      if (c.values.json) console.log(JSON.stringify(rows, null, 2));
+      else if (c.values.md) console.log(formatMarkdown(rows, labels, all).trimEnd());
+      else console.log(formatDiff(rows, c.color));
+      if (c.values.plots) {
+        const { writePlots } = await import("./plots.ts");
+        const dir = resolve(c.values.plots as string);
+        const result = await writePlots(
+          (await c.engine()).store,
+          c.root,
+          dir,
+          sides.map((s) => ({
+            label: s.label,
+            keys: Object.fromEntries(Object.entries(s.lock.stages).map(([n, st]) => [n, st.key])),
+          })),
+          rows,
+          `${labels[0]} → ${labels[1]}`,
+        );
+        console.error(
+          `wrote ${join(dir, "index.md")} and index.html: ${plural(result.figures.length, "figure")}` +
+            (result.figures.length ? ` (${result.figures.map((f) => f.stage).join(", ")})` : "") +
+            (result.withoutCurves.length ? `; no curves found for ${result.withoutCurves.join(", ")}` : ""),
+        );
+      }
+      const bad = regressions(rows, limits);
+      for (const v of bad) console.error(`✗ regression: ${describeViolation(v)}`);
+      return bad.length ? 3 : 0;
     },
   },
   gc: {
@@ -372,7 +445,8 @@ function usage(): string {
     "--force: a stage you name is rerun; its upstream is restored or run only as usual",
     "`--` ends the options: what follows is a stage name even if it starts with -",
     "exit status: 0 done; 1 something failed (a stage, a bad parameter value or stage name, a missing run);",
-    "  2 the command line is wrong (unknown command or option, an option's value malformed, e.g. --set x)",
+    "  2 the command line is wrong (unknown command or option, an option's value malformed, e.g. --set x);",
+    "  3 diff --fail-on: a metric moved past its limit (a regression)",
     "colour only on a terminal, never with NO_COLOR set or TERM=dumb",
   );
   return lines.join("\n");
@@ -417,13 +491,14 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const profile = values.profile as string | undefined;
+  let opened: Promise<Engine> | undefined;
   const ctx: Ctx = {
     values,
     args,
     root,
     lockFile: join(root, "pipeline", profile ? `lock.${profile}.json` : "lock.json"),
     color: colorWanted(Deno.stdout),
-    engine: () => openEngine(root, values, ctx.lockFile),
+    engine: () => (opened ??= openEngine(root, values, ctx.lockFile)),
   };
   return await cmd.run(ctx);
 }
