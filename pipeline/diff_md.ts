@@ -52,9 +52,10 @@ function side(lock: LockFile, members: string[]): Side | undefined {
     const nums = values.filter((v): v is number => typeof v === "number" && Number.isFinite(v));
     if (nums.length !== values.length || !nums.length) continue; // a string metric of several seeds: not folded
     const mean = nums.reduce((s, x) => s + x, 0) / nums.length;
-    const sd = nums.length > 1
+    const raw = nums.length > 1
       ? Math.sqrt(nums.reduce((s, x) => s + (x - mean) ** 2, 0) / (nums.length - 1))
       : undefined;
+    const sd = raw !== undefined && raw <= 1e-12 * Math.max(1, Math.abs(mean)) ? 0 : raw; // float noise of equal values
     metrics[name] = { value: mean, sd, n: nums.length };
   }
   return { params, metrics };
@@ -106,6 +107,7 @@ const isFraction = (r: DeltaRow) =>
 
 function value(r: DeltaRow, v: unknown, sd: number | undefined, frac: boolean): string {
   if (v === undefined) return "–";
+  if (typeof v === "boolean") return String(v);
   if (typeof v !== "number") return cell(v, r.name);
   const main = frac ? pct(v) : cell(v, r.name);
   return sd === undefined ? main : `${main} ± ${frac ? spread(sd) : cell(sd)}`;
@@ -184,6 +186,8 @@ export interface Limit {
   metric: string;
   /** The limit: a signed change (absolute, in the metric's unit) or, with relative, a signed fraction. */
   limit: number;
+  /** Which way is a regression: a drop (−) or a rise (+); apart from limit, which may be ±0. */
+  drop: boolean;
   relative: boolean;
 }
 
@@ -201,7 +205,8 @@ export function parseLimit(text: string): Limit {
     );
   }
   const magnitude = Number(m[4]) / (m[5] ? 100 : 1);
-  return { text, stage: m[1], metric: m[2], limit: m[3] === "-" ? -magnitude : magnitude, relative: !!m[5] };
+  const drop = m[3] === "-";
+  return { text, stage: m[1], metric: m[2], limit: drop ? -magnitude : magnitude, drop, relative: !!m[5] };
 }
 
 export interface Violation {
@@ -222,7 +227,7 @@ export function regressions(rows: DeltaRow[], limits: Limit[]): Violation[] {
       const moved = limit.relative ? row.relative : row.change;
       if (moved === undefined) continue;
       const eps = 1e-12 * Math.max(1, Math.abs(limit.limit));
-      if (limit.limit < 0 ? moved < limit.limit - eps : moved > limit.limit + eps) out.push({ row, limit });
+      if (limit.drop ? moved < limit.limit - eps : moved > limit.limit + eps) out.push({ row, limit });
     }
   }
   return out;

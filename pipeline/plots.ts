@@ -4,6 +4,7 @@
 // resvg-wasm, no browser, no CDN), with DIR/index.md and a self-contained DIR/index.html.
 // Curves come from the run's history.json in the cache or a remote (a thin run keeps it: small).
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TopLevelSpec } from "vega-lite";
 import type { RunEntry, Store } from "./cache.ts";
 import { type DeltaRow, formatHtmlTable, formatMarkdown } from "./diff_md.ts";
@@ -80,6 +81,15 @@ export function overlaySpec(title: string, curves: Curves[]): TopLevelSpec {
       { side: c.label, split: "test set", step: e.step, accuracy: e.testAcc, loss: e.testLoss },
     ])
   );
+  // One legend for the side (colour, width, opacity all encode it: the same legend, merged).
+  const sideLegend = {
+    orient: "bottom",
+    direction: "vertical",
+    labelLimit: 700,
+    labelFontSize: 12,
+    symbolType: "stroke",
+    symbolStrokeWidth: 3,
+  };
   const panel = (metric: "accuracy" | "loss") => ({
     width: 420,
     height: 280,
@@ -101,14 +111,7 @@ export function overlaySpec(title: string, curves: Curves[]): TopLevelSpec {
         title: null,
         sort: labels,
         scale: { domain: labels, range: labels.map((_, i) => COLOURS[i % COLOURS.length]) },
-        legend: {
-          orient: "bottom",
-          direction: "vertical",
-          labelLimit: 700,
-          labelFontSize: 12,
-          symbolType: "stroke",
-          symbolStrokeWidth: 3,
-        },
+        legend: sideLegend,
       },
       strokeDash: {
         field: "split",
@@ -131,14 +134,14 @@ export function overlaySpec(title: string, curves: Curves[]): TopLevelSpec {
         type: "nominal",
         sort: labels,
         scale: { domain: labels, range: labels.map((_, i) => (i === 0 && labels.length > 1 ? 5 : 2)) },
-        legend: null,
+        legend: sideLegend,
       },
       opacity: {
         field: "side",
         type: "nominal",
         sort: labels,
         scale: { domain: labels, range: labels.map((_, i) => (i === 0 && labels.length > 1 ? 0.55 : 1)) },
-        legend: null,
+        legend: sideLegend,
       },
       detail: { field: "side" },
       tooltip: [
@@ -180,13 +183,13 @@ const stem = (node: string) => node.replace(/[^A-Za-z0-9_.-]+/g, "_");
  */
 export async function writePlots(
   store: Store,
-  root: string,
   dir: string,
   sides: PlotSide[],
   rows: DeltaRow[],
   heading: string,
 ): Promise<PlotResult> {
   const { toPng, toSvg } = await import("../reports/build/render.ts"); // vega loads only for --plots
+  const self = fileURLToPath(new URL("..", import.meta.url)); // this project's pinned packages, whatever --root says
   await Deno.mkdir(dir, { recursive: true });
   const nodes = [...new Set(sides.flatMap((s) => Object.keys(s.keys)))].sort();
   const result: PlotResult = { figures: [], withoutCurves: [] };
@@ -219,7 +222,7 @@ export async function writePlots(
     const svg = await toSvg(spec);
     await Deno.writeTextFile(join(dir, `${s}.vl.json`), JSON.stringify(spec, null, 1) + "\n");
     await Deno.writeTextFile(join(dir, `${s}.svg`), svg);
-    await Deno.writeFile(join(dir, `${s}.png`), await toPng(svg, root));
+    await Deno.writeFile(join(dir, `${s}.png`), await toPng(svg, self));
     svgs[s] = svg;
     result.figures.push({ stage: node, stem: s, sides: curves.map((c) => c.label), identical });
   }
