@@ -92,8 +92,8 @@ export async function accept(
     } catch (e) {
       if (!(e instanceof PipelineError)) throw e;
       // One refused stage does not stop the others (its downstream still compares with its old run).
-      ws.log(`✗ ${e.message} — ${e.fix}`);
-      results.push({ stage: name, key: "", identical: false, steps: "all", refused: e.message });
+      // Said once, with its fix, in the result line.
+      results.push({ stage: name, key: "", identical: false, steps: "all", refused: `${e.message} — ${e.fix}` });
     }
   }
   return results;
@@ -109,6 +109,9 @@ async function acceptOne(
 ): Promise<VerifyResult | undefined> {
   const { store } = ws;
   const lock = await ws.lock.read(); // re-read: accepting upstream stages updates it
+  if (!lock.stages[name]) {
+    throw new PipelineError(`${name}: never run, so nothing to accept`, `run \`deno task reproduce ${name}\``);
+  }
   const { node, upstream, parts, key } = await current(ws, name, lock);
   const previous = lock.stages[name];
   if (previous?.key === key) {
@@ -144,7 +147,7 @@ async function acceptOne(
   if (other.length) {
     throw new PipelineError(
       `${name}: accept carries a run over a code change only, but ${other.join("; ")}`,
-      `run \`deno task reproduce ${name}\` to train it with these settings`,
+      `run \`deno task reproduce ${name}\` to run it with these settings`,
     );
   }
   // A training stage is compared on its curve (results, not the timings older runs kept beside

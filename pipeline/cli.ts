@@ -10,7 +10,7 @@ import { deltaRows, describeViolation, formatMarkdown, parseLimit, regressions, 
 import type { LockFile } from "./lockfile.ts";
 import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
 import { interruptedStatus, makeExecutor } from "./executor.ts";
-import { formatRuns, listRuns, showRun } from "./exp.ts";
+import { applyRun, experimentKeys, formatRuns, listRuns, pushRuns, showRun } from "./exp.ts";
 import { knownFault } from "./faults.ts";
 import { gc } from "./gc.ts";
 import type { Override } from "./graph.ts";
@@ -114,14 +114,20 @@ const OPTIONS: Record<string, Option> = {
     help: "machine-readable output on stdout",
     commands: ["reproduce", "status", "dag", "params", "exp", "diff", "gc", "accept"],
   },
+  exp: {
+    type: "boolean",
+    help: "also the experiments the cache holds (runs with --set or a profile; a plain push copies\n" +
+      "only the runs pipeline/lock.json records)",
+    commands: ["push"],
+  },
   md: { type: "boolean", help: "the delta table in Markdown (a pull request, a job summary)", commands: ["diff"] },
   all: { type: "boolean", help: "every row, not only those that changed", commands: ["diff"] },
   "fail-on": {
     type: "string",
     multiple: true,
-    arg: "[stage/]metric:±limit[%]",
-    help: "exit 3 if the metric moves past the limit: -0.01 a drop of more than 0.01 (an accuracy),\n" +
-      "+5% a rise of more than 5% of the old value (a loss); seeded nodes: their mean; repeatable",
+    arg: "METRIC:±LIMIT",
+    help: "exit 3 if the metric moves past the limit: test_acc:-0.01 a drop of more than 0.01,\n" +
+      "test_loss:+5% a rise of more than 5% of the old value; stage/metric:… one stage's; seeds: their mean",
     commands: ["diff"],
   },
   plots: {
@@ -220,6 +226,12 @@ const COMMANDS: Record<string, Command> = {
       console.error(`${summaryLine(results, dryRun)}${took}`);
       const failed = results.filter((r) => r.outcome === "failed");
       if (failed.length) console.error(`failed: ${failed.map((r) => `${r.stage} (${r.reasons[0]})`).join("; ")}`);
+      if (!dryRun && c.values.set) {
+        console.error(
+          "an experiment (--set): recorded in the cache, not in pipeline/lock.json — `deno task exp` lists it, " +
+            "`exp apply KEY` adopts it, `exp push KEY` shares it",
+        );
+      }
       return failed.length ? 1 : 0;
     },
   },
@@ -242,15 +254,26 @@ const COMMANDS: Record<string, Command> = {
       const steps = c.values["verify-steps"] === undefined
         ? undefined
         : positiveInt("verify-steps", c.values["verify-steps"], 1);
-      const engine = await c.engine();
-      return verified(await engine.accept(c.args, steps, 1, !!c.values["rebuild-thin"]), c.values.json);
+      const results = await (await c.engine()).accept(c.args, steps, 1, !!c.values["rebuild-thin"]);
+      if (!results.length && !c.values.json) console.error("nothing to accept: no stage is stale by its code alone");
+      return verified(results, c.values.json);
     },
   },
   push: {
     args: "[stage…]",
     help: "copy finished runs to the shared remote (S3: everything), or without one into pipeline/remote/\n" +
       "(small outputs only) to commit: a fresh clone then restores them instead of training again",
-    run: async (c) => transfer(await c.engine(), "push", c.args),
+    async run(c) {
+      const engine = await c.engine();
+      const code = await transfer(engine, "push", c.args);
+      if (!c.values.exp) return code;
+      const keys = await experimentKeys(engine);
+      if (!keys.length) return say("no experiments in the cache");
+      const { pushed, already } = await pushRuns(engine, keys);
+      console.error(`experiments pushed: ${pushed.join(", ") || "nothing new"}`);
+      if (already.length) console.error(`already there: ${already.join(", ")}`);
+      return code;
+    },
   },
   pull: {
     args: "[stage…]",
@@ -303,18 +326,41 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   exp: {
-    args: "[stage] | show KEY",
+    args: "[stage] | show|apply KEY | push KEY…",
     help: "every run of a stage in the cache and the remote: parameters, metrics, when, how long, where;\n" +
-      "`exp show KEY-PREFIX`: one run's full record",
+      "experiments (runs with --set or a profile) are marked e, smoke-profile runs SMOKE; a run under several\n" +
+      "keys is one row. `exp show KEY-PREFIX`: one run's full record; `exp push KEY…`: copy experiments to\n" +
+      "the remote; `exp apply KEY`: make one the study's run (its settings into params.json, the lock names it)",
     async run(c) {
       const engine = await c.engine();
-      if (c.args[0] === "show") {
-        if (c.args.length !== 2) throw new UsageError("exp show takes one key prefix", "e.g. deno task exp show bf34");
-        console.log(JSON.stringify(await showRun(engine, c.args[1]), null, 2));
+      const [sub, ...keys] = c.args;
+      if (sub === "show") {
+        if (keys.length !== 1) throw new UsageError("exp show takes one key prefix", "e.g. deno task exp show bf34");
+        console.log(JSON.stringify(await showRun(engine, keys[0]), null, 2));
+        return 0;
+      }
+      if (sub === "push") {
+        if (!keys.length) throw new UsageError("exp push takes run keys", "e.g. deno task exp push bf34");
+        const url = engine.store.remotes.at(-1)!.url;
+        const { pushed, already } = await pushRuns(engine, keys);
+        console.error(`pushed to ${url}: ${pushed.join(", ") || "nothing new"}`);
+        if (already.length) console.error(`already there: ${already.join(", ")}`);
+        return 0;
+      }
+      if (sub === "apply") {
+        if (keys.length !== 1) throw new UsageError("exp apply takes one key prefix", "e.g. deno task exp apply bf34");
+        if (c.values.set) throw new UsageError("exp apply does not take --set", "apply the run, then reproduce");
+        const r = await applyRun(engine, c.root, keys[0]);
+        const params = Object.entries(r.params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
+        console.error(
+          `applied: ${engine.lockFile} now records ${r.stage} ${r.key.slice(0, 8)}` +
+            (params ? `; pipeline/params.json: ${params}` : "") +
+            "; `deno task status` shows what downstream is stale",
+        );
         return 0;
       }
       if (c.args.length > 1) throw new UsageError("exp takes one stage", "e.g. deno task exp train-torch-mlp");
-      const runs = await listRuns(engine, c.args[0], c.values.sort as string | undefined);
+      const runs = await listRuns(engine, c.args[0], c.values.sort as string | undefined, declaredProfiles);
       console.log(c.values.json ? JSON.stringify(runs, null, 2) : formatRuns(runs, c.color));
       return 0;
     },
@@ -362,7 +408,6 @@ const COMMANDS: Record<string, Command> = {
         const dir = resolve(c.values.plots as string);
         const result = await writePlots(
           (await c.engine()).store,
-          c.root,
           dir,
           sides.map((s) => ({
             label: s.label,
@@ -436,7 +481,8 @@ function usage(): string {
   lines.push("options:");
   for (const [name, o] of Object.entries(OPTIONS)) {
     const flag = `${o.short ? `-${o.short}, ` : ""}--${name}${o.arg ? ` ${o.arg}` : ""}`;
-    lines.push(`  ${pad(flag, 28)}${o.help}${o.commands ? ` [${o.commands.join(", ")}]` : ""}`);
+    const [first, ...rest] = `${o.help}${o.commands ? ` [${o.commands.join(", ")}]` : ""}`.split("\n");
+    lines.push(`  ${pad(flag, 28)}${first}`, ...rest.map((l) => `  ${pad("", 28)}${l}`));
   }
   lines.push(
     "parameters: defaults ← variant ← pipeline/params.json ← pipeline/params.local.json ← --profile ← --set",
@@ -452,7 +498,21 @@ function usage(): string {
   return lines.join("\n");
 }
 
+/** `--keep-last -1`: a negative number after an option that takes a value is that value, not an option. */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = /^--([a-z-]+)$/.exec(argv[i])?.[1];
+    if (argv[i] === "--") return [...out, ...argv.slice(i)];
+    if (name && OPTIONS[name]?.type === "string" && /^-\d/.test(argv[i + 1] ?? "")) {
+      out.push(`${argv[i]}=${argv[++i]}`);
+    } else out.push(argv[i]);
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<number> {
+  argv = joinNegativeValues(argv);
   let parsed;
   try {
     parsed = parseArgs({
@@ -503,6 +563,9 @@ async function main(argv: string[]): Promise<number> {
   return await cmd.run(ctx);
 }
 
+/** The profiles the pipeline declares (set when the engine opens): `exp` marks runs made with one. */
+let declaredProfiles: Record<string, Profile> = {};
+
 async function openEngine(root: string, values: Values, lockFile: string): Promise<Engine> {
   const pipelineFile = (values.pipeline as string | undefined) ?? join(root, "pipeline/stages.ts");
   const mod = await import(pathToFileURL(resolve(pipelineFile)).href);
@@ -540,6 +603,10 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
       source: "--set",
     })),
   ];
+  // A run with --set or a profile is an experiment: recorded in the cache, not in pipeline/lock.json.
+  const set = (values.set as string[] | undefined) ?? [];
+  const experiment = set.length || name ? { set, profile: name, recordLock: !set.length } : undefined;
+  declaredProfiles = profiles;
   const settings = await readLocalSettings(root);
   const partition = values["slurm-partition"] as string | undefined;
   const executor = (values.executor ?? settings.executor ?? "local") as string;
@@ -554,6 +621,7 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
     publish: profile?.publish,
     remoteUrl: values.remote as string | undefined,
     executor: makeExecutor(executor, { ...settings.slurm, ...(partition ? { partition } : {}) }),
+    experiment,
   });
 }
 
@@ -574,9 +642,10 @@ async function transfer(engine: Engine, command: "push" | "pull", targets: strin
   const progress = new TransferProgress(`${command} ${url}`);
   for (const r of remotes) r.progress = progress;
   if (command === "push") {
-    const { pushed, skipped } = await engine.push(targets);
+    const { pushed, already, skipped } = await engine.push(targets);
     if (progress.totalObjects) progress.show(true);
-    console.error(`pushed to ${url}: ${pushed.join(", ") || "nothing"}`);
+    console.error(`pushed to ${url}: ${pushed.join(", ") || "nothing new"}`);
+    if (already.length) console.error(`already there: ${already.join(", ")}`);
     if (!skipped.length) return 0;
     const why = remotes.length === 1 ? "not in the cache" : "not whole in the cache";
     console.error(`not pushed (${why}): ${skipped.join(", ")}`);

@@ -9,11 +9,12 @@
 //   lockfile.ts   pipeline/lock.json, and the cached runs it names
 //   accept.ts     reproduce --verify and accept: re-execute and compare bit for bit
 //   sync.ts       push and pull between the cache and the remotes
-import type { Store } from "./cache.ts";
+import type { RunEntry, Store } from "./cache.ts";
 import type { Graph } from "./graph.ts";
 import { accept, verify, type VerifyResult } from "./accept.ts";
 import type { LockFile } from "./lockfile.ts";
 import { type ReproduceOptions, type StageResult, status } from "./plan.ts";
+import { materialise } from "./publish.ts";
 import type { Remote } from "./remote.ts";
 import { reproduce } from "./reproduce.ts";
 import { pull, push } from "./sync.ts";
@@ -64,8 +65,16 @@ export class Engine {
     return accept(this.ws, targets, steps, jobs, rebuildThin);
   }
 
+  /** `exp apply`: make a cached run its stage's run — linked into out/ and recorded in the lock file. */
+  async adopt(entry: RunEntry): Promise<void> {
+    const { stage, params, inputs, code, external, deno } = entry;
+    const node = this.graph.nodes.get(stage);
+    if (node) await materialise(this.ws, node, entry);
+    await this.ws.lock.record(stage, { stage, params, inputs, code, external, deno }, entry);
+  }
+
   /** Copy the lock file's runs into a remote (default: the last, the shared one if set). */
-  push(targets?: string[], remote?: Remote): Promise<{ pushed: string[]; skipped: string[] }> {
+  push(targets?: string[], remote?: Remote): Promise<{ pushed: string[]; already: string[]; skipped: string[] }> {
     return push(this.ws, targets, remote);
   }
 

@@ -3,7 +3,7 @@
 // `accept` carried over. Status compares with it; --single, verify, accept, push and pull
 // work on the runs it names.
 // (lockfile.ts: the cache's cross-process locks are another thing, Store.lock and lease.ts.)
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { KeyParts, RunEntry, Store } from "./cache.ts";
 import { writeFileAtomic } from "./hash.ts";
 import { PipelineError } from "./types.ts";
@@ -27,6 +27,30 @@ export interface Accepted {
   at: string;
 }
 
+/**
+ * A run made with `--set` or a profile: an experiment. Its runs are recorded in the cache's
+ * journal (experiments.jsonl: `exp` lists them, `exp apply KEY` adopts one), never in
+ * pipeline/lock.json; a profile's own lock file (lock.<profile>.json) is still written.
+ */
+export interface ExperimentTag {
+  /** The --set assignments, as typed. */
+  set: string[];
+  profile?: string;
+  /** Write the lock file too (a profile's own, never the study's lock.json). */
+  recordLock: boolean;
+}
+
+/** One line of <cache>/experiments.jsonl. */
+export interface ExperimentRecord {
+  key: string;
+  stage: string;
+  at: string;
+  set: string[];
+  profile?: string;
+}
+
+export const experimentsJournal = (cacheDir: string) => join(cacheDir, "experiments.jsonl");
+
 export interface LockFile {
   version: 1;
   stages: Record<string, LockStage>;
@@ -41,6 +65,8 @@ export class Lock {
     readonly file: string,
     private readonly store: Store,
     private readonly log: (line: string) => void,
+    /** Set: this command is an experiment (see ExperimentTag). */
+    readonly experiment?: ExperimentTag,
   ) {}
 
   async read(): Promise<LockFile> {
@@ -63,6 +89,15 @@ export class Lock {
 
   /** Merge one stage into the lock file, under a cross-process lock. */
   async record(name: string, parts: KeyParts, entry: RunEntry) {
+    if (this.experiment) {
+      const { set, profile } = this.experiment;
+      // A run the study's lock records already (an upstream stage restored as it was) is no experiment.
+      if ((await this.read()).stages[name]?.key === entry.key && !this.experiment.recordLock) return;
+      const line: ExperimentRecord = { key: entry.key, stage: name, at: new Date().toISOString(), set, profile };
+      // One short line appended at once: concurrent writers do not interleave.
+      await Deno.writeTextFile(experimentsJournal(this.store.dir), JSON.stringify(line) + "\n", { append: true });
+      if (!this.experiment.recordLock) return;
+    }
     const release = await this.store.lock("lockfile", () => {});
     try {
       const lock = await this.read();

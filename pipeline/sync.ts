@@ -7,13 +7,14 @@ import type { Workspace } from "./workspace.ts";
 
 /**
  * Copy the lock file's runs into the last remote (the shared one if set, else the committed
- * folder, which takes every run entry and the files up to 8 MiB). Returns the stages the remote now holds.
+ * folder, which takes every run entry and the files up to 8 MiB). Returns the stages copied now, those
+ * the remote held already (unchanged runs), and those it could not copy.
  */
 export async function push(
   ws: Workspace,
   targets?: string[],
   remote: Remote = ws.store.remotes.at(-1)!,
-): Promise<{ pushed: string[]; skipped: string[] }> {
+): Promise<{ pushed: string[]; already: string[]; skipped: string[] }> {
   const lock = await ws.lock.read();
   const names = targets?.length ? targets.flatMap((t) => ws.graph.resolve(t)) : Object.keys(lock.stages);
   const entries = new Map<string, RunEntry>();
@@ -22,9 +23,19 @@ export async function push(
     const entry = key ? await ws.store.readEntry(key) : undefined;
     if (entry && (await ws.store.verify(entry)).ok) entries.set(name, entry);
   }
+  const there = async (key?: string) => {
+    const e = key ? await remote.readEntry(key).catch(() => undefined) : undefined;
+    return !!e && e !== "corrupt";
+  };
+  const already = new Set<string>();
+  for (const name of names) if (await there(lock.stages[name]?.key)) already.add(name);
   const held = await remote.push([...entries.values()], (h) => ws.store.objectPath(h));
-  const pushed = names.filter((n) => held.has(entries.get(n)?.key ?? ""));
-  return { pushed, skipped: names.filter((n) => !pushed.includes(n)) };
+  const pushed = names.filter((n) => held.has(entries.get(n)?.key ?? "") && !already.has(n));
+  return {
+    pushed,
+    already: names.filter((n) => already.has(n)),
+    skipped: names.filter((n) => !pushed.includes(n) && !already.has(n)),
+  };
 }
 
 /** Restore the lock file's runs from the remotes into the cache and link out/<stage> (like `dvc pull`). */

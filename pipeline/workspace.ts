@@ -6,7 +6,7 @@ import { Store } from "./cache.ts";
 import type { Executor } from "./executor.ts";
 import { Graph, type Override } from "./graph.ts";
 import { Keys } from "./keys.ts";
-import { Lock } from "./lockfile.ts";
+import { type ExperimentTag, Lock } from "./lockfile.ts";
 import { openRemotes } from "./remote.ts";
 import type { StageDef } from "./types.ts";
 
@@ -27,6 +27,8 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** Where stage workers run (default: local processes). */
   executor?: Executor;
+  /** An experiment (--set, a profile): its runs go to the cache's journal, not pipeline/lock.json. */
+  experiment?: ExperimentTag;
 }
 
 export interface Workspace {
@@ -54,7 +56,7 @@ export async function openWorkspace(opts: EngineOptions): Promise<Workspace> {
     root: opts.root,
     graph,
     store,
-    lock: new Lock(opts.lockFile ?? join(opts.root, "pipeline", "lock.json"), store, log),
+    lock: new Lock(opts.lockFile ?? join(opts.root, "pipeline", "lock.json"), store, log, opts.experiment),
     keys: new Keys(opts.root, store),
     publish: opts.publish,
     executor: opts.executor,

@@ -226,19 +226,20 @@ Deno.test("reproduce X --force reruns X only, not its upstream", async () => {
 Deno.test("exp lists every run of a stage (cache and remote) with changed parameters and metrics; exp show one", async () => {
   const root = await toyProject();
   await ok(root, ["reproduce", "train"]);
-  await ok(root, ["reproduce", "train@small", "--set", "train.lr=0.3"]);
+  await ok(root, ["reproduce", "train@small", "--set", "train.lr=0.3"]); // an experiment: not in the lock
   await ok(root, ["push", "train@small"]);
   const runs = JSON.parse((await ok(root, ["exp", "train", "--json", "--sort", "score"])).stdout);
   assert.deepEqual(
-    runs.map((r: Record<string, unknown>) => [r.stage, r.changed, r.metrics, r.where, r.current]),
+    runs.map((r: Record<string, unknown>) => [r.stage, r.changed, r.metrics, r.where, r.current, !!r.experiment]),
     [
-      ["train@big", { n: 5 }, { score: 0.5 }, ["cache"], true],
-      ["train@small", { lr: 0.3 }, { score: 0.3 }, ["cache", "remote"], true],
-      ["train@small", {}, { score: 0.1 }, ["cache"], false],
+      ["train@big", { n: 5 }, { score: 0.5 }, ["cache"], true, false],
+      ["train@small", { lr: 0.3 }, { score: 0.3 }, ["cache"], false, true],
+      ["train@small", {}, { score: 0.1 }, ["cache", "remote"], true, false],
     ],
   );
   const table = (await ok(root, ["exp", "train@small"])).stdout;
-  assert.match(table, /^train@small +[0-9a-f]{8}\* +0\.3 .* cache\+remote +lr=0\.3$/m);
+  assert.match(table, /^train@small +[0-9a-f]{8}\* +0\.1 .* cache\+remote +-$/m);
+  assert.match(table, /^train@small +[0-9a-f]{8}e +0\.3 .* cache +lr=0\.3$/m);
   const shown = JSON.parse((await ok(root, ["exp", "show", runs[0].key.slice(0, 10)])).stdout);
   assert.equal(shown.key, runs[0].key);
   assert.ok(shown.code["train.ts"], "the full record");
@@ -286,14 +287,15 @@ Deno.test("diff: parameters and metrics between two git revisions of the lock fi
   await ok(root, ["reproduce", "train@big"]);
   await git("add", "pipeline/lock.json");
   await git("commit", "-qm", "first");
-  await ok(root, ["reproduce", "train@big", "--set", "train@big.lr=0.3"]);
+  await Deno.writeTextFile(join(root, "pipeline/params.json"), JSON.stringify({ "train@big.lr": 0.3 }));
+  await ok(root, ["reproduce", "train@big"]);
   const rows = JSON.parse((await ok(root, ["diff", "--json"])).stdout);
   const round = (x: number) => +x.toFixed(9);
   assert.deepEqual(
     rows.map((r: Record<string, number>) => ({ ...r, change: round(r.change), relative: round(r.relative) })),
     [
-      { stage: "train@big", kind: "param", name: "lr", old: 0.1, new: 0.3, change: 0.2, relative: 2 },
-      { stage: "train@big", kind: "metric", name: "score", old: 0.5, new: 1.5, change: 1, relative: 2 },
+      { stage: "train@big", kind: "param", name: "lr", old: 0.1, new: 0.3, change: 0.2, relative: 2, changed: true },
+      { stage: "train@big", kind: "metric", name: "score", old: 0.5, new: 1.5, change: 1, relative: 2, changed: true },
     ],
   );
   const text = (await ok(root, ["diff"])).stdout;
@@ -306,9 +308,12 @@ Deno.test("diff: parameters and metrics between two git revisions of the lock fi
 
 Deno.test("gc removes what no lock, remote or --keep-last needs; --dry-run removes nothing; reachable runs stay", async () => {
   const root = await toyProject();
+  const params = (lr: number) => Deno.writeTextFile(join(root, "pipeline/params.json"), `{"train.lr": ${lr}}`);
   await ok(root, ["reproduce"]);
-  await ok(root, ["reproduce", "--set", "train.lr=0.2"]);
-  await ok(root, ["reproduce", "--set", "train.lr=0.3"]); // the lock records these
+  await params(0.2);
+  await ok(root, ["reproduce"]);
+  await params(0.3);
+  await ok(root, ["reproduce"]); // the lock records these
   const before = await cacheListing(root);
   const dry = await ok(root, ["gc", "--dry-run", "--keep-last", "2"]);
   assert.deepEqual(await cacheListing(root), before, "a dry run removes nothing");
@@ -320,7 +325,7 @@ Deno.test("gc removes what no lock, remote or --keep-last needs; --dry-run remov
   assert.equal(all.runs.length, 3, "the lr=0.2 runs");
   assert.equal((await cacheListing(root)).filter((f) => f.startsWith("objects/")).length, 5);
   await events(root);
-  const again = JSON.parse((await ok(root, ["reproduce", "--json", "--set", "train.lr=0.3"])).stdout);
+  const again = JSON.parse((await ok(root, ["reproduce", "--json"])).stdout);
   assert.ok(again.every((r: { action: string }) => r.action === "up to date"), JSON.stringify(again));
   assert.deepEqual(await events(root), []);
 });
