@@ -618,7 +618,13 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
     defs,
     overrides,
     lockFile,
-    publish: profile?.publish,
+    // An experiment's published copies (e.g. the report) go under out/experiment/, not over the committed ones.
+    publish: set.length
+      ? {
+        ...Object.fromEntries(defs.filter((d) => d.publish).map((d) => [d.name, join("out", "experiment", d.name)])),
+        ...profile?.publish,
+      }
+      : profile?.publish,
     remoteUrl: values.remote as string | undefined,
     executor: makeExecutor(executor, { ...settings.slurm, ...(partition ? { partition } : {}) }),
     experiment,

@@ -16,7 +16,7 @@ const FILES: Record<string, string> = {
   "stages.ts": `
 export const STAGES = [
   {
-    name: "data", doc: "the data", deps: [], module: "data.ts", outputs: ["data.txt"],
+    name: "data", doc: "the data", deps: [], module: "data.ts", outputs: ["data.txt"], publish: "published",
     params: { tiny: { type: "bool", default: false, doc: "tiny data" } },
   },
   {
@@ -231,13 +231,19 @@ Deno.test("experiments stay out of the study's record: --set leaves lock.json an
   assert.deepEqual(experiment[0].experiment, { set: ["train.lr=0.2"] });
   assert.ok(experiment.every((r) => !r.current && (r.changed as { lr: number }).lr === 0.2));
 
+  // A published stage's copies (like the report) are not overwritten by an experiment: out/experiment/ has them.
+  await ok(root, ["reproduce", "data", "--set", "data.tiny=true"]);
+  assert.equal(await Deno.readTextFile(join(root, "published/data.txt")), "D", "the committed copy stays");
+  assert.equal(await Deno.readTextFile(join(root, "out/experiment/data/data.txt")), "d");
+  assert.equal(await Deno.readTextFile(lockFile), lockBefore);
+
   // exp push KEY shares one; push --exp the rest.
   const one = experiment.find((r) => r.stage === "train")!;
   const shared = await ok(root, ["exp", "push", (one.key as string).slice(0, 10)]);
   assert.match(shared.stderr, /^pushed to pipeline\/remote: train [0-9a-f]{8}$/m);
   assert.ok(await Deno.stat(join(remote, "runs", `${one.key}.json`)));
   const rest = await ok(root, ["push", "--exp"]);
-  assert.match(rest.stderr, /^experiments pushed: train\+s1 [0-9a-f]{8}, train\+s2 [0-9a-f]{8}$/m);
+  assert.match(rest.stderr, /^experiments pushed: train\+s1 [0-9a-f]{8}, train\+s2 [0-9a-f]{8}, data [0-9a-f]{8}$/m);
   assert.match(rest.stderr, /^already there: train [0-9a-f]{8}$/m);
   assert.equal(await Deno.readTextFile(lockFile), lockBefore, "pushing experiments leaves the lock alone");
 
