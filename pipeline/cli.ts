@@ -103,6 +103,12 @@ const OPTIONS: Record<string, Option> = {
     help: "go ahead with rebuilds of thin runs that cost more than 10 min in their records (else: listed, exit 1)",
     commands: ["reproduce", "accept"],
   },
+  live: {
+    type: "boolean",
+    help: "write out/live/index.html while stages train: each one's curves so far beside its previous run\n" +
+      "(self-contained, reloads itself every few seconds; open it in a browser)",
+    commands: ["reproduce"],
+  },
   "keep-going": {
     type: "boolean",
     short: "k",
@@ -209,6 +215,11 @@ const COMMANDS: Record<string, Command> = {
         return verified(await engine.verify(c.args, steps, jobs, !!c.values["rebuild-thin"]), c.values.json);
       }
       const dryRun = !!c.values["dry-run"];
+      const live = c.values.live && !dryRun ? new (await import("./live.ts")).LiveView(engine, c.root) : undefined;
+      if (live) {
+        await live.start();
+        console.error(`live view: ${live.file} (reloads itself every few seconds)`);
+      }
       const results = await engine.reproduce({
         targets: c.args,
         force: !!c.values.force,
@@ -219,7 +230,7 @@ const COMMANDS: Record<string, Command> = {
         keepGoing: !!c.values["keep-going"],
         whole: !!c.values.whole,
         rebuildThin: !!c.values["rebuild-thin"],
-      });
+      }).finally(() => live?.stop());
       if (c.values.json) console.log(JSON.stringify(results.map(plain), null, 2));
       else if (dryRun) { for (const r of results) console.log(resultLine(r, c.color)); }
       const took = dryRun ? "" : ` (${formatDuration((performance.now() - t0) / 1000)})`;
