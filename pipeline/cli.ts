@@ -1,7 +1,7 @@
 // The command line. Commands and options are tables: a new one is an entry in
 // COMMANDS or OPTIONS (its help text, and which commands take it) and a few lines.
 // Parsing is Node's parseArgs; exit codes: 0 done, 1 failed, 2 bad command line.
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { dagDot, dagJson, dagTree } from "./dag.ts";
@@ -364,7 +364,7 @@ const COMMANDS: Record<string, Command> = {
         const r = await applyRun(engine, c.root, keys[0]);
         const params = Object.entries(r.params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
         console.error(
-          `applied: ${engine.lockFile} now records ${r.stage} ${r.key.slice(0, 8)}` +
+          `applied: ${relative(c.root, engine.lockFile)} now records ${r.stage} ${r.key.slice(0, 8)}` +
             (params ? `; pipeline/params.json: ${params}` : "") +
             "; `deno task status` shows what downstream is stale",
         );

@@ -165,9 +165,11 @@ export async function listRuns(
     const [metric, order] = sort.split(":");
     const sign = order === "asc" ? 1 : -1;
     const value = (r: ExpRun) => typeof r.metrics[metric] === "number" ? r.metrics[metric] as number : undefined;
+    // A profile's runs (the smoke profile's 100% on tiny data) after the study's settings.
     runs.sort((a, b) => {
       const [x, y] = [value(a), value(b)];
-      return x === undefined ? (y === undefined ? 0 : 1) : y === undefined ? -1 : sign * (x - y);
+      return Number(!!a.profile) - Number(!!b.profile) ||
+        (x === undefined ? (y === undefined ? 0 : 1) : y === undefined ? -1 : sign * (x - y));
     });
   }
   return runs;

@@ -278,6 +278,15 @@ Deno.test("exp marks smoke-profile runs, and shows a run under several keys once
   const train = runs.filter((r) => r.stage === "train" && !r.profile);
   assert.equal(train.length, 1, "one row for the run under two keys");
   assert.deepEqual([train[0].key, train[0].aliases], [key, [alias]]);
+  const sorted = JSON.parse((await ok(root, ["exp", "train", "--json", "--sort", "test_acc"])).stdout);
+  assert.deepEqual(sorted.map((r: { profile?: string }) => r.profile ?? "-"), [
+    "-",
+    "-",
+    "-",
+    "smoke",
+    "smoke",
+    "smoke",
+  ]);
   const table = (await ok(root, ["exp", "train"])).stdout;
   assert.match(table, /^train +[0-9a-f]{8}e? .* SMOKE profile$/m);
   assert.match(table, /^train +[0-9a-f]{8}\* .* also 00000000$/m);
