@@ -202,7 +202,11 @@ export async function writePlots(
       const key = keys[i];
       const history = key ? await readHistory(store, key) : undefined;
       if (history?.evals?.length) {
-        curves.push({ label: `${side.label} (${key!.slice(0, 8)})`, key: key!, evals: history.evals });
+        curves.push({
+          label: side.label.includes(key!.slice(0, 8)) ? side.label : `${side.label} (${key!.slice(0, 8)})`,
+          key: key!,
+          evals: history.evals,
+        });
       }
     }
     if (!curves.length) {

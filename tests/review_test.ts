@@ -239,6 +239,14 @@ Deno.test("experiments stay out of the study's record: --set leaves lock.json an
 
   // exp push KEY shares one; push --exp the rest.
   const one = experiment.find((r) => r.stage === "train")!;
+  // diff --runs: the study's run against the experiment, table and curves.
+  const study = runs.find((r) => r.stage === "train" && r.current)!;
+  const [a, b] = [(study.key as string).slice(0, 8), (one.key as string).slice(0, 8)];
+  const vs = await ok(root, ["diff", "--runs", a, b, "--md", "--plots", join(root, "runs-plots")]);
+  assert.match(vs.stdout, /^\| `train` \| param \| lr \| 0\.1 \| 0\.2 \| \+0\.1 \| \+100\.0% \|$/m);
+  const svg = await Deno.readTextFile(join(root, "runs-plots/train.svg"));
+  assert.ok(svg.includes(`train ${a}`) && svg.includes(`train ${b}`), "both runs in the legend");
+  assert.ok(!svg.includes(`train ${a} (${a})`), "the key once");
   const shared = await ok(root, ["exp", "push", (one.key as string).slice(0, 10)]);
   assert.match(shared.stderr, /^pushed to pipeline\/remote: train [0-9a-f]{8}$/m);
   assert.ok(await Deno.stat(join(remote, "runs", `${one.key}.json`)));
