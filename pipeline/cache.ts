@@ -7,11 +7,13 @@
 // An object no tree links to (link count 1) is garbage: see gc.ts.
 import { dirname, join, relative } from "node:path";
 import { CodeCache } from "./code.ts";
-import { DiskFull, errorCode, isDiskFull } from "./faults.ts";
-import { canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
+import { DiskFull, errorCode, isDiskFull, writing } from "./faults.ts";
+import { atomicTmpPid, canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
+import { isCorrupt, lockProblem, parseEntry } from "./entry.ts";
 import type { WorkerRef } from "./executor.ts";
 import {
   describeOwner,
+  hostId,
   hostTag,
   leaseMs,
   me,
@@ -23,6 +25,7 @@ import {
   startTime,
 } from "./lease.ts";
 import { FolderRemote, type Remote } from "./remote.ts";
+import type { LockStage } from "./lockfile.ts";
 import { cancel } from "./slurm.ts";
 import { type ParamValue, PipelineError } from "./types.ts";
 
@@ -65,6 +68,10 @@ const keepDays = () => Number(Deno.env.get("PIPELINE_CHECKPOINT_DAYS") ?? 7);
 export class Store {
   /** Locks this process holds: path → its owner record, renewed by a heartbeat. */
   private held = new Map<string, Owner>();
+  /** Remote entries refused (their ✗ lines), each named once. */
+  private refused = new Set<string>();
+  /** Locks named for a lease too far ahead (clock skew), each once. */
+  private skewWarned = new Set<string>();
 
   /**
    * `remotes`: stores of the same layout (runs/, objects/) that missing runs are
@@ -94,14 +101,25 @@ export class Store {
       await Deno.remove(await Deno.makeTempFile({ dir: join(dir, "tmp"), prefix: `probe.${Deno.pid}.` })); // writable?
     } catch (e) {
       const code = errorCode(e);
+      const fix = "point PIPELINE_CACHE at a directory (or unset it to use .cache/ in the project)";
       if (code === "ENOTDIR") {
-        throw new PipelineError(
-          `the cache ${dir} is not a directory (${info ? "a regular file is there" : "a parent of it is a file"})`,
-          "point PIPELINE_CACHE at a directory (or unset it to use .cache/ in the project)",
-        );
+        const there = !info
+          ? "a parent of it is a file"
+          : info.isFile
+          ? "a regular file is there"
+          : info.isCharDevice || info.isBlockDevice
+          ? "a device is there"
+          : "a special file is there";
+        throw new PipelineError(`the cache ${dir} is not a directory (${there})`, fix);
       }
       if (isDiskFull(e)) throw new DiskFull(dir, 1 << 20);
-      if (code !== "EROFS" && code !== "EACCES" && !(e instanceof Deno.errors.PermissionDenied)) throw e;
+      if (code !== "EROFS" && code !== "EACCES" && !(e instanceof Deno.errors.PermissionDenied)) {
+        // /proc, a symlink loop, …: no place for a cache, whatever the cause; never a stack trace.
+        const why = e instanceof Deno.errors.FilesystemLoop || /os error 40\b/.test(String(e))
+          ? "a symlink loop"
+          : String((e as Error)?.message ?? e).replace(/ \(os error \d+\)/, "");
+        throw new PipelineError(`the cache ${dir} is unusable (${why})`, fix);
+      }
       writable = false;
     }
     const stats = await StatCache.open(join(dir, "stat.json"));
@@ -141,9 +159,9 @@ export class Store {
   /** The run entry in this cache (never the remote: see remoteEntry and fetch). */
   async readEntry(key: string): Promise<RunEntry | undefined> {
     const path = this.entryPath(key);
-    const entry = await readJson<RunEntry>(path);
-    if (entry === "corrupt") {
-      this.warn(`✗ the run entry ${path} is corrupt (truncated or not a run entry): discarding it, rebuilding the run`);
+    const entry = await readEntry(path, key);
+    if (isCorrupt(entry)) {
+      this.warn(`✗ the run entry ${path} is corrupt (${entry.corrupt}): discarding it, rebuilding the run`);
       if (this.writable) await Deno.remove(path).catch(() => {});
       return undefined;
     }
@@ -151,19 +169,35 @@ export class Store {
   }
 
   /** The cache's entry, else the remote's copied in (fetch): for a run that is needed now. */
-  async readOrFetch(key: string): Promise<RunEntry | undefined> {
-    return await this.readEntry(key) ?? await this.fetch(key);
+  async readOrFetch(key: string, locked?: LockStage): Promise<RunEntry | undefined> {
+    return await this.readEntry(key) ?? await this.fetch(key, locked);
+  }
+
+  /**
+   * The remote's entry for key, if it is one to trust (see entry.ts): each refusal is a ✗ line
+   * naming the entry and the field. `locked`: what the lock file records for the stage.
+   */
+  private async trustedEntry(remote: Remote, key: string, locked?: LockStage): Promise<RunEntry | undefined> {
+    const entry = await remote.readEntry(key);
+    if (!entry) return undefined;
+    const problem = isCorrupt(entry) ? entry.corrupt : lockProblem(entry, locked);
+    if (!problem) return entry as RunEntry;
+    const stage = entry.stage ? ` (${entry.stage})` : "";
+    const line = `✗ the run entry ${key}.json${stage} in ${remote.url} is corrupt (${problem}): not restored from it`;
+    if (!this.refused.has(line)) this.warn(line); // once, though fetch asks for a whole run, then a thin one
+    this.refused.add(line);
+    return undefined;
   }
 
   /**
    * The remote's entry for key if fetch() would restore it (every file there, with its hash),
    * read without copying anything: what status and --dry-run ask.
    */
-  async remoteEntry(key: string): Promise<RunEntry | undefined> {
+  async remoteEntry(key: string, locked?: LockStage): Promise<RunEntry | undefined> {
     let thin: RunEntry | undefined;
     for (const remote of this.remotes) {
-      const entry = await remote.readEntry(key);
-      if (!entry || entry === "corrupt") continue;
+      const entry = await this.trustedEntry(remote, key, locked);
+      if (!entry) continue;
       const files = Object.entries(entry.outputs);
       const there = await Promise.all(files.map(([, { hash, size }]) => remote.has(hash, size)));
       if (there.every(Boolean)) return entry;
@@ -177,19 +211,16 @@ export class Store {
    * Copy a run from the first remote that has it whole, checking every file's hash; else, from the
    * committed folder, the run without its big files (see RunEntry.absent); undefined if neither.
    */
-  async fetch(key: string): Promise<RunEntry | undefined> {
+  async fetch(key: string, locked?: LockStage): Promise<RunEntry | undefined> {
     if (!this.writable) return undefined;
-    return await this.fetchFrom(key, false) ?? await this.fetchFrom(key, true);
+    return await this.fetchFrom(key, false, locked) ?? await this.fetchFrom(key, true, locked);
   }
 
-  private async fetchFrom(key: string, thin: boolean): Promise<RunEntry | undefined> {
+  private async fetchFrom(key: string, thin: boolean, locked?: LockStage): Promise<RunEntry | undefined> {
     for (const remote of this.remotes) {
       if (thin && !(remote instanceof FolderRemote)) continue;
-      const entry = await remote.readEntry(key);
-      if (entry === "corrupt") {
-        this.warn(`✗ the run entry ${key}.json in ${remote.url} is corrupt: not restored from it`);
-      }
-      if (!entry || entry === "corrupt") continue;
+      const entry = await this.trustedEntry(remote, key, locked);
+      if (!entry) continue;
       const tmp = await this.makeTmp(key);
       try {
         const whole = await Promise.all(
@@ -226,11 +257,8 @@ export class Store {
         const { outputs: _o, outputsHash: _h, absent: _a, ...partial } = entry;
         const committed = await this.commit(tmp, partial);
         if (!absent.length) return committed;
-        // The entry names every output, the absent ones by hash: downstream keys are those of the whole run.
-        if (sha256(canonicalJson(entry.outputs)) !== entry.outputsHash) {
-          this.warn(`✗ the run entry ${key}.json in ${remote.url} does not match its outputs: not restored from it`);
-          continue;
-        }
+        // The entry names every output, the absent ones by hash (its outputsHash checked in trustedEntry):
+        // downstream keys are those of the whole run.
         const thinEntry: RunEntry = { ...committed, outputs: entry.outputs, outputsHash: entry.outputsHash, absent };
         await writeFileAtomic(this.entryPath(key), JSON.stringify(thinEntry, null, 1));
         return thinEntry;
@@ -337,6 +365,7 @@ export class Store {
         : await old(path, keepDays()); // another host's: we cannot see its process, only its age
       if (dead) await Deno.remove(path, { recursive: true }).catch(() => {});
     }
+    await this.gcPartialEntries();
     for await (const e of Deno.readDir(join(this.dir, "checkpoints"))) {
       if (await this.holder(e.name)) continue;
       const path = this.checkpointDir(e.name);
@@ -352,6 +381,25 @@ export class Store {
     for await (const e of Deno.readDir(join(this.dir, "logs"))) {
       const path = join(this.dir, "logs", e.name);
       if (await old(path, keepDays())) await Deno.remove(path).catch(() => {});
+    }
+  }
+
+  /**
+   * A run entry's temporary sibling (runs/<key>.json.<pid>.<rand>.tmp, see writeFileAtomic) whose
+   * writer is gone: a publish that failed or was killed. Collected by gcTmp (reproduce, pull) and gc.
+   */
+  async gcPartialEntries() {
+    const old = (path: string, secs: number) =>
+      Deno.stat(path).then((i) => Date.now() - (i.mtime?.getTime() ?? 0) > secs * 1000, () => false);
+    for await (const e of Deno.readDir(join(this.dir, "runs"))) {
+      const pid = atomicTmpPid(e.name);
+      if (!pid || pid === Deno.pid) continue;
+      const path = join(this.dir, "runs", e.name);
+      // A write takes milliseconds: a minute-old one whose pid is not alive here is no other host's
+      // either (a shared cache); any is collected after keepDays().
+      if ((!processAlive(pid) && (await old(path, 60))) || (await old(path, keepDays() * 86_400))) {
+        await Deno.remove(path).catch(() => {});
+      }
     }
   }
 
@@ -401,7 +449,8 @@ export class Store {
     // Linking changed the inodes' ctime: record the fresh stat with the hash we just computed.
     for (const [path, hash] of linked) this.stats.remember(path, await Deno.stat(path), hash);
     const entry: RunEntry = { ...partial, outputs, outputsHash: sha256(canonicalJson(outputs)) };
-    await writeFileAtomic(this.entryPath(entry.key), JSON.stringify(entry, null, 1));
+    const text = JSON.stringify(entry, null, 1);
+    await writing(this.entryPath(entry.key), text.length, () => writeFileAtomic(this.entryPath(entry.key), text));
     await this.stats.save();
     return entry;
   }
@@ -469,6 +518,8 @@ export class Store {
   async lock(name: string, onWait: (who: string) => void): Promise<() => Promise<void>> {
     const path = join(this.dir, "locks", `${name}.lock`);
     let warned = false;
+    /** A lease too far ahead (see below): its text and when it was first seen here. */
+    let far: { text: string; since: number } | undefined;
     while (true) {
       const owner = me();
       try {
@@ -484,7 +535,26 @@ export class Store {
       // or holds something else than an owner (garbage: named while it is removed).
       const torn = !holder && (text !== "" ||
         (await Deno.stat(path).then((i) => Date.now() - (i.mtime?.getTime() ?? 0) > 10_000, () => true)));
-      if (torn || (holder && !ownerAlive(holder))) {
+      // Another host's lease ends further ahead than a lease lasts: its clock is off, or the file is bad.
+      // Named once with the fix; then judged by this host's clock alone: a live holder rewrites its
+      // lock every lease/3, so one unchanged for a whole lease has no holder.
+      let skewed = false;
+      if (holder && holder.host !== hostId() && holder.lease - Date.now() > leaseMs() * 1.5) {
+        if (far?.text !== text) far = { text, since: Date.now() };
+        if (!this.skewWarned.has(path)) {
+          this.skewWarned.add(path);
+          this.warn(
+            `✗ the lock ${path} (${describeOwner(holder)}) holds a lease until ${
+              new Date(holder.lease).toISOString()
+            }, ` +
+              `${formatMs(holder.lease - Date.now())} ahead, longer than a lease lasts (${formatMs(leaseMs())}): ` +
+              `clock skew between hosts or a bad lock file — synchronise the hosts' clocks (NTP); if ${holder.host} ` +
+              `runs nothing, the lock is taken over once it stays unchanged for ${formatMs(leaseMs())}`,
+          );
+        }
+        skewed = Date.now() - far.since > leaseMs();
+      } else far = undefined;
+      if (torn || skewed || (holder && !ownerAlive(holder))) {
         if (torn && text !== "") {
           this.warn(`✗ the lock ${path} is corrupt (${JSON.stringify(text.slice(0, 40))}, not an owner): removing it`);
         }
@@ -536,6 +606,14 @@ export class Store {
 
 const startTimeOf = (pid: number) => startTime(pid) ?? "";
 
+/** 90 s → "1m30s", 2500 ms → "2.5 s". */
+function formatMs(ms: number): string {
+  const s = ms / 1000;
+  if (s < 60) return `${Number(s.toFixed(1))} s`;
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = Math.round(s % 60);
+  return h ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(r).padStart(2, "0")}s`;
+}
+
 /** Hard links need one filesystem; across two (EXDEV) or where links are refused, copy. */
 async function linkOrCopy(src: string, dest: string) {
   try {
@@ -559,14 +637,12 @@ async function moveOrCopy(src: string, dest: string) {
   }
 }
 
-/** A run entry, undefined if absent, "corrupt" if it is not one (truncated, garbage). */
-async function readJson<T extends RunEntry>(path: string): Promise<T | undefined | "corrupt"> {
+/** The run entry at path, stored under key: undefined if absent, { corrupt } if not one to trust (entry.ts). */
+async function readEntry(path: string, key: string) {
   try {
-    const value = JSON.parse(await Deno.readTextFile(path));
-    return value && typeof value === "object" && typeof value.key === "string" && value.outputs ? value : "corrupt";
+    return parseEntry(await Deno.readTextFile(path), key);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    if (e instanceof SyntaxError) return "corrupt";
     throw e;
   }
 }

@@ -134,7 +134,10 @@ export class Lock {
     const key = lock.stages[dep]?.key;
     let entry = key ? await this.store.readEntry(key) : undefined;
     if (entry && !(await this.store.verify(entry)).ok) entry = undefined;
-    if (key && !entry) entry = restore ? await this.store.fetch(key) : await this.store.remoteEntry(key);
+    if (key && !entry) {
+      const locked = lock.stages[dep];
+      entry = restore ? await this.store.fetch(key, locked) : await this.store.remoteEntry(key, locked);
+    }
     if (!entry) {
       if (allowAbsent) return undefined;
       throw new PipelineError(

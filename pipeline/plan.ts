@@ -127,7 +127,7 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
       }
     }
     if (entry) outcome = previous?.key === key ? "up to date" : "restore from cache";
-    else if ((entry = await store.remoteEntry(key))) outcome = "restore from remote";
+    else if ((entry = await store.remoteEntry(key, previous))) outcome = "restore from remote";
     else outcome = "run";
     if (force.has(name)) {
       outcome = "run";

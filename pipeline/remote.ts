@@ -5,6 +5,7 @@
 // and every object is checked against its hash by the Store before it is used.
 import { dirname, join, relative } from "node:path";
 import type { RunEntry } from "./cache.ts";
+import { type EntryRead, parseEntry } from "./entry.ts";
 import { hashFile, writeFileAtomic } from "./hash.ts";
 import { formatDuration } from "./progress.ts";
 import { readLocalSettings } from "./settings.ts";
@@ -13,8 +14,8 @@ import { PipelineError } from "./types.ts";
 export interface Remote {
   /** For messages: pipeline/remote, s3://bucket/prefix. */
   readonly url: string;
-  /** The run entry stored under key, undefined if none, "corrupt" if it is not a run entry. */
-  readEntry(key: string): Promise<RunEntry | undefined | "corrupt">;
+  /** The run entry stored under key, undefined if none, { corrupt } if it is not one to trust (see entry.ts). */
+  readEntry(key: string): Promise<EntryRead>;
   /**
    * Is object `hash` there whole (the right size; the folder remote checks its hash too)? For
    * status and --dry-run, which say what would be restored without copying anything.
@@ -39,13 +40,11 @@ export const objectKey = (hash: string) => `objects/${hash.slice(0, 2)}/${hash.s
 export class FolderRemote implements Remote {
   constructor(readonly dir: string, readonly maxBytes = 8 << 20, readonly url = dir) {}
 
-  async readEntry(key: string): Promise<RunEntry | undefined | "corrupt"> {
+  async readEntry(key: string): Promise<EntryRead> {
     try {
-      const entry = JSON.parse(await Deno.readTextFile(join(this.dir, "runs", `${key}.json`)));
-      return entry?.key === key && entry.outputs ? entry : "corrupt";
+      return parseEntry(await Deno.readTextFile(join(this.dir, "runs", `${key}.json`)), key);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return undefined;
-      if (e instanceof SyntaxError) return "corrupt";
       throw e;
     }
   }

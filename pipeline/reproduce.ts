@@ -150,14 +150,14 @@ async function processNode(
     const why = reasons.length ? ` (${reasons.join("; ")})` : "";
     const lookup = (dep: string) => Promise.resolve(done.get(dep)!);
     const note = (n: string, e: RunEntry) => done.set(n, e);
-    if (predicted?.outcome === "rebuild" && !force && (entry ??= await store.fetch(key))?.absent?.length) {
+    if (predicted?.outcome === "rebuild" && !force && (entry ??= await store.fetch(key, previous))?.absent?.length) {
       // Planned: the thin run is completed here, at its place in the order (status said so).
       entry = await rebuild(ws, entry, predicted.reasons.join("; "), lookup, jobs, note);
       outcome = "rebuild";
     } else if (entry) {
       outcome = previous?.key === key ? "up to date" : "restore from cache";
       ws.log(outcome === "up to date" ? `✓ ${name}: up to date` : `✓ ${name}: restored from cache${why}`);
-    } else if (!force && (entry = await store.fetch(key))) {
+    } else if (!force && (entry = await store.fetch(key, previous))) {
       outcome = "restore from remote";
       ws.log(`✓ ${name}: restored from remote${why}`);
     } else {

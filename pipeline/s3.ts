@@ -16,6 +16,7 @@ import { dirname } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { RunEntry } from "./cache.ts";
+import { type EntryRead, parseEntry } from "./entry.ts";
 import { formatBytes, Limiter, objectKey, type Remote, type TransferProgress } from "./remote.ts";
 import { PipelineError } from "./types.ts";
 
@@ -90,16 +91,14 @@ export class S3Remote implements Remote {
     return await this.limiter.run(async () => (await this.size(objectKey(hash))) === size);
   }
 
-  async readEntry(key: string): Promise<RunEntry | undefined | "corrupt"> {
+  async readEntry(key: string): Promise<EntryRead> {
     await this.check();
     const rel = `runs/${key}.json`;
     return await this.limiter.run(async () => {
       try {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
-        const entry = JSON.parse(await res.Body!.transformToString()) as RunEntry;
-        return entry.key === key && entry.outputs ? entry : "corrupt";
+        return parseEntry(await res.Body!.transformToString(), key);
       } catch (e) {
-        if (e instanceof SyntaxError) return "corrupt";
         if (missing(e)) return undefined;
         throw this.explain(e, `read ${rel}`);
       }

@@ -52,7 +52,7 @@ export async function pull(
   const got = await Promise.all(
     names.filter((n) => lock.stages[n]).map(async (name) => {
       const key = lock.stages[name]?.key;
-      let entry = key ? await ws.store.readOrFetch(key) : undefined;
+      let entry = key ? await ws.store.readOrFetch(key, lock.stages[name]) : undefined;
       if (!entry || !(await ws.store.verify(entry)).ok) return false;
       entry = await ws.store.fill(entry); // a thin run's big files, from a remote that has them
       await materialise(ws, ws.graph.nodes.get(name)!, entry);
