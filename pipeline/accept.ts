@@ -38,12 +38,26 @@ export async function verify(
   jobs = 1,
   rebuildThin = false,
 ): Promise<VerifyResult[]> {
+  try {
+    return await verifyAll(ws, targets, steps, jobs, rebuildThin);
+  } finally {
+    await ws.store.clearInUse(); // the runs it marked in use (locks/inuse.<pid>)
+  }
+}
+
+async function verifyAll(
+  ws: Workspace,
+  targets: string[] | undefined,
+  steps: number | undefined,
+  jobs: number,
+  rebuildThin: boolean,
+): Promise<VerifyResult[]> {
   const lock = await ws.lock.read();
   const names = targets?.length ? targets.flatMap((t) => ws.graph.resolve(t)) : ws.graph.order;
   const results: VerifyResult[] = [];
   for (const name of names) {
     const { node, upstream, parts, key } = await current(ws, name, lock);
-    const cached = await ws.store.readOrFetch(key);
+    const cached = await ws.store.readOrFetch(key, lock.stages[name]);
     if (!cached) { // named, and the other stages still verified
       results.push({
         stage: name,
@@ -84,19 +98,23 @@ export async function accept(
   ws.store.assertWritable();
   const named = targets?.length ? targets.flatMap((t) => ws.graph.resolve(t)) : undefined;
   const results: VerifyResult[] = [];
-  for (const name of ws.graph.order.filter((n) => !named || named.includes(n))) {
-    if (!named && !(await ws.lock.read()).stages[name]) continue; // never run: nothing to carry over
-    try {
-      const verdict = await acceptOne(ws, name, steps, jobs, rebuildThin);
-      if (verdict) results.push(verdict);
-    } catch (e) {
-      if (!(e instanceof PipelineError)) throw e;
-      // One refused stage does not stop the others (its downstream still compares with its old run).
-      // Said once, with its fix, in the result line.
-      results.push({ stage: name, key: "", identical: false, steps: "all", refused: `${e.message} — ${e.fix}` });
+  try {
+    for (const name of ws.graph.order.filter((n) => !named || named.includes(n))) {
+      if (!named && !(await ws.lock.read()).stages[name]) continue; // never run: nothing to carry over
+      try {
+        const verdict = await acceptOne(ws, name, steps, jobs, rebuildThin);
+        if (verdict) results.push(verdict);
+      } catch (e) {
+        if (!(e instanceof PipelineError)) throw e;
+        // One refused stage does not stop the others (its downstream still compares with its old run).
+        // Said once, with its fix, in the result line.
+        results.push({ stage: name, key: "", identical: false, steps: "all", refused: `${e.message} — ${e.fix}` });
+      }
     }
+    return results;
+  } finally {
+    await ws.store.clearInUse(); // the runs it marked in use (locks/inuse.<pid>): gc may collect them again
   }
-  return results;
 }
 
 /** Accept one stage: undefined when there was nothing to verify (up to date, or the new key cached already). */
@@ -124,7 +142,7 @@ async function acceptOne(
     ws.log(`✓ ${name}: a run of the new key is cached already; the lock now names it`);
     return;
   }
-  const old = previous && await store.readOrFetch(previous.key);
+  const old = previous && await store.readOrFetch(previous.key, previous);
   if (!previous || !old || !(await store.verify(old)).ok) {
     throw new PipelineError(
       `${name}: no cached run of its previous key to accept`,

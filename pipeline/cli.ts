@@ -13,7 +13,7 @@ import { interruptedStatus, makeExecutor } from "./executor.ts";
 import { applyRun, experimentKeys, formatRuns, listRuns, pushRuns, showRun } from "./exp.ts";
 import { knownFault } from "./faults.ts";
 import { gc } from "./gc.ts";
-import type { Override } from "./graph.ts";
+import { type Override, own } from "./graph.ts";
 import { readParamsFile, splitAssignment } from "./params.ts";
 import { TransferProgress } from "./remote.ts";
 import { formatDuration } from "./progress.ts";
@@ -41,13 +41,13 @@ const OPTIONS: Record<string, Option> = {
     multiple: true,
     arg: "stage.param=value",
     help: "override a parameter (stage@variant.param for one variant); repeatable",
-    commands: ["reproduce", "status", "dag", "params", "push", "accept"],
+    commands: ["reproduce", "status", "dag", "params", "push", "pull", "accept"],
   },
   profile: {
     type: "string",
     arg: "NAME",
     help: "a named set of overrides (e.g. smoke: the whole pipeline on tiny synthetic data)",
-    commands: ["reproduce", "status", "dag", "params", "push", "diff", "exp", "accept"],
+    commands: ["reproduce", "status", "dag", "params", "push", "pull", "diff", "exp", "accept"],
   },
   force: {
     type: "boolean",
@@ -585,7 +585,7 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
   let profile: Profile | undefined;
   const name = values.profile as string | undefined;
   if (name) {
-    profile = profiles[name];
+    profile = own(profiles, name);
     if (!profile) {
       throw new PipelineError(
         `unknown profile ${name}`,
@@ -597,7 +597,7 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
   const local = await readParamsFile(join(root, "pipeline", "params.local.json"));
   for (const o of local) {
     const def = defs.find((d) => d.name === o.target.split("@")[0]);
-    if (def && !def.params[o.param]?.transport) {
+    if (def && !own(def.params, o.param)?.transport) {
       throw new PipelineError(
         `pipeline/params.local.json sets ${o.target}.${o.param}, which is not a transport-only parameter ` +
           "(it changes results)",

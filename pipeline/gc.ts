@@ -17,6 +17,7 @@ export async function gc(
   store: Store,
   opts: { lockFiles: string[]; keepLast?: number; dryRun?: boolean },
 ): Promise<GcResult> {
+  if (!opts.dryRun) await store.gcPartialEntries(); // a failed publish's runs/<key>.json.<pid>.<rand>.tmp
   const keep = new Set<string>();
   for (const file of opts.lockFiles) {
     const lock = await readJson<{ stages: Record<string, { key: string }> }>(file);

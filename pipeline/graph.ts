@@ -61,7 +61,7 @@ export class Graph {
         const sources: Record<string, string> = {};
         for (const [key, spec] of Object.entries(def.params)) [params[key], sources[key]] = [spec.default, "default"];
         for (const [key, value] of Object.entries(variant ? def.variants![variant] : {})) {
-          const spec = def.params[key];
+          const spec = own(def.params, key);
           if (!spec) throw unknownParam(name, key, def);
           params[key] = checkParam(`${name}.${key}`, spec, value);
           sources[key] = "variant";
@@ -189,7 +189,7 @@ export class Graph {
       const node = this.nodes.get(name)!;
       // A seed node keeps its seed: an override of the stage's seed moves only the base node's.
       if (o.param === "seed" && node.seedOf) continue;
-      const spec = node.def.params[o.param];
+      const spec = own(node.def.params, o.param); // "constructor" is no parameter
       if (!spec) throw unknownParam(o.target, o.param, node.def);
       const where = `${o.target}.${o.param}`;
       node.params[o.param] = o.raw !== undefined ? parseParam(where, spec, o.raw) : checkParam(where, spec, o.value!);
@@ -230,7 +230,7 @@ export class Graph {
       new PipelineError(`${name}: ${what}`, "declare seeds as distinct non-negative integers, on a stage with a seed");
     if (def.seeds && !Array.isArray(def.seeds)) {
       for (const v of Object.keys(def.seeds)) {
-        if (!def.variants?.[v]) throw bad(`seeds declared for unknown variant ${v}`);
+        if (!own(def.variants, v)) throw bad(`seeds declared for unknown variant ${v}`);
       }
     }
     const seeds = declaredSeeds(def, variant);
@@ -277,6 +277,11 @@ function checkReads(def: StageDef, byName: Map<string, StageDef>) {
       );
     }
   }
+}
+
+/** obj[key] if obj has it as its own property: a name from a user is never an Object.prototype member. */
+export function own<T>(obj: Record<string, T> | undefined, key: string): T | undefined {
+  return obj && Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
 function unknownParam(where: string, key: string, def: StageDef) {

@@ -113,7 +113,18 @@ export class StatCache {
 /** Write to a temporary sibling, then rename: readers see the old or the new file, never half. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array) {
   const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-  else await Deno.writeFile(tmp, data);
-  await Deno.rename(tmp, path);
+  try {
+    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
+    else await Deno.writeFile(tmp, data);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {}); // a full disk leaves no half-written sibling (killed: see Store.gcTmp)
+    throw e;
+  }
+}
+
+/** `<file>.<pid>.<rand>.tmp`, a writeFileAtomic left by a process: that pid, else undefined. */
+export function atomicTmpPid(name: string): number | undefined {
+  const m = /\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }

@@ -23,18 +23,22 @@ export function parseParam(where: string, spec: ParamSpec, raw: string): ParamVa
     new PipelineError(`${where}=${raw}: expected ${describe(spec)}`, `use --set ${where}=<${describe(spec)}>`);
   let value: ParamValue;
   switch (spec.type) {
-    case "int":
+    case "int": {
+      const n = strictInt(raw);
+      if (n === undefined) throw bad();
+      value = n;
+      break;
+    }
     case "float": {
       const n = raw.trim() === "" ? NaN : Number(raw);
-      if (!Number.isFinite(n) || (spec.type === "int" && !Number.isInteger(n))) throw bad();
+      if (!Number.isFinite(n)) throw bad();
       value = n;
       break;
     }
     case "ints": {
-      const parts = raw.split(",").map((s) => s.trim());
-      const ns = parts.map(Number);
-      if (parts.some((s) => s === "") || ns.some((n) => !Number.isInteger(n))) throw bad();
-      value = ns;
+      const ns = raw.split(",").map((s) => strictInt(s.trim()));
+      if (ns.some((n) => n === undefined)) throw bad();
+      value = ns as number[];
       break;
     }
     case "bool":
@@ -47,6 +51,13 @@ export function parseParam(where: string, spec: ParamSpec, raw: string): ParamVa
   return checkParam(where, spec, value);
 }
 
+/** A decimal integer in the safe range ("-12", "1500"), else undefined: no 0x10, " 7 ", 1e3 or 99999999999999999999. */
+function strictInt(raw: string): number | undefined {
+  if (!/^[+-]?\d+$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 /** Check a typed value (a default, a variant's value or a parsed one) against its declaration. */
 export function checkParam(where: string, spec: ParamSpec, value: ParamValue): ParamValue {
   const fail = (why: string) => new PipelineError(`${where}=${JSON.stringify(value)}: ${why}`, `use ${describe(spec)}`);
@@ -56,6 +67,7 @@ export function checkParam(where: string, spec: ParamSpec, value: ParamValue): P
     for (const n of numbers as unknown[]) {
       if (typeof n !== "number" || !Number.isFinite(n)) throw fail("not a number");
       if (spec.type !== "float" && !Number.isInteger(n)) throw fail("not an integer");
+      if (spec.type !== "float" && !Number.isSafeInteger(n)) throw fail("not an integer in the safe range");
       if (spec.min !== undefined && n < spec.min) throw fail(`below the minimum ${spec.min}`);
     }
   }

@@ -64,19 +64,20 @@ export async function execute(
         );
       }
     }
-    const entry = await ws.store.commit(run.outDir, {
-      key,
-      stage: node.name,
-      params: parts.params,
-      inputs: parts.inputs,
-      code: parts.code,
-      external: parts.external,
-      deno: parts.deno,
-      metrics: run.metrics,
-      record: run.record,
-      startedAt: run.startedAt,
-      wallSeconds: run.wallSeconds,
-    });
+    const entry = await publishing(ws, node, tmp, () =>
+      ws.store.commit(run.outDir, {
+        key,
+        stage: node.name,
+        params: parts.params,
+        inputs: parts.inputs,
+        code: parts.code,
+        external: parts.external,
+        deno: parts.deno,
+        metrics: run.metrics,
+        record: run.record,
+        startedAt: run.startedAt,
+        wallSeconds: run.wallSeconds,
+      }));
     await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
     return entry;
   } catch (e) {
@@ -88,6 +89,27 @@ export async function execute(
     throw e;
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Committing a finished run: a full disk is one line naming the stage and the file being written
+ * (the run entry, an object, the stat cache), with what the outputs need.
+ */
+async function publishing<T>(ws: Workspace, node: Node, tmp: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!isDiskFull(e)) throw e;
+    let bytes = 0;
+    for (const rel of await listFiles(tmp).catch(() => [])) bytes += (await Deno.stat(join(tmp, rel))).size;
+    const said = [...String((e as Error)?.message).matchAll(/'([^']+)'/g)].at(-1)?.[1]; // what the OS names
+    const path = e instanceof DiskFull ? e.path : said?.replace(/\.\d+\.[0-9a-f]{8}\.tmp$/, "") ?? ws.store.dir;
+    const full = new DiskFull(path, bytes || undefined);
+    full.message = `${node.name}: ${
+      full.message.replace(/^disk full writing/, "disk full publishing its run, writing")
+    }`;
+    throw full;
   }
 }
 

@@ -417,6 +417,68 @@ export function toyBadInputs(root: string): BadInput[] {
   return Object.entries(cases).map(([name, c]) => ({ name, ...c }));
 }
 
+/**
+ * Bad inputs found by issue 27's round: parameter names that are Object.prototype members, integers
+ * that are not plain decimals in the safe range, caches where no cache can be. Each exits 1 with one line.
+ */
+export function trustBadInputs(root: string): BadInput[] {
+  const loop = join(root, "loop");
+  try {
+    Deno.symlinkSync(loop, loop); // a symlink to itself: ELOOP
+  } catch { /* made by an earlier call */ }
+  const set = (assignment: string, expect: RegExp): Omit<BadInput, "name"> => ({
+    args: ["status", "--set", assignment], // status: on a build without the check, a 1e20-step run would start
+    expect,
+  });
+  const p = (params: string, expect: RegExp): Omit<BadInput, "name"> => ({ args: ["status"], params, expect });
+  const cases: Record<string, Omit<BadInput, "name">> = {};
+  for (const name of ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__", "isPrototypeOf"]) {
+    cases[`--set count.${name}`] = set(
+      `count.${name}=1`,
+      new RegExp(`^unknown parameter count\\.${name} — count takes`),
+    );
+    cases[`params.json count.${name}`] = p(
+      `{"count.${name}": 1}`,
+      new RegExp(`params\\.json: unknown parameter count\\.${name}`),
+    );
+  }
+  Object.assign(cases, {
+    "variant named constructor": set("count@constructor.steps=3", /^unknown variant count@constructor/),
+    "profile named constructor": {
+      args: ["reproduce", "--profile", "constructor"],
+      expect: /^unknown profile constructor — use one of: quick/,
+    },
+    "profile named toString": { args: ["status", "--profile", "toString"], expect: /^unknown profile toString/ },
+    "int: hexadecimal": set("count.steps=0x10", /^count\.steps=0x10: expected an integer/),
+    "int: binary": set("count.steps=0b11", /^count\.steps=0b11: expected an integer/),
+    "int: spaces": set("count.steps= 7 ", /^count\.steps= 7 : expected an integer/),
+    "int: exponent": set("count.steps=1e3", /^count\.steps=1e3: expected an integer/),
+    "int: beyond the safe range": set(
+      "count.steps=99999999999999999999",
+      /^count\.steps=99999999999999999999: expected an integer/,
+    ),
+    "ints: hexadecimal": set("join.sizes=1,0x10", /^join\.sizes=1,0x10: expected comma-separated integers/),
+    "ints: beyond the safe range": set(
+      "join.sizes=99999999999999999999",
+      /^join\.sizes=99999999999999999999: expected comma-separated integers/,
+    ),
+    "params.json int beyond the safe range": p(
+      '{"count.steps": 1e20}',
+      /params\.json: count\.steps=100000000000000000000: not an integer in the safe range/,
+    ),
+  });
+  const cache = (where: string, path: string, expect: RegExp) => {
+    for (const command of ["status", "reproduce"]) {
+      cases[`PIPELINE_CACHE ${where} (${command})`] = { args: [command], env: { PIPELINE_CACHE: path }, expect };
+    }
+  };
+  cache("at /proc", "/proc", /^the cache \/proc is unusable \(.*\)/);
+  cache("at /proc/self/fd", "/proc/self/fd", /^the cache \/proc\/self\/fd is unusable \(.*\)/);
+  cache("a symlink loop", loop, /^the cache .*\/loop is unusable \(a symlink loop\)/);
+  cache("at /dev/null", "/dev/null", /^the cache \/dev\/null is not a directory \(a device is there\)/);
+  return Object.entries(cases).map(([name, c]) => ({ name, ...c }));
+}
+
 /** Run each bad input on a project whose cache is complete; return the failures (empty: all good). */
 export async function checkBadInputs(root: string, cases: BadInput[]): Promise<string[]> {
   const cache = join(root, ".cache");
