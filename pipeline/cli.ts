@@ -18,7 +18,7 @@ import { readParamsFile, splitAssignment } from "./params.ts";
 import { TransferProgress } from "./remote.ts";
 import { formatDuration } from "./progress.ts";
 import { readLocalSettings } from "./settings.ts";
-import { colorWanted, resultLine } from "./style.ts";
+import { colorWanted, maskConsole, resultLine } from "./style.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
 /** A mistake in the command line itself (unknown command or option, a malformed option value): exit 2. */
@@ -760,6 +760,7 @@ async function versions(root: string): Promise<string> {
 }
 
 if (import.meta.main) {
+  maskConsole(); // credentials in URLs (download.url=https://user:password@…) are masked in every message
   try {
     const code = await main(Deno.args);
     Deno.exit(interruptedStatus() ?? code);

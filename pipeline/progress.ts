@@ -1,5 +1,6 @@
 // Progress of long work: a live line on a terminal, a plain line every few
 // seconds otherwise (CI logs), with step, loss, samples/s and time left.
+import { maskCredentials } from "./style.ts";
 import type { Progress } from "./types.ts";
 
 const PLAIN_EVERY_MS = 10_000;
@@ -46,7 +47,7 @@ export class ProgressLine {
     const line = `[${this.label}] ${fields.join(" · ")}`;
     const done = p.step >= p.total;
     if (this.live) {
-      Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${line}${done ? "\n" : ""}`));
+      Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${maskCredentials(line)}${done ? "\n" : ""}`));
     } else if (done || now - this.lastPlain >= PLAIN_EVERY_MS || this.lastPlain === 0) {
       console.error(line);
       this.lastPlain = now;
@@ -56,7 +57,7 @@ export class ProgressLine {
   /** A plain line that does not fight with a live progress line. */
   log(message: string) {
     const text = `[${this.label}] ${message}`;
-    if (this.live) Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${text}\n`));
+    if (this.live) Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[K${maskCredentials(text)}\n`));
     else console.error(text);
   }
 

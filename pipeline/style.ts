@@ -35,3 +35,19 @@ export function table(header: string[], rows: string[][], color = false): string
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   return [paint(color, "dim", line(header)), ...rows.map(line)].join("\n");
 }
+
+/** "https://user:secret@host/x" → "https://user:***@host/x" (a bare token before @ too): no password on a console. */
+export function maskCredentials(text: string): string {
+  return text.replace(
+    /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(:[^\s/@]*)?@/gi,
+    (_, scheme: string, user: string, pass?: string) => `${scheme}${pass ? `${user}:***` : "***"}@`,
+  );
+}
+
+/** Every console line of this process with credentials in URLs masked (the CLI and each stage worker). */
+export function maskConsole() {
+  for (const name of ["log", "error", "warn", "info"] as const) {
+    const print = console[name].bind(console);
+    console[name] = (...args: unknown[]) => print(...args.map((a) => typeof a === "string" ? maskCredentials(a) : a));
+  }
+}

@@ -10,6 +10,7 @@ import { dieWithParent } from "./lifeline.ts";
 import { hostFacts } from "./host.ts";
 import { limiter, runTask } from "./tasks.ts";
 import { ProgressLine } from "./progress.ts";
+import { maskConsole } from "./style.ts";
 import { PipelineError, type StageContext } from "./types.ts";
 
 export interface WorkerConfig {
@@ -83,6 +84,7 @@ async function writeResult(file: string, value: unknown) {
 }
 
 if (import.meta.main) {
+  maskConsole(); // a URL's password never reaches the console (a stage's log lines, its error)
   // If the engine is killed, stop too instead of computing for nobody (under Slurm the parent is the job's step).
   dieWithParent();
   const config: WorkerConfig = JSON.parse(await Deno.readTextFile(Deno.args[0]));

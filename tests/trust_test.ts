@@ -5,8 +5,17 @@
 // Each case failed before the fix. tests/faults_harness.ts holds the machinery.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { canonicalJson, sha256 } from "../pipeline/hash.ts";
-import { checkBadInputs, cli, integrity, toyProject, trustBadInputs } from "./faults_harness.ts";
+import { canonicalJson, sha256, writeFileAtomic } from "../pipeline/hash.ts";
+import {
+  checkBadInputs,
+  cli,
+  integrity,
+  notOneLine,
+  projectCopy,
+  ROOT,
+  toyProject,
+  trustBadInputs,
+} from "./faults_harness.ts";
 
 interface Entry {
   key: string;
@@ -129,4 +138,170 @@ Deno.test("bad inputs of issue 27: Object.prototype names, non-decimal integers,
   const root = await toyProject();
   assert.equal((await cli(root, ["reproduce"])).code, 0);
   assert.deepEqual(await checkBadInputs(root, trustBadInputs(root)), []);
+});
+
+/** A pid that no process has now (one that just exited). */
+async function deadPid(): Promise<number> {
+  const child = new Deno.Command("true").spawn();
+  await child.status;
+  return child.pid;
+}
+
+Deno.test("a failed publish leaves no temporary entry: removed at once, else by the next run and by gc", async () => {
+  // writeFileAtomic's own cleanup: the rename fails (a directory is in the way), the temporary goes.
+  const dir = await Deno.makeTempDir({ prefix: "trust-atomic-" });
+  await Deno.mkdir(join(dir, "entry.json"));
+  await assert.rejects(writeFileAtomic(join(dir, "entry.json"), "{}"));
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["entry.json"]);
+  await Deno.remove(dir, { recursive: true });
+
+  // A killed or failed publish of a process that is gone: collected by reproduce and by gc.
+  const root = await toyProject();
+  assert.equal((await cli(root, ["reproduce"])).code, 0);
+  const runs = join(root, ".cache/runs");
+  const key = [...Deno.readDirSync(runs)][0].name.replace(/\.json$/, "");
+  const leftover = async () => {
+    const path = join(runs, `${key}.json.${await deadPid()}.0badf00d.tmp`);
+    await Deno.writeFile(path, new Uint8Array());
+    const old = new Date(Date.now() - 120_000);
+    await Deno.utime(path, old, old);
+    return path;
+  };
+  for (const args of [["reproduce"], ["gc"], ["pull"]]) {
+    const path = await leftover();
+    const r = await cli(root, args);
+    assert.equal(r.code, 0, r.stderr);
+    await assert.rejects(Deno.stat(path), `${args[0]} left ${path}`);
+  }
+  // A live writer's (ours, just now) is left alone.
+  const live = join(runs, `${key}.json.${Deno.pid}.0badf00d.tmp`);
+  await Deno.writeFile(live, new Uint8Array());
+  assert.equal((await cli(root, ["gc"])).code, 0);
+  await Deno.stat(live);
+});
+
+Deno.test({
+  name: "a full disk while publishing a run: one line naming the stage and the file (as root: tmpfs)",
+  ignore: Deno.uid() !== 0 || Deno.build.os !== "linux",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await toyProject();
+    // The stage writes its output, then fills the disk (in its private directory, removed after the run):
+    // the run entry, written last, finds no space.
+    await Deno.writeTextFile(
+      join(root, "fill.ts"),
+      `export async function run(ctx) {
+  await Deno.writeTextFile(ctx.outDir + "/f.txt", "x".repeat(2000));
+  const f = await Deno.open(ctx.outDir + "/../filler", { write: true, create: true });
+  const piece = new Uint8Array(4096);
+  try { for (;;) await f.write(piece); } catch { /* full */ } finally { f.close(); }
+  return {};
+}`,
+    );
+    await Deno.writeTextFile(
+      join(root, "stages.ts"),
+      `export const STAGES = [{ name: "f", doc: "", deps: [], module: "fill.ts", outputs: ["f.txt"], params: {} }];`,
+    );
+    const cache = await Deno.makeTempDir({ prefix: "trust-tmpfs-" });
+    const m = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=2m", "tmpfs", cache] }).output();
+    if (m.code !== 0) return console.log("skipped: cannot mount a tmpfs here");
+    try {
+      const r = await cli(root, ["reproduce"], { PIPELINE_CACHE: cache });
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(notOneLine(r.stderr), undefined);
+      assert.match(
+        r.stderr,
+        /^error: f: disk full publishing its run, writing \/.*\/runs\/[0-9a-f]{64}\.json: needs at least [\d.]+ [KM]iB more/m,
+      );
+      assert.deepEqual([...Deno.readDirSync(join(cache, "runs"))], [], "no entry, no temporary left");
+    } finally {
+      await new Deno.Command("umount", { args: [cache] }).output();
+      await Deno.remove(cache, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test("a foreign lease far in the future is named as clock skew or a bad file, and taken over", async () => {
+  const root = await toyProject();
+  assert.equal((await cli(root, ["reproduce"])).code, 0);
+  const lock = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json")));
+  const key = lock.stages["count@small"].key;
+  await Deno.writeTextFile(
+    join(root, ".cache/locks", `${key}.lock`),
+    JSON.stringify({ host: "hostZ", pid: 4242, start: "", lease: Date.now() + 3_600_000 }),
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "pipeline/cli.ts"), "--root", root, "--pipeline", join(root, "stages.ts")]
+      .concat(["reproduce", "count@small", "--force"]),
+    cwd: root,
+    env: { PIPELINE_CACHE: join(root, ".cache"), NO_COLOR: "1", PIPELINE_LOCK_LEASE_MS: "1500" },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000), // before the fix: a wait without end
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.match(
+    stderr,
+    /✗ the lock .*\.lock \(pid 4242 on hostZ\) holds a lease until .*, .* ahead, longer than a lease lasts \(1\.5 s\): clock skew between hosts or a bad lock file — synchronise/,
+  );
+  assert.match(stderr, /✓ count@small: done/);
+});
+
+Deno.test("accept removes its locks/inuse.<pid> marker; pull takes --profile", async () => {
+  const root = await toyProject();
+  assert.equal((await cli(root, ["reproduce"])).code, 0);
+  // A code change that keeps join's behaviour: accept re-executes join from its upstream runs.
+  const joinTs = join(root, "join.ts");
+  await Deno.writeTextFile(joinTs, (await Deno.readTextFile(joinTs)) + "\nexport const unused = 1;\n");
+  const accepted = await cli(root, ["accept"]);
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.match(accepted.stderr + accepted.stdout, /join: bit-identical/);
+  const markers = [...Deno.readDirSync(join(root, ".cache/locks"))].filter((e) => e.name.startsWith("inuse."));
+  assert.deepEqual(markers, []);
+
+  assert.equal((await cli(root, ["reproduce", "--profile", "quick"])).code, 0);
+  assert.equal((await cli(root, ["push", "--profile", "quick"])).code, 0);
+  await Deno.remove(join(root, ".cache"), { recursive: true });
+  const pulled = await cli(root, ["pull", "--profile", "quick"]);
+  assert.equal(pulled.code, 0, pulled.stderr);
+  assert.match(pulled.stderr, /pulled from .*: .*count@small/);
+  const quickLock = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.quick.json")));
+  assert.equal(
+    await Deno.readTextFile(join(root, "out/count@small/count.txt")),
+    await Deno.readTextFile(join(root, ".cache/trees", quickLock.stages["count@small"].key, "count.txt")),
+  );
+});
+
+Deno.test({
+  name: "a password in download.url is masked in every message",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const root = await projectCopy();
+    const server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {} },
+      () => new Response("no", { status: 404 }),
+    );
+    try {
+      const url = `http://alice:s3cr3t-pw@127.0.0.1:${server.addr.port}/cifar-10-binary.tar.gz`;
+      const r = await cli(root, [
+        "reproduce",
+        "download",
+        "--profile",
+        "smoke",
+        "--set",
+        "download.dataset=cifar-10",
+        "--set",
+        `download.url=${url}`,
+      ]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(notOneLine(r.stderr), undefined);
+      assert.doesNotMatch(r.stdout + r.stderr, /s3cr3t-pw/);
+      assert.match(r.stderr, /http:\/\/alice:\*\*\*@127\.0\.0\.1:\d+\/cifar-10-binary\.tar\.gz answered HTTP 404/);
+    } finally {
+      await server.shutdown();
+    }
+  },
 });
