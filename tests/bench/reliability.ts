@@ -12,6 +12,7 @@ import {
   projectCopy,
   toyBadInputs,
   toyProject,
+  trustBadInputs,
 } from "../faults_harness.ts";
 
 const SMOKE = ["--profile", "smoke"];
@@ -44,7 +45,7 @@ export async function bench() {
 
   const badRoot = await toyProject();
   await cli(badRoot, ["reproduce"]);
-  const cases = toyBadInputs(badRoot);
+  const cases = [...toyBadInputs(badRoot), ...trustBadInputs(badRoot)];
   const bad = await checkBadInputs(badRoot, cases);
   const realCases = [
     { name: "numpy lr", args: ["reproduce", "train-numpy-mlp", ...SMOKE, "--set", "train-numpy-mlp.lr=1e30"] },
