@@ -273,6 +273,30 @@ Deno.test({
         assert.deepEqual([...Deno.readDirSync(join(cache, "tmp"))], [], "the refused downloads are gone");
       });
 
+      await t.step(
+        "an edited run entry on the server is refused, naming the entry and the field (issue 27)",
+        async () => {
+          const push = await cli(a, ["push", "--remote", "s3://bkt/entry"], env);
+          assert.equal(push.code, 0, push.stderr);
+          const sumKey = JSON.parse(await Deno.readTextFile(join(a, "pipeline/lock.json"))).stages.sum.key;
+          const rel = `entry/runs/${sumKey}.json`;
+          const entry = JSON.parse(
+            await (await s3.send(new GetObjectCommand({ Bucket: "bkt", Key: rel }))).Body!.transformToString(),
+          );
+          const [file] = Object.keys(entry.outputs);
+          entry.outputs[file].hash = await lockedHash(a, "data", "big.bin"); // another run's sound object
+          await s3.send(new PutObjectCommand({ Bucket: "bkt", Key: rel, Body: JSON.stringify(entry) }));
+          const b = await clone(a);
+          const pull = await cli(b, ["pull", "--remote", "s3://bkt/entry"], env);
+          assert.equal(pull.code, 1);
+          assert.match(
+            pull.stderr,
+            new RegExp(`✗ the run entry ${sumKey}\\.json \\(sum\\) in s3://bkt/entry is corrupt \\(outputsHash: `),
+          );
+          await assert.rejects(Deno.stat(join(b, ".cache/runs", `${sumKey}.json`)), Deno.errors.NotFound);
+        },
+      );
+
       await t.step("wrong credentials, unknown bucket: one line each", async () => {
         const creds = await cli(a, ["push"], { ...env, AWS_ACCESS_KEY_ID: "WRONG" });
         assert.equal(creds.code, 1);
