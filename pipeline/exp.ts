@@ -4,6 +4,7 @@
 // pipeline/lock.json: `exp push KEY` shares one, `exp apply KEY` makes one the study's run.
 import { join } from "node:path";
 import type { RunEntry } from "./cache.ts";
+import { isCorrupt } from "./entry.ts";
 import type { Engine } from "./engine.ts";
 import { type ExperimentRecord, experimentsJournal } from "./lockfile.ts";
 import { formatDuration } from "./progress.ts";
@@ -228,7 +229,7 @@ export async function pushRuns(engine: Engine, prefixes: string[]): Promise<{ pu
   const already: string[] = [];
   for (const e of entries) {
     const there = await remote.readEntry(e.key).catch(() => undefined);
-    if (there && there !== "corrupt") already.push(e.key);
+    if (there && !isCorrupt(there)) already.push(e.key);
   }
   const held = await remote.push(entries, (h) => engine.store.objectPath(h));
   const name = (e: RunEntry) => `${e.stage} ${e.key.slice(0, 8)}`;

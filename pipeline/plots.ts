@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TopLevelSpec } from "vega-lite";
 import type { RunEntry, Store } from "./cache.ts";
+import { isCorrupt } from "./entry.ts";
 import { type DeltaRow, formatHtmlTable, formatMarkdown } from "./diff_md.ts";
 import { hashFile } from "./hash.ts";
 import type { EvalPoint } from "./types.ts";
@@ -45,7 +46,7 @@ async function entryOf(store: Store, key: string): Promise<RunEntry | undefined>
   if (local) return local;
   for (const r of store.remotes) {
     const e = await r.readEntry(key).catch(() => undefined);
-    if (e && e !== "corrupt") return e;
+    if (e && !isCorrupt(e)) return e;
   }
   return undefined;
 }

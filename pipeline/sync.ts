@@ -1,6 +1,7 @@
 // `push` and `pull` (like `dvc push` / `dvc pull`): the runs the lock file names, copied to a
 // remote, or restored from the remotes into the cache and linked into the project.
 import type { RunEntry } from "./cache.ts";
+import { isCorrupt } from "./entry.ts";
 import { materialise } from "./publish.ts";
 import type { Remote } from "./remote.ts";
 import type { Workspace } from "./workspace.ts";
@@ -25,7 +26,7 @@ export async function push(
   }
   const there = async (key?: string) => {
     const e = key ? await remote.readEntry(key).catch(() => undefined) : undefined;
-    return !!e && e !== "corrupt";
+    return !!e && !isCorrupt(e);
   };
   const already = new Set<string>();
   for (const name of names) if (await there(lock.stages[name]?.key)) already.add(name);
