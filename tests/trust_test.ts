@@ -249,7 +249,7 @@ Deno.test("a foreign lease far in the future is named as clock skew or a bad fil
   assert.match(stderr, /✓ count@small: done/);
 });
 
-Deno.test("accept removes its locks/inuse.<pid> marker; pull takes --profile", async () => {
+Deno.test("accept removes its locks/inuse.<pid> marker when it ends", async () => {
   const root = await toyProject();
   assert.equal((await cli(root, ["reproduce"])).code, 0);
   // A code change that keeps join's behaviour: accept re-executes join from its upstream runs.
@@ -260,7 +260,10 @@ Deno.test("accept removes its locks/inuse.<pid> marker; pull takes --profile", a
   assert.match(accepted.stderr + accepted.stdout, /join: bit-identical/);
   const markers = [...Deno.readDirSync(join(root, ".cache/locks"))].filter((e) => e.name.startsWith("inuse."));
   assert.deepEqual(markers, []);
+});
 
+Deno.test("pull takes --profile: the runs of lock.<profile>.json come back", async () => {
+  const root = await toyProject();
   assert.equal((await cli(root, ["reproduce", "--profile", "quick"])).code, 0);
   assert.equal((await cli(root, ["push", "--profile", "quick"])).code, 0);
   await Deno.remove(join(root, ".cache"), { recursive: true });
