@@ -14,6 +14,11 @@ export interface FetchOptions {
   backoffMs?: number;
   /** Abort an attempt when no byte arrives for this long. */
   idleTimeoutMs?: number;
+  /**
+   * Give up when the server has kept us waiting for an answer (no response headers) this long in
+   * all, over every attempt: it accepts connections and never answers. One line, no more retries.
+   */
+  answerTimeoutMs?: number;
   /** Check the first bytes of the body (e.g. the gzip magic); return a reason to refuse it. */
   checkStart?: (first: Uint8Array) => string | undefined;
   onProgress?: (got: number, total: number | undefined) => void;
@@ -31,6 +36,7 @@ interface PartMeta {
 class Transient extends Error {}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const seconds = (ms: number) => `${Number((ms / 1000).toFixed(1))} s`;
 
 async function fileSize(path: string): Promise<number> {
   try {
@@ -51,6 +57,9 @@ async function readMeta(path: string): Promise<PartMeta | undefined> {
 /** Download `url` to `dest` (complete files only appear under that name). Returns the byte count. */
 export async function fetchResumable(url: string, dest: string, opts: FetchOptions = {}): Promise<number> {
   const { retries = 6, backoffMs = 1000, idleTimeoutMs = 60_000, log = () => {} } = opts;
+  const answerTimeoutMs = opts.answerTimeoutMs ?? 2 * idleTimeoutMs;
+  let unanswered = 0; // ms spent waiting for answers that never came, over all attempts
+  let silentTries = 0;
   const part = `${dest}.part`, metaPath = `${dest}.json`;
   let meta = await readMeta(metaPath);
   if (meta?.url !== url) {
@@ -83,10 +92,22 @@ export async function fetchResumable(url: string, dest: string, opts: FetchOptio
       };
       try {
         let res: Response;
+        const asked = performance.now();
         try {
           res = await fetch(url, { headers, signal: abort.signal });
         } catch (e) {
-          throw new Transient(e instanceof Error ? e.message : String(e));
+          if (!abort.signal.aborted) throw new Transient(e instanceof Error ? e.message : String(e));
+          unanswered += performance.now() - asked;
+          silentTries++;
+          if (unanswered >= answerTimeoutMs) {
+            throw new PipelineError(
+              `${url} accepted the connection but never answered (no reply in ${seconds(unanswered)} over ` +
+                `${silentTries} ${silentTries > 1 ? "tries" : "try"})`,
+              "check the server or the proxy, or use a mirror or a local copy " +
+                "(--set download.url=<path of cifar-10-binary.tar.gz>)",
+            );
+          }
+          throw new Transient(`${url} accepted the connection but sent no answer in ${seconds(idleTimeoutMs)}`);
         }
         if (res.status === 408 || res.status === 429 || res.status >= 500) {
           await res.body?.cancel();
@@ -147,7 +168,12 @@ export async function fetchResumable(url: string, dest: string, opts: FetchOptio
             try {
               chunk = await reader.read();
             } catch (e) {
-              throw new Transient(`connection lost after ${got} bytes (${e instanceof Error ? e.message : e})`);
+              const why = abort.signal.aborted
+                ? `no byte for ${seconds(idleTimeoutMs)}`
+                : e instanceof Error
+                ? e.message
+                : String(e);
+              throw new Transient(`connection lost after ${got} bytes (${why})`);
             }
             if (chunk.done) break;
             poke();

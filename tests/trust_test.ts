@@ -308,3 +308,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a server that accepts and never answers: one line after the total time-out, saying so", async () => {
+  const { fetchResumable } = await import("../data/fetch.ts");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn); // accepted, never answered
+  })();
+  const dir = await Deno.makeTempDir({ prefix: "trust-silent-" });
+  const lines: string[] = [];
+  const t0 = performance.now();
+  try {
+    const url = `http://127.0.0.1:${listener.addr.port}/cifar-10-binary.tar.gz`;
+    await assert.rejects(
+      fetchResumable(
+        url,
+        join(dir, "a.tar.gz"),
+        {
+          retries: 6,
+          backoffMs: 10,
+          idleTimeoutMs: 300,
+          answerTimeoutMs: 800,
+          log: (l) => lines.push(l),
+        } as Parameters<typeof fetchResumable>[2],
+      ),
+      (e: Error) => {
+        assert.match(e.message, /accepted the connection but never answered \(no reply in [\d.]+ s over 3 tries\)/);
+        return true;
+      },
+    );
+    assert.ok(performance.now() - t0 < 5000, "gave up after the total time-out, not after every retry");
+    assert.ok(
+      lines.every((l) => /accepted the connection but sent no answer in 0\.3 s; retrying/.test(l)),
+      lines.join("\n"),
+    );
+  } finally {
+    listener.close();
+    for (const c of held) c.close();
+    await accepting.catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
