@@ -10,6 +10,7 @@ import type { Block } from "./document.ts";
 import type { ReportInputs } from "./inputs.ts";
 import { Report } from "./report.ts";
 import { batchnormSection } from "./sections/batchnorm.ts";
+import { claimsSection } from "./sections/claims.ts";
 import { classSection } from "./sections/classes.ts";
 import { cnnSection } from "./sections/cnn.ts";
 import { costSection } from "./sections/costs.ts";
@@ -35,6 +36,8 @@ export function buildReport(inp: ReportInputs): Built {
   const r = new Report(inp);
   const blocks: Block[] = [
     ...opening(r),
+    h2("Claims", "claims"),
+    ...claimsSection(r),
     h2("Environment", "environment"),
     ...environmentSection(r),
     h2("Summary", "summary"),

@@ -9,7 +9,7 @@ import { curveSpec, type Figure, type StudyRefs } from "./charts.ts";
 import type { Block } from "./document.ts";
 import { cell, deviations, paramsOf, pct, signed } from "./format.ts";
 import { EVAL_MODE_STAGES, type ReportInputs, type Run, RUN_STAGES } from "./inputs.ts";
-import { type Estimate, estimate } from "./stats.ts";
+import { type Estimate, estimate, type Sample } from "./stats.ts";
 import { STUDY_SETTINGS, type StudyRow, TABLE1 } from "./study.ts";
 
 export const TITLE = "Reproducing “Assignment 1: MLPs, CNNs and Backpropagation” on CIFAR-10";
@@ -66,6 +66,13 @@ export function seeded(inp: ReportInputs, base: Run): Seeded {
   };
 }
 
+/** The seed a run used (42: every stage's default). */
+export const seedOf = (r: Run) => Number(paramsOf(r).seed ?? 42);
+
+/** A row's values over its seeds, each with its seed. */
+export const sampleOf = (runs: Run[], value: (r: Run) => number): Sample =>
+  runs.map((r) => ({ seed: seedOf(r), value: value(r) }));
+
 /** "5", or "3 of 5" while seeds are missing. */
 export const nOf = (s: Seeded) =>
   s.runs.length < s.declared ? `${s.runs.length} of ${s.declared}` : String(s.runs.length);
@@ -86,7 +93,7 @@ export function allRuns(inp: ReportInputs): Run[] {
 }
 
 /** The two scores an eval-mode stage records (undefined: another shape). */
-function asEvalModes(h: TrainingHistory): {
+export function asEvalModes(h: TrainingHistory): {
   inference: { testAcc: number };
   training: { testAccMean: number; testAccSd: number; testAccs: number[] };
 } | undefined {
