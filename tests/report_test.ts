@@ -10,7 +10,8 @@ import { inlineHtml } from "../reports/build/document.ts";
 import { pairWithTwin, type Run } from "../reports/build/inputs.ts";
 import { seeded, verdict } from "../reports/build/report.ts";
 import { run } from "../reports/build/stage.ts";
-import { difference, estimate, t95 } from "../reports/build/stats.ts";
+import { compare, difference, estimate, t95 } from "../reports/build/stats.ts";
+import { complete, direction, equivalent, noGain, notRun, threshold, verdictOf } from "../reports/build/claims.ts";
 import { TABLE1 } from "../reports/build/study.ts";
 import { confusion, perClass } from "../reports/build/sections/classes.ts";
 import { pct, signed } from "../reports/build/format.ts";
@@ -496,4 +497,94 @@ Deno.test("report seeds: a seed run with other settings than its base is left ou
   assert.ok(Math.abs(s.test.mean - 0.71) < 1e-12);
   assert.equal(verdict(s.test, 0.75), "reproduced: the study's value lies inside our interval (−4.0 pts)");
   assert.equal(verdict(estimate([0.7]), 0.75), "−5.0 pts on one seed; its spread over seeds not measured");
+});
+
+Deno.test("claims: a threshold that holds, a direction that does not, an inconclusive one, one seed", () => {
+  const e = (v: number[]) => estimate(v);
+  // Default-like row, 42% ± 1 over 3 seeds: below 50% with its whole 95% interval.
+  const below = threshold("Default, test", e([0.41, 0.42, 0.43]), 0.5, "below");
+  assert.equal(below.outcome, "holds");
+  assert.equal(verdictOf([below]).text, "holds");
+  // a is clearly above b, the claim says below: does not hold.
+  const s = (v: number[]) => v.map((value, k) => ({ seed: k + 1, value }));
+  const up = direction("a − b", compare(s([0.55, 0.56, 0.57]), s([0.50, 0.51, 0.52])), -1);
+  assert.equal(up.outcome, "does not hold");
+  assert.equal(verdictOf([below, up]).text, "does not hold");
+  // Noise on either side of 0: inconclusive at n = 3.
+  const noisy = direction("a − b", compare(s([0.50, 0.53, 0.51]), s([0.52, 0.50, 0.52])), 1);
+  assert.equal(noisy.outcome, "inconclusive");
+  assert.equal(verdictOf([below, noisy]).text, "inconclusive at n = 3");
+  // One seed: no interval, no verdict, even where the difference looks large.
+  const one = direction("a − b", compare(s([0.6]), s([0.5])), 1);
+  assert.equal(one.n, 1);
+  assert.match(one.evidence, /one seed each/);
+  assert.doesNotMatch(one.evidence, /95%/);
+  assert.equal(verdictOf([below, one]).text, "inconclusive: one seed");
+  assert.equal(verdictOf([notRun("GA1")]).text, "inconclusive: not run yet");
+  // Every seed at 100% on its last batch: complete; one seed short of it: inconclusive.
+  assert.equal(complete("GA1, train", e([1, 1, 1])).outcome, "holds");
+  assert.equal(complete("GA1, train", e([1, 0.999, 1])).outcome, "inconclusive");
+  assert.equal(complete("GA1, train", e([0.9, 0.91, 0.92])).outcome, "does not hold");
+});
+
+Deno.test("claims: equivalence by two one-sided tests (90% interval inside the margin)", () => {
+  const s = (v: number[]) => v.map((value, k) => ({ seed: k + 1, value }));
+  const m = 0.01;
+  // Paired differences of +0.1, −0.1, +0.2, 0, +0.1 points: 90% interval well inside ±1.
+  const close = compare(s([0.531, 0.529, 0.532, 0.53, 0.531]), s([0.53, 0.53, 0.53, 0.53, 0.53]));
+  assert.equal(equivalent("GA1 − GA3", close, m).outcome, "holds");
+  // 3 points apart, tightly: the 95% interval lies wholly outside ±1.
+  const far = compare(s([0.56, 0.561, 0.559]), s([0.53, 0.53, 0.53]));
+  assert.equal(equivalent("GA1 − GA3", far, m).outcome, "does not hold");
+  // Seeds spread by 2 points: the 90% interval reaches past the margin, the 95% one covers 0: inconclusive.
+  const wide = compare(s([0.51, 0.55, 0.53]), s([0.53, 0.53, 0.53]));
+  const part = equivalent("GA1 − GA3", wide, m);
+  assert.equal(part.outcome, "inconclusive");
+  assert.match(part.evidence, /90% .*95% .*margin ±1\.0/);
+  // "Does not improve": a real gain does not hold; a difference below +1 point with its 95% interval holds.
+  assert.equal(noGain("bn − dropout", far, m).outcome, "does not hold");
+  assert.equal(noGain("bn − dropout", compare(s([0.52, 0.521, 0.519]), s([0.53, 0.53, 0.53])), m).outcome, "holds");
+});
+
+Deno.test("claims: the paired interval (same seeds) against Welch's (different seeds)", () => {
+  const a = [{ seed: 1, value: 0.5 }, { seed: 2, value: 0.52 }, { seed: 3, value: 0.54 }];
+  const b = [{ seed: 1, value: 0.49 }, { seed: 2, value: 0.5 }, { seed: 3, value: 0.52 }];
+  const p = compare(a, b);
+  assert.equal(p.paired, true);
+  // Differences 0.01, 0.02, 0.02: mean 0.016667, SD 0.005774, SE 0.003333, t(2) = 4.303.
+  const half = 4.303 * 0.005773503 / Math.sqrt(3);
+  assert.ok(Math.abs(p.diff - 0.0166667) < 1e-6);
+  assert.ok(Math.abs(p.lo! - (p.diff - half)) < 1e-6 && Math.abs(p.hi! - (p.diff + half)) < 1e-6);
+  assert.equal(p.df, 2);
+  assert.ok(p.lo! > 0); // paired: the row's gain is real
+  // The same values on other seeds: Welch's interval, far wider, covers 0.
+  const w = compare(a, b.map((x) => ({ ...x, seed: x.seed + 10 })));
+  assert.equal(w.paired, false);
+  assert.ok(w.lo! < 0 && w.hi! > 0);
+  assert.ok(Math.abs(w.diff - p.diff) < 1e-12);
+});
+
+Deno.test("report: the Claims section first, verdicts from fabricated seeds of every row", async () => {
+  const { ctx, cleanup } = await build({ provenance: true, seeds: true, rowSeeds: true });
+  try {
+    await run(ctx);
+    const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
+    const h2s = [...md.matchAll(/^## (?:<a id="[^"]+"><\/a>)?(.+)$/gm)].map((m) => m[1]);
+    assert.equal(h2s[0], "Contents");
+    assert.equal(h2s[1], "Claims");
+    const rows = firstTable(md.slice(md.indexOf("## Claims")));
+    assert.equal(rows.length, 10); // 7 claims, 4–6 twice (two scorings)
+    const verdict = (n: string) => rows.find((r) => r.startsWith(`| ${n} |`))!.split(" | ").at(-1)!;
+    // Default: 42% ± 2 over seeds 42, 1, 2 — below 50% with its whole interval.
+    assert.match(verdict("1"), /\*\*holds\*\*/);
+    // GA1 and GA3 are 12 points apart on every seed: not similar.
+    assert.match(verdict("3"), /\*\*does not hold\*\*/);
+    assert.match(rows.find((r) => r.startsWith("| 3 |"))!, /paired by seed, n = 3/);
+    // Dropout raises the test score in inference mode here (the fixture's rows rise by 3 points each).
+    assert.match(verdict("4 (a)"), /\*\*does not hold\*\*/);
+    // The CNN has one seed.
+    assert.match(verdict("7"), /\*\*inconclusive: one seed\*\*/);
+  } finally {
+    await cleanup();
+  }
 });
