@@ -5,7 +5,7 @@
 // (the study's figures keep their numbers), a run's accuracy and loss figures,
 // the study's curve and final numbers for a figure, a verdict in words.
 import type { EvalPoint, TrainingHistory } from "../../pipeline/types.ts";
-import { curveSpec, type Figure, type StudyRefs } from "./charts.ts";
+import { curveSpec, type Figure, overSeeds, type StudyRefs } from "./charts.ts";
 import type { Block } from "./document.ts";
 import { cell, deviations, paramsOf, pct, signed } from "./format.ts";
 import { EVAL_MODE_STAGES, type ReportInputs, type Run, RUN_STAGES } from "./inputs.ts";
@@ -26,8 +26,8 @@ export interface Seeded {
   train: Estimate;
 }
 
-/** Figure numbers: the study's figures 1–8 keep their numbers, ours follow. */
-const FIGURE_NUMBERS = [
+/** The study's figures 1–8, by our figure id: a figure of ours that redraws one names it; ours are numbered in order. */
+const STUDY_FIGURES = [
   "numpy-mlp-accuracy",
   "numpy-mlp-loss",
   "torch-mlp-default-accuracy",
@@ -36,12 +36,6 @@ const FIGURE_NUMBERS = [
   "torch-mlp-best-loss",
   "cnn-accuracy",
   "cnn-loss",
-  "batchnorm-accuracy",
-  "batchnorm-loss",
-  "table1",
-  "search",
-  "confusion-cnn",
-  "confusion-best-mlp",
 ];
 
 export const finalOf = (evals: EvalPoint[]) => evals[evals.length - 1];
@@ -175,15 +169,31 @@ export class Report {
 
   /** Registers a figure and returns its block. */
   figure = (id: string, caption: string, spec: Figure["spec"]): Block => {
-    const number = FIGURE_NUMBERS.indexOf(id) + 1 || FIGURE_NUMBERS.length + this.figures.length + 1;
-    const fig = { id: `fig${number}-${id}`, number, caption, spec };
+    const number = this.figures.length + 1;
+    const study = STUDY_FIGURES.indexOf(id) + 1;
+    const fig = {
+      id: `fig${number}-${id}`,
+      number,
+      caption: caption + (study ? ` (the study's figure ${study})` : ""),
+      spec,
+    };
     this.figures.push(fig);
     return { kind: "figure", figure: fig };
   };
 
-  /** The accuracy and loss figures of one run, with the study's numbers in the accuracy figure. */
-  pair(slug: string, name: string, run: Run, refs: StudyRefs): Block[] {
-    const curve = run.curves.slice(0, 1);
+  /**
+   * The accuracy and loss figures of a run over its seeds: with two or more seeds the mean over seeds with the
+   * band from the lowest to the highest seed; with one, that seed's curve. The study's numbers in the accuracy figure.
+   */
+  pair(slug: string, name: string, runs: Run[], refs: StudyRefs): Block[] {
+    const several = runs.length > 1;
+    const { curve, bands } = several
+      ? overSeeds(`mean over ${runs.length} seeds`, runs.map((x) => x.curves[0].evals))
+      : { curve: runs[0].curves[0], bands: { accuracy: [], loss: [] } };
+    const seeds = several
+      ? `mean over ${runs.length} seeds (seeds ${runs.map(seedOf).join(", ")}), the shaded band from the lowest to ` +
+        "the highest seed at each evaluation"
+      : `one seed (seed ${cell(seedOf(runs[0]))})`;
     const study = [
       refs.curve ? "the study's curve read from its figure (±0.01)" : "",
       refs.marks?.length ? "its final numbers (dotted lines, named below the plot)" : "",
@@ -192,15 +202,15 @@ export class Report {
     return [
       this.figure(
         `${slug}-accuracy`,
-        `${name}: accuracy of the training batch and the whole test set (seed ${cell(run.history.params.seed ?? 42)})` +
-          (study ? `, with ${study}` : ""),
-        curveSpec(`${name}: accuracy`, curve, "accuracy", refs),
+        `${name}: accuracy of the training batch and the whole test set, ${seeds}` +
+          (study ? `; with ${study}` : ""),
+        curveSpec(`${name}: accuracy`, [curve], "accuracy", refs, bands.accuracy),
       ),
       this.figure(
         `${slug}-loss`,
-        `${name}: loss of the training batch and the whole test set, log scale (the first evaluations' ` +
-          "losses are far above the rest: on a linear axis the rest of the run would be a flat line)",
-        curveSpec(`${name}: loss`, curve, "loss"),
+        `${name}: loss (cross-entropy) of the training batch and the whole test set, ${seeds}; the axis spans ` +
+          "the data's range",
+        curveSpec(`${name}: loss`, [curve], "loss", {}, bands.loss),
       ),
     ];
   }

@@ -39,17 +39,36 @@ export function batchnormSection(r: Report): Block[] {
           `accuracy ${spread(diff.testAcc)} pts.`
         : ""),
   });
+  const same = curves.length > 1 && diff && Object.values(diff).every((v) => v === 0);
+  if (same) {
+    // Identical at every evaluation: one curve says it all; the sentence says why only one is drawn.
+    b.push({
+      kind: "para",
+      text: `The two curves are identical at every evaluation (all four largest differences are 0), so the ` +
+        `figure draws the ${curves[1].label} backward's alone: the autograd curve would lie exactly on it.`,
+    });
+    b.push(
+      r.figure(
+        "batchnorm-accuracy",
+        `Batch-norm MLP, ${curves[1].label} backward (identical to the autograd one): accuracy of the training ` +
+          `batch and the whole test set, one seed, with the study's final numbers for ${bnRow.label} (dotted ` +
+          "lines; not in the study)",
+        curveSpec("Custom batch norm: accuracy", [curves[1]], "accuracy", { marks: rowMarks(bnRow) }),
+      ),
+    );
+    return b;
+  }
   const label = curves.map((c) => c.label).join(" vs ");
   b.push(
     r.figure(
       "batchnorm-accuracy",
-      `Batch-norm MLP, ${label} backward: accuracy, with the study's final numbers for ${bnRow.label} (dotted lines; ` +
-        "not in the study)",
+      `Batch-norm MLP, ${label} backward: accuracy, one seed, with the study's final numbers for ${bnRow.label} ` +
+        "(dotted lines; not in the study)",
       curveSpec("Custom batch norm: accuracy", curves, "accuracy", { marks: rowMarks(bnRow) }),
     ),
     r.figure(
       "batchnorm-loss",
-      `Batch-norm MLP, ${label} backward: loss, log scale (not in the study)`,
+      `Batch-norm MLP, ${label} backward: loss, one seed, the axis spanning the data's range (not in the study)`,
       curveSpec("Custom batch norm: loss", curves, "loss"),
     ),
   );

@@ -8,7 +8,8 @@ import type { Block } from "../document.ts";
 import { cell, deviations, interval, meanSd, NOT_RUN, pct, signed, spread, src } from "../format.ts";
 import { notRunYet, torchStage } from "../inputs.ts";
 import { nOf, type Report, rowMarks, studyCurve, verdict } from "../report.ts";
-import { difference } from "../stats.ts";
+import { compare } from "../stats.ts";
+import { ClaimData } from "./claims.ts";
 import { STUDY_CURVES, TABLE1 } from "../study.ts";
 import { costOf } from "./costs.ts";
 
@@ -85,37 +86,40 @@ export function rowDifferences(r: Report): Block[] {
     ["ga2", "ga1", "GA2 instead of GA1"],
     ["ga3", "ga1", "GA3 instead of GA1"],
   ];
+  const d = new ClaimData(r);
+  let oneSeed = false;
   const rows = pairs.flatMap(([a, b, what]) => {
     const [x, y] = [r.variant(a), r.variant(b)];
-    if (!x || !y) return [];
-    const d = difference(x.s.test, y.s.test);
-    const has = d.lo !== undefined && d.hi !== undefined;
+    const [sa, sb] = [d.test(a, "inference"), d.test(b, "inference")];
+    if (!x || !y || !sa || !sb) return [];
+    const c = compare(sa, sb);
+    const has = c.lo !== undefined && c.hi !== undefined;
+    if (!has) oneSeed = true;
     return [[
       `${x.row.label} − ${y.row.label} (${what})`,
       signed(x.row.testAcc - y.row.testAcc),
-      signed(d.diff),
-      `${x.s.runs.length} and ${y.s.runs.length}`,
-      has ? `${signed(d.lo!)} to ${signed(d.hi!)}` : "none",
+      signed(c.diff),
+      c.na === c.nb ? String(c.na) : `${c.na} and ${c.nb}`,
+      has ? `${signed(c.lo!)} to ${signed(c.hi!)} (${c.paired ? "paired" : "Welch"})` : "none",
       !has
         ? `no interval: one seed of ${[x, y].filter((t) => t.s.runs.length < 2).map((t) => t.row.label).join(" and ")}`
-        : d.lo! > 0 || d.hi! < 0
-        ? "a real difference (the interval excludes 0)"
+        : c.lo! > 0 || c.hi! < 0
+        ? `a real difference (the interval excludes 0)${
+          Math.sign(c.diff) !== Math.sign(x.row.testAcc - y.row.testAcc) ? ", the other way from the study's" : ""
+        }`
         : "within seed noise (the interval includes 0)",
     ]];
   });
   if (!rows.length) return [];
   const def = r.variant("default")?.s.test;
-  const noise = def?.sd !== undefined
-    ? ` For a sense of scale: the Default row's test accuracy varies over its ${def.n} seeds with an SD of ` +
-      `${spread(def.sd)} pts, so if the other rows varied as much, the difference of two single runs would ` +
-      `need to exceed about ${spread(1.96 * Math.SQRT2 * def.sd)} pts (1.96 · √2 · SD) to stand out from seed ` +
-      "noise (an assumption, not a measurement, for the rows of one seed)."
-    : "";
+  const noise = oneSeed && def?.sd !== undefined;
   return [
     {
       kind: "para",
-      text: "Differences between rows of Table 1, the study's and ours (test accuracy, points), with a 95% " +
-        "interval for ours (Welch's t) where both rows have two or more seeds." + noise,
+      text: "Differences between rows of Table 1, the study's and ours (test accuracy in inference mode, points), " +
+        "with a 95% interval for ours where both rows have two or more seeds: paired seed by seed where both rows " +
+        "ran the same seeds (the t interval of the per-seed differences), Welch's otherwise. The claims these " +
+        "differences bear on are judged at the top, in [Claims](#claims)." + noise,
     },
     {
       kind: "table",
@@ -133,15 +137,18 @@ export function table1Figures(r: Report): Block[] {
   const { best, studyBest } = r;
   const bestText = best
     ? `the best of our ${r.missingTorch.length ? `${r.torch.length} finished` : "six"} rows by mean test ` +
-      `accuracy, **${best.row.label}** (figures 5–6; the study's best was ${studyBest.label})`
+      `accuracy, **${best.row.label}** (the study's figures 5–6 for its best; the study's best was ${studyBest.label})`
     : `the best run: none has finished yet (the study's best was ${studyBest.label})`;
   b.push({
     kind: "para",
-    text: `${def ? "The default run (figures 3–4)" : `The default run: ${notRunYet(torchStage("default"))}`} and ` +
+    text:
+      `${
+        def ? "The default run (the study's figures 3–4)" : `The default run: ${notRunYet(torchStage("default"))}`
+      } and ` +
       `${bestText}.${(def ?? best) ? ` Compute path: ${costOf((def ?? best)!.s.base).compute}.` : ""}`,
   });
   if (def) {
-    b.push(...r.pair("torch-mlp-default", "Autograd MLP, default", def.s.base, {
+    b.push(...r.pair("torch-mlp-default", "Autograd MLP, default", def.s.runs, {
       curve: studyCurve("study", STUDY_CURVES.default),
       marks: rowMarks(def.row),
     }));
@@ -149,7 +156,7 @@ export function table1Figures(r: Report): Block[] {
   if (best) {
     // The study's curve of its own best run (GA1), named as such when our best is another row.
     const ga1 = best.row.variant === "ga1" ? "study" : `study's ${studyBest.label} (its best)`;
-    b.push(...r.pair("torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.s.base, {
+    b.push(...r.pair("torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.s.runs, {
       curve: studyCurve(ga1, STUDY_CURVES.ga1),
       marks: rowMarks(best.row),
     }));
