@@ -603,6 +603,12 @@ Deno.test("report: the Claims section first, verdicts from fabricated seeds of e
     assert.match(verdict("4 (a)"), /\*\*does not hold\*\*/);
     // The CNN has one seed.
     assert.match(verdict("7"), /\*\*inconclusive: one seed\*\*/);
+    // The difference table: paired intervals over the three seeds, the scale sentence gone (every row has seeds).
+    assert.match(
+      md,
+      /\| GA3 − GA1 \(GA3 instead of GA1\) \| −0\.2 \| \+12\.4 \| 3 \| \+11\.4 to \+13\.4 \(paired\) \| a real difference \(the interval excludes 0\), the other way from the study's/,
+    );
+    assert.doesNotMatch(md, /For a sense of scale/);
   } finally {
     await cleanup();
   }

@@ -112,7 +112,13 @@ export function rowDifferences(r: Report): Block[] {
   });
   if (!rows.length) return [];
   const def = r.variant("default")?.s.test;
-  const noise = oneSeed && def?.sd !== undefined;
+  // Said only while some row has one seed: once all have seeds, the intervals speak for themselves.
+  const noise = oneSeed && def?.sd !== undefined
+    ? ` For a sense of scale: the Default row's test accuracy varies over its ${def.n} seeds with an SD of ` +
+      `${spread(def.sd)} pts, so if the other rows varied as much, the difference of two single runs would ` +
+      `need to exceed about ${spread(1.96 * Math.SQRT2 * def.sd)} pts (1.96 · √2 · SD) to stand out from seed ` +
+      "noise (an assumption, not a measurement, for the rows of one seed)."
+    : "";
   return [
     {
       kind: "para",
