@@ -7,8 +7,8 @@ import { table1Spec } from "../charts.ts";
 import type { Block } from "../document.ts";
 import { cell, deviations, interval, meanSd, NOT_RUN, pct, signed, spread, src } from "../format.ts";
 import { notRunYet, torchStage } from "../inputs.ts";
-import { nOf, type Report, rowMarks, studyCurve, verdict } from "../report.ts";
-import { compare } from "../stats.ts";
+import { nOf, type Report, rowMarks, studyCurve } from "../report.ts";
+import { compare, type Estimate } from "../stats.ts";
 import { ClaimData } from "./claims.ts";
 import { STUDY_CURVES, TABLE1 } from "../study.ts";
 import { costOf } from "./costs.ts";
@@ -20,12 +20,12 @@ export function table1Section(r: Report): Block[] {
     text: "The study's Table 1, its numbers beside ours. Each row is one variant of `train-torch-mlp` with the " +
       "study's settings (the note at the top names any that differ); our numbers are the mean over the seeds " +
       "run so far (± SD when there are two or more), with the 95% interval of the mean and whether the study's " +
-      "number falls inside it.",
+      "number falls inside it. Each run's name links to its provenance.",
   }];
   b.push({
     kind: "table",
     head: [
-      "run",
+      "run (its provenance)",
       "hidden",
       "lr",
       "batch",
@@ -36,22 +36,16 @@ export function table1Section(r: Report): Block[] {
       "ours (mean ± SD)",
       "seeds",
       "95% interval",
-      "study inside",
       "verdict",
-      "source",
     ],
     right: [2, 3, 4, 5, 6, 7, 8, 9, 10],
     rows: TABLE1.map((row) => {
-      const study = [row.label, row.hidden.join(","), cell(row.lr), String(row.batch), String(row.steps)];
       const t = r.torch.find((x) => x.row === row);
-      if (!t) return [...study, pct(row.trainAcc), NOT_RUN, pct(row.testAcc), ...Array(6).fill(NOT_RUN)];
+      const name = t ? `[${row.label}](#${src(t.s.base).split("(#")[1]}` : row.label;
+      const study = [name, row.hidden.join(", "), cell(row.lr), String(row.batch), String(row.steps)];
+      if (!t) return [...study, pct(row.trainAcc), NOT_RUN, pct(row.testAcc), ...Array(4).fill(NOT_RUN)];
       const { s } = t;
       const differ = deviations(s.base, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
-      const inside = s.test.lo === undefined
-        ? "–"
-        : s.test.lo <= row.testAcc && row.testAcc <= s.test.hi!
-        ? "yes"
-        : "no";
       return [
         ...study,
         pct(row.trainAcc),
@@ -60,9 +54,7 @@ export function table1Section(r: Report): Block[] {
         meanSd(s.test),
         nOf(s),
         interval(s.test),
-        inside,
-        differ.length ? "**settings differ**: not comparable" : verdict(s.test, row.testAcc),
-        `[@${row.variant}](#${src(s.base).split("(#")[1]}`,
+        differ.length ? "**settings differ**: not comparable" : shortVerdict(s.test, row.testAcc),
       ];
     }),
   });
@@ -75,6 +67,14 @@ export function table1Section(r: Report): Block[] {
     });
   }
   return b;
+}
+
+/** Our estimate against the study's number, briefly (Table 1's last column). */
+function shortVerdict(e: Estimate, study: number): string {
+  const d = signed(e.mean - study);
+  if (e.lo === undefined || e.hi === undefined) return `${d} pts, one seed (no interval)`;
+  if (e.lo <= study && study <= e.hi) return `reproduced: the study's inside (${d} pts)`;
+  return `not reproduced: our interval lies ${e.mean > study ? "above" : "below"} the study's (${d} pts)`;
 }
 
 /** The differences the study draws between rows, ours with their uncertainty. */
