@@ -234,7 +234,7 @@ Deno.test({
       const chart = (id: string) => charts.find((c) => c.id === id)!;
       assert.equal(chart("fig1-numpy-mlp-accuracy").rules, 1);
       assert.equal(chart("fig3-torch-mlp-default-accuracy").rules, 2);
-      assert.equal(chart("fig12-confusion-cnn").cells, 100);
+      assert.equal(chart("fig11-confusion-cnn").cells, 100);
       // The Default row has 3 seeds: its curves are means with a band (one per split); GA3's (the best) one seed.
       assert.ok(chart("fig3-torch-mlp-default-accuracy").bands >= 1, "no band over seeds in figure 3");
       assert.equal(chart("fig5-torch-mlp-best-accuracy").bands, 0);

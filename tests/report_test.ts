@@ -40,10 +40,9 @@ const FIGURES = [
   "fig6-torch-mlp-best-loss",
   "fig7-table1",
   "fig8-batchnorm-accuracy",
-  "fig9-batchnorm-loss",
-  "fig10-cnn-accuracy",
-  "fig11-cnn-loss",
-  "fig12-confusion-cnn",
+  "fig9-cnn-accuracy",
+  "fig10-cnn-loss",
+  "fig11-confusion-cnn",
 ];
 
 /** Every inline data set of a spec, its layers' included. */
@@ -192,7 +191,7 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     for (const [label, value] of [["study's test 44.4%", 0.444], ["study's train 42.5%", 0.425]] as const) {
       assert.ok(def.some((v) => v.some((p) => p.label === label && p.value === value)), label);
     }
-    assert.ok(dataOf(await fig("fig10-cnn-accuracy")).some((v) => v.length === 11)); // the study's CNN curve
+    assert.ok(dataOf(await fig("fig9-cnn-accuracy")).some((v) => v.length === 11)); // the study's CNN curve
     // Loss on a linear axis fitted to the data; the Default row (3 seeds): the mean with a min–max band.
     const defLoss = await fig("fig4-torch-mlp-default-loss");
     // deno-lint-ignore no-explicit-any
@@ -217,7 +216,7 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     const half = 4.303 * 0.02 / Math.sqrt(3);
     assert.ok(Math.abs((ours("Default").lo as number) - (0.42 - half)) < 1e-9);
     assert.equal(ours("GA1").lo, undefined);
-    const heat = await fig("fig12-confusion-cnn");
+    const heat = await fig("fig11-confusion-cnn");
     assert.equal(dataOf(heat)[0].length, 100);
 
     const html = await Deno.readTextFile(join(ctx.outDir, "index.html"));
@@ -234,9 +233,9 @@ Deno.test("report: the search section when search-mlp is an input; provenance un
   const { ctx, cleanup } = await build({ search: true });
   try {
     const metrics = await run(ctx);
-    assert.equal(metrics.figures, FIGURES.length); // no predictions (no fig13), the search's fig12
+    assert.equal(metrics.figures, FIGURES.length); // no predictions (no confusion matrix), the search's fig11
     const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
-    assert.ok(md.includes("](figures/fig12-search.svg)"));
+    assert.ok(md.includes("](figures/fig11-search.svg)"));
     assert.match(
       md,
       /\| generation \| hidden \| lr \| batch \| steps \| validation acc \| validation loss \| train acc \|/,
@@ -252,11 +251,11 @@ Deno.test("report: the search section when search-mlp is an input; provenance un
       /search's pick, trained for its full steps .* \| 53\.7% \| 55\.0% \| 1 \| none \(n = 1\) \| \+1\.3 \|/,
     );
     // The search figure: best so far (a running maximum) and each generation's size.
-    const spec = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "figures", "fig12-search.vl.json")));
+    const spec = JSON.parse(await Deno.readTextFile(join(ctx.outDir, "figures", "fig11-search.vl.json")));
     assert.deepEqual(spec.layer[0].transform[1].window, [{ op: "max", field: "gen_best", as: "best_so_far" }]);
     assert.equal(spec.layer[0].transform[0].aggregate[1].op, "count");
     assert.match(md, /provenance unavailable \(run through the engine\)/);
-    await Deno.stat(join(ctx.outDir, "figures", "fig12-search.png"));
+    await Deno.stat(join(ctx.outDir, "figures", "fig11-search.png"));
 
     // A search.json of another shape: its tables, generically, and a chart if it has generation + accuracy.
     await Deno.writeTextFile(
@@ -269,7 +268,7 @@ Deno.test("report: the search section when search-mlp is an input; provenance un
     const generic = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
     assert.match(generic, /\| gen \| fitness \|/);
     assert.match(generic, /- best \/ test_acc: 0\.5/);
-    assert.ok(generic.includes("](figures/fig12-search.svg)"));
+    assert.ok(generic.includes("](figures/fig11-search.svg)"));
   } finally {
     await cleanup();
   }

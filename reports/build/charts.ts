@@ -83,6 +83,20 @@ export function overSeeds(label: string, runs: EvalPoint[][]): { curve: Curve; b
 export type Metric = "accuracy" | "loss";
 
 /**
+ * The loss axis, fitted to the data: linear when the losses stay within a factor of 5 of each other, else
+ * logarithmic (the first evaluations' losses far above the rest); either way spanning just the data.
+ */
+export function lossAxis(curves: Curve[], band: Band[] = []): { log: boolean; lo: number; hi: number } {
+  const v = [
+    ...curves.flatMap((c) => c.evals.flatMap((e) => [e.trainLoss, e.testLoss])),
+    ...band.flatMap((b) => [b.lo, b.hi]),
+  ].filter((x): x is number => typeof x === "number" && Number.isFinite(x) && x > 0);
+  const lo = v.length ? Math.min(...v) : 0.1;
+  const hi = v.length ? Math.max(...v) : 1;
+  return { log: hi / lo > 5, lo, hi };
+}
+
+/**
  * Accuracy or loss over training steps: the last training batch and the whole
  * test set (as the study plotted them); several runs are told apart by dash.
  * Loss on a linear axis fitted to the data. With `band`: the spread over seeds, shaded behind the lines.
@@ -95,12 +109,13 @@ export function curveSpec(
   refs: StudyRefs = {},
   band: Band[] = [],
 ): TopLevelSpec {
+  const axis = lossAxis(curves, band);
   const values = curves.flatMap((c) =>
     c.evals.flatMap((e) => [
       { run: c.label, split: "training batch", step: e.step, value: metric === "accuracy" ? e.trainAcc : e.trainLoss },
       { run: c.label, split: "test set", step: e.step, value: metric === "accuracy" ? e.testAcc : e.testLoss },
     ])
-  ).filter((v) => typeof v.value === "number");
+  ).filter((v) => typeof v.value === "number" && (metric === "accuracy" || !axis.log || v.value > 0));
   const several = curves.length > 1;
   const format = metric === "accuracy" ? ".1%" : ".3f";
   const study = metric === "accuracy" && refs.curve
@@ -111,9 +126,13 @@ export function curveSpec(
   const y = {
     field: "value",
     type: "quantitative",
-    title: metric,
+    title: metric === "loss" && axis.log ? "loss (log scale)" : metric,
     axis: { format: metric === "accuracy" ? ".0%" : "~g" },
-    scale: metric === "loss" ? { zero: false, nice: true } : { zero: true },
+    scale: metric === "accuracy"
+      ? { zero: true }
+      : axis.log
+      ? { type: "log", domain: [axis.lo / 1.1, axis.hi * 1.1], nice: false }
+      : { zero: false, nice: true },
   };
   const color = {
     field: "split",
@@ -141,7 +160,7 @@ export function curveSpec(
             x,
             y: { ...y, field: "lo" },
             y2: { field: "hi" },
-            color: { ...color, legend: null },
+            color,
             tooltip: [
               { field: "split" },
               { field: "step", type: "quantitative" },

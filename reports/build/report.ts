@@ -5,7 +5,7 @@
 // (the study's figures keep their numbers), a run's accuracy and loss figures,
 // the study's curve and final numbers for a figure, a verdict in words.
 import type { EvalPoint, TrainingHistory } from "../../pipeline/types.ts";
-import { curveSpec, type Figure, overSeeds, type StudyRefs } from "./charts.ts";
+import { curveSpec, type Figure, lossAxis, overSeeds, type StudyRefs } from "./charts.ts";
 import type { Block } from "./document.ts";
 import { cell, deviations, paramsOf, pct, signed } from "./format.ts";
 import { EVAL_MODE_STAGES, type ReportInputs, type Run, RUN_STAGES } from "./inputs.ts";
@@ -208,13 +208,19 @@ export class Report {
       ),
       this.figure(
         `${slug}-loss`,
-        `${name}: loss (cross-entropy) of the training batch and the whole test set, ${seeds}; the axis spans ` +
-          "the data's range",
+        `${name}: loss (cross-entropy) of the training batch and the whole test set, ${seeds}; ` +
+          lossWords(lossAxis([curve], bands.loss)),
         curveSpec(`${name}: loss`, [curve], "loss", {}, bands.loss),
       ),
     ];
   }
 }
+
+/** What a loss figure's axis is, in words. */
+export const lossWords = (a: { log: boolean; lo: number; hi: number }) =>
+  a.log
+    ? `log scale from ${cell(a.lo)} to ${cell(a.hi)} (the losses span a factor of ${Math.round(a.hi / a.lo)})`
+    : `linear axis fitted to the data (${cell(a.lo)} to ${cell(a.hi)})`;
 
 /** The study's curve for a figure: point k at step k × every; a plateau to the end when the study gives one. */
 export function studyCurve(label: string, c: { every: number; testAcc: number[]; plateau?: number; steps?: number }) {
