@@ -44,7 +44,7 @@ export function opening(r: Report): Block[] {
     b.push({
       kind: "note",
       text: `${r.off.length} run(s) did not use the study's settings, so their differences from the study say ` +
-        `nothing about the reproduction (a smoke run checks the plumbing, not the science): ${r.off.join("; ")}.`,
+        `nothing about the reproduction: ${r.off.join("; ")}.`,
     });
   }
   return b;
