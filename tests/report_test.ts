@@ -127,25 +127,37 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     // Its cost row is its own run's; the twin's cost is in the twin's row.
     assert.match(
       md,
-      /\| \[`train-batchnorm`\]\(#prov-train-batchnorm\) \| wasm \(test\) \| 50 \| 200 \| 2\.0 s \| 1 \| 25\.0 \| 5000 \| – \| 2\.5 s \|/,
+      /\| \[`train-batchnorm`\]\(#prov-train-batchnorm\) \| A \| 50 \| 200 \| 2\.0 s \| 1 \| 25\.0 \| 5000 \| – \| 2\.5 s \|/,
     );
     // Cost, quirks, the smoke-like settings flagged, notes, provenance verified, no search.
     assert.match(
       md,
-      /\| \[`train-cnn`\]\(#prov-train-cnn\) \| wasm \(test\) \| 50 \| 32 \| 1\.5 s \| 1 \| 33\.3 \| 1066 \| – \| 2\.5 s \|/,
+      /\| \[`train-cnn`\]\(#prov-train-cnn\) \| A \| 50 \| 32 \| 1\.5 s \| 1 \| 33\.3 \| 1066 \| – \| 2\.5 s \|/,
     );
     // A resumed run: training time summed over its 3 processes (the record), beside its last process's stage time.
     assert.match(
       md,
-      /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| wasm \(test\) \+ BLAS \(test\), 1 thread \| 50 \| 200 \| 1 h 10 min \| 3 \| 20\.0 \| 4000 \| 900 \| 2\.5 s \|/,
+      /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| B \| 50 \| 200 \| 1 h 10 min \| 3 \| 20\.0 \| 4000 \| 900 \| 2\.5 s \|/,
     );
     // An old run without a record: its resumption read from its notes.
     assert.match(
       md,
-      /\| \[`train-torch-mlp@ga1-dropout`\]\(#prov-train-torch-mlp-ga1-dropout\) \| wasm \(test\) \| 50 \| 200 \| 1\.5 s \| 2 \|/,
+      /\| \[`train-torch-mlp@ga1-dropout`\]\(#prov-train-torch-mlp-ga1-dropout\) \| A \| 50 \| 200 \| 1\.5 s \| 2 \|/,
+    );
+    // Each compute path once, named by letter in the rows; the eval-mode stages train nothing.
+    assert.match(
+      md,
+      /- compute path \*\*A\*\*: wasm \(test\)\n- compute path \*\*B\*\*: wasm \(test\) \+ BLAS \(test\), 1 thread\n/,
+    );
+    assert.match(
+      md,
+      /\| \[`dropout-eval-mode`\]\(#prov-dropout-eval-mode\) \| A \| no training \| – \| – \| 1 \| – \| – \| – \| 2\.5 s \|/,
     );
     // The seed runs in one row, summed.
-    assert.match(md, /train-torch-mlp@default, 2 more seeds .*: sums \| wasm \(test\) \| 100 \| 200 \| 3\.0 s \| 2 \|/);
+    assert.match(
+      md,
+      /\| 2 more seeds \(\[\+s1\]\(#prov-train-torch-mlp-default-s1\), .*: sums \| A \| 100 \| 200 \| 3\.0 s \| 2 \|/,
+    );
     assert.match(md, /ReLU derivative at 0/);
     assert.match(md, /did not use the study's settings/);
     assert.match(md, /fabricated for the report tests \(cnn\)/);
@@ -347,7 +359,7 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     );
     assert.match(
       md,
-      /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| wasm \(test\) \+ BLAS \(test\), 1 thread \| 50 \| 200 \|/,
+      /\| \[`train-torch-mlp@ga1`\]\(#prov-train-torch-mlp-ga1\) \| B \| 50 \| 200 \|/,
     );
     assert.match(md, /matches the engine's record/);
     const files: string[] = [];
