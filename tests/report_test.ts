@@ -167,13 +167,16 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     // The dropout rows scored both ways (the eval-mode stages): inference = the Table 1 run's, training mode lower.
     assert.match(
       md,
-      /\| run \| test acc, study \| ours, inference mode \| ours, training mode \(± SD over draws\) \| draws \|/,
+      /\| run \| test acc, study \| ours, inference mode \| ours, training mode \| seeds \|/,
     );
     assert.match(
       md,
-      /\| GA1 \+ dropout \| 49\.7% \| 46\.0% \| \*\*30\.0%\*\* ± 0\.4 \| 3 \| \[`dropout-eval-mode`\]\(#prov-dropout-eval-mode\) \|/,
+      /\| GA1 \+ dropout \| 49\.7% \| 46\.0% \| \*\*30\.0%\*\* ± 0\.4 \(SD over 3 draws of the masks\) \| 1 \| \[`dropout-eval-mode`\]\(#prov-dropout-eval-mode\) \|/,
     );
-    assert.match(md, /\| GA1 \+ dropout \+ batchnorm \| 51\.6% \| 49\.0% \| \*\*32\.0%\*\* ± 0\.4 \| 3 \|/);
+    assert.match(
+      md,
+      /\| GA1 \+ dropout \+ batchnorm \| 51\.6% \| 49\.0% \| \*\*32\.0%\*\* ± 0\.4 \(SD over 3 draws of the masks\) \| 1 \|/,
+    );
     assert.match(
       md,
       /GA1 \+ dropout, test scored in training mode \(dropout on\) \| 49\.7% \| 30\.0% ± 0\.4 \(SD over 3 draws of the dropout masks\) \| 1 \| none \(n = 1\) \| −19\.7 \|/,
@@ -628,6 +631,16 @@ Deno.test("report: the Claims section first, verdicts from fabricated seeds of e
       /\| GA3 − GA1 \(GA3 instead of GA1\) \| −0\.2 \| \+12\.4 \| 3 \| \+11\.4 to \+13\.4 \(paired\) \| a real difference \(the interval excludes 0\), the other way from the study's/,
     );
     assert.doesNotMatch(md, /For a sense of scale/);
+    // The eval-mode stages over seeds: training-mode scores 30.0, 31.4, 29.2% (the base's, + 0.01 + 0.004, − 0.01 +
+    // 0.002 for row 2) → mean over seeds with its interval, in their section and the summary.
+    assert.match(
+      md,
+      /\| GA1 \+ dropout \| 49\.7% \| 46\.[0-9]% ± [0-9.]+ \(95% [^)]*\) \| \*\*30\.2% ± 1\.1\*\* \(95% 27\.4–33\.0%; SD over seeds\) \| 3 \|/,
+    );
+    assert.match(
+      md,
+      /GA1 \+ dropout, test scored in training mode \(dropout on\) \| 49\.7% \| 30\.2% ± 1\.1 \| 3 \| 27\.4–33\.0% \| −19\.5 \|/,
+    );
   } finally {
     await cleanup();
   }

@@ -164,6 +164,12 @@ export class Report {
     }
   }
 
+  /** An eval-mode stage's scored runs over its seeds (the base first); empty until it has scored. */
+  evalRuns = (stage: string): Run[] => {
+    const e = this.evalModes.find((x) => x.stage === stage);
+    return e?.run && e.scores ? seeded(this.inp, e.run).runs.filter((x) => asEvalModes(x.history)) : [];
+  };
+
   /** Our Table 1 row of a variant, once it has run. */
   variant = (variant: string) => this.torch.find((t) => t.row.variant === variant);
 

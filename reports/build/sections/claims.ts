@@ -7,7 +7,7 @@ import { complete, direction, equivalent, noGain, notRun, type Part, threshold, 
 import type { Block } from "../document.ts";
 import { spread } from "../format.ts";
 import type { Run } from "../inputs.ts";
-import { asEvalModes, type Report, sampleOf, seeded } from "../report.ts";
+import { asEvalModes, type Report, sampleOf } from "../report.ts";
 import { compare, estimate, type Sample } from "../stats.ts";
 import { CLAIM_THRESHOLDS, CLAIMS, EQUIVALENCE_MARGIN, TABLE1 } from "../study.ts";
 
@@ -31,9 +31,8 @@ export class ClaimData {
     const row = TABLE1.find((x) => x.variant === variant);
     if (scoring === "training" && row?.dropout) {
       const ev = this.r.evalModes.find((e) => e.row.variant === variant);
-      if (!ev?.run || !ev.scores) return undefined;
-      const runs = seeded(this.r.inp, ev.run).runs.filter((x) => asEvalModes(x.history));
-      return sampleOf(runs, (x) => asEvalModes(x.history)!.training.testAccMean);
+      const runs = ev ? this.r.evalRuns(ev.stage) : [];
+      return runs.length ? sampleOf(runs, (x) => asEvalModes(x.history)!.training.testAccMean) : undefined;
     }
     const runs = this.runs(variant);
     return runs && sampleOf(runs, (x) => x.history.final.testAcc);
@@ -132,21 +131,31 @@ export function claimsSection(r: Report): Block[] {
     {
       kind: "para",
       text: "Each claim the study makes (its section 2 and Table 1), in its words, with our evidence and a " +
-        "verdict. **The rule, for every claim:** a claim is split into parts, each judged from our runs over " +
-        "seeds. A difference between two rows is judged by its 95% interval — paired seed by seed where both " +
-        "rows ran the same seeds, Welch's otherwise: a claimed direction *holds* when the interval excludes 0 on " +
-        "that side and *does not hold* when it excludes 0 on the other. A threshold on one row (claims 1 and 7) " +
-        "holds when the 95% interval of its mean lies on the claimed side, and does not hold when it lies on the " +
-        `other. "Similar" (claim 3) is an equivalence within a margin of ±${m} points, tested by two one-sided ` +
-        `5% tests (the 90% interval of the difference inside ±${m}; does not hold when the 95% interval lies ` +
-        `outside it). "Does not improve" (claim 5) holds when the 95% interval lies below +${m} and does not ` +
-        `hold when it lies above 0; "about 75%" (claim 7) is at least 75% − ${m} points. "Fit completely" ` +
-        "(claim 2) needs every seed at 100% on its last training batch (the study's train accuracy). A claim " +
-        "holds when all its parts hold, does not hold when one part does, and is otherwise *inconclusive at n = " +
-        "k* (k seeds); a part resting on one seed has no interval and gives *inconclusive: one seed*, never a " +
-        "verdict. Claims 4–6 depend on how the test set is scored: each is judged in inference mode (our Table " +
-        "1) and in training mode (dropout on, as the study's code scored it; the eval-mode stages' scores of " +
-        "the same weights, mean over mask draws per seed).",
+        "verdict. Each claim is split into parts, each part judged from our runs over seeds by **one rule**:",
+    },
+    {
+      kind: "list",
+      items: [
+        "*A difference between two rows* (claims 4–6): its 95% interval, paired seed by seed where both rows ran " +
+        "the same seeds, Welch's otherwise. A claimed direction *holds* when the interval excludes 0 on that " +
+        "side and *does not hold* when it excludes 0 on the other.",
+        "*A threshold on one row* (claims 1 and 7): holds when the 95% interval of its mean lies wholly on the " +
+        `claimed side, does not hold when it lies wholly on the other. "About 75%" (claim 7) means at least ` +
+        `75% − ${m} points.`,
+        `*"Similar"* (claim 3): equivalent within a margin of ±${m} points by two one-sided 5% tests: holds when ` +
+        `the 90% interval of the difference lies inside ±${m}, does not hold when the 95% interval lies outside it.`,
+        `*"Does not improve"* (claim 5): holds when the 95% interval of the gain lies below +${m} points, does not ` +
+        "hold when it lies above 0.",
+        `*"Fit completely"* (claim 2): every seed at 100% on its last training batch (the study's train ` +
+        "accuracy); does not hold when the 95% interval of the mean lies below 100%.",
+        "*The claim*: holds when all its parts hold, does not hold when a part resting on two or more seeds does " +
+        "not, and is otherwise *inconclusive at n = k* (k the fewest seeds of its rows). A part resting on one " +
+        "seed has no interval: the claim is then *inconclusive: one seed*, never a verdict.",
+        "*Scoring*: claims 4–6 depend on how the test set is scored, so each is judged twice: (a) in inference " +
+        "mode, our Table 1; (b) in training mode (dropout on), as the study's code scored it — the eval-mode " +
+        "stages' scores of the same weights, the mean over mask draws for each seed. Train accuracy is the last " +
+        "training batch's either way.",
+      ],
     },
     {
       kind: "table",

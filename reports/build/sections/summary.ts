@@ -5,7 +5,8 @@
 import type { Block } from "../document.ts";
 import { interval, meanSd, NOT_RUN, pct, pts, spread, src } from "../format.ts";
 import { notRunYet, RUN_STAGES, torchStage } from "../inputs.ts";
-import { finalOf, nOf, type Report, type Seeded, TITLE } from "../report.ts";
+import { asEvalModes, finalOf, nOf, type Report, type Seeded, TITLE } from "../report.ts";
+import { estimate } from "../stats.ts";
 import { EXPECTED, TABLE1 } from "../study.ts";
 
 /** The title, the notes (a partial report, runs off the study's settings) and how to read the numbers. */
@@ -136,6 +137,20 @@ export function summarySection(r: Report): Block[] {
           ? [label, pct(row.testAcc), ...dash, `not scored: ${unscored}`]
           : notRunRow(label, pct(row.testAcc), stage),
       );
+      continue;
+    }
+    const runs = r.evalRuns(stage);
+    if (runs.length > 1) {
+      const tr = estimate(runs.map((x) => asEvalModes(x.history)!.training.testAccMean));
+      rows.push([
+        label,
+        pct(row.testAcc),
+        meanSd(tr),
+        String(runs.length),
+        interval(tr),
+        pts(tr.mean, row.testAcc),
+        src(run),
+      ]);
       continue;
     }
     const t = scores.training;
