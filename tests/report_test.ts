@@ -311,7 +311,8 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
     assert.ok(
       md.includes(
-        "> **Note.** Partial report: 4 of 13 runs are not finished yet: `train-torch-mlp@ga2`, " +
+        "> **Note.** Partial report: 4 of 13 stages are not finished yet (a stage: a Table 1 row or a model, its seeds " +
+          "counted with it): `train-torch-mlp@ga2`, " +
           "`train-torch-mlp@ga3`, `train-batchnorm`, `train-cnn`.",
       ),
     );
@@ -376,7 +377,10 @@ Deno.test("report: a partial report from the runs finished so far (the others: n
     assert.equal(table1Chart.data.values.length, 6 + 4); // the study's six bars, ours for the four that ran
 
     const html = await Deno.readTextFile(join(ctx.outDir, "index.html"));
-    assert.match(html, /<p class="note"><strong>Note\.<\/strong> Partial report: 4 of 13 runs are not finished yet/);
+    assert.match(
+      html,
+      /<p class="note"><strong>Note\.<\/strong> Partial report: 4 of 13 stages are not finished yet/,
+    );
     assert.equal(html.match(/<div class="chart"/g)?.length, kept.length);
   } finally {
     await cleanup();

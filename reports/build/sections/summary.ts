@@ -18,8 +18,8 @@ export function opening(r: Report): Block[] {
       kind: "note",
       text:
         `Partial report: ${inp.missing.length} of ${RUN_STAGES.length} ${
-          inp.missing.length === 1 ? "runs is" : "runs are"
-        } not finished yet: ` +
+          inp.missing.length === 1 ? "stage is" : "stages are"
+        } not finished yet (a stage: a Table 1 row or a model, its seeds counted with it): ` +
         `${inp.missing.map((s) => `\`${s}\``).join(", ")}. Where their results belong, the report says ` +
         "“not run yet” and how to run them; `deno task reproduce report` once they are done gives the full report.",
     });
