@@ -106,7 +106,7 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
     assert.match(md, /\| Test CPU 9000 \| 2 \| x86-64 AVX2 \| Linux 6\.1 \| 2\.9\.6 \| 1: `train-torch-mlp@ga1` \|/);
     assert.match(
       md,
-      /\| not recorded \| – \| – \| – \| 2\.9\.6 \| 12: `train-numpy-mlp`, `train-torch-mlp@default` \(3 seeds\), /,
+      /\| not recorded \| – \| – \| – \| 2\.9\.6 \| 12: `train-numpy-mlp`, `train-torch-mlp@default` \(seeds 42, 1, 2\), /,
     );
     assert.match(md, /The 13 training runs this report reads/);
     assert.match(md, /recorded the git commit they started from: one commit\./);

@@ -7,21 +7,25 @@
 import type { Block } from "../document.ts";
 import { cell } from "../format.ts";
 import type { Run } from "../inputs.ts";
-import { allRuns, type Report } from "../report.ts";
+import { allRuns, type Report, seedOf } from "../report.ts";
 
 const HOST_FIELDS = [["cpu", "CPU"], ["cores", "cores"], ["isa", "instruction set"], ["os", "OS"], [
   "deno",
   "Deno",
 ]] as const;
 
-/** "train-cnn (5 seeds), search-mlp": a stage's seed runs counted with it. */
+/** "`train-cnn` (seeds 42, 1, 2), `search-mlp`": a stage's seed runs listed with it. */
 export function runList(runs: Run[]): string {
-  const byBase = new Map<string, number>();
+  const byBase = new Map<string, Run[]>();
   for (const r of runs) {
     const base = r.stage.replace(/\+s\d+$/, "");
-    byBase.set(base, (byBase.get(base) ?? 0) + 1);
+    byBase.set(base, [...(byBase.get(base) ?? []), r]);
   }
-  return [...byBase].map(([s, n]) => `\`${s}\`${n > 1 ? ` (${n} seeds)` : ""}`).join(", ");
+  return [...byBase].map(([s, rs]) =>
+    `\`${s}\`${
+      rs.length > 1 || rs[0].stage !== s ? ` (seed${rs.length > 1 ? "s" : ""} ${rs.map(seedOf).join(", ")})` : ""
+    }`
+  ).join(", ");
 }
 
 /** An instruction set as words: a JSON list of extensions → "sse4_2, avx, avx2, …". */
