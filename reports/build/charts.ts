@@ -149,7 +149,11 @@ export function curveSpec(
     width: WIDTH,
     height: 300,
     // The marks' dashes are their own scale and legend, apart from the runs' (the batch norm's two backwards).
-    resolve: { scale: { strokeDash: "independent" }, legend: { strokeDash: "independent" } },
+    // The band's fill is its own scale too (no legend of its own: the lines' colour legend names the splits).
+    resolve: {
+      scale: { strokeDash: "independent", fill: "independent" },
+      legend: { strokeDash: "independent", fill: "independent" },
+    },
     layer: [
       ...(band.length
         ? [{
@@ -160,7 +164,8 @@ export function curveSpec(
             x,
             y: { ...y, field: "lo" },
             y2: { field: "hi" },
-            color,
+            // Its own fill scale, the same colours, no legend: the lines' legend names the splits.
+            fill: { field: "split", type: "nominal", scale: color.scale, legend: null },
             tooltip: [
               { field: "split" },
               { field: "step", type: "quantitative" },
