@@ -635,6 +635,11 @@ Deno.test("report: the Claims section first, verdicts from fabricated seeds of e
       /\| GA3 − GA1 \(GA3 instead of GA1\) \| −0\.2 \| \+12\.4 \| 3 \| \+11\.4 to \+13\.4 \(paired\) \| a real difference \(the interval excludes 0\), the other way from the study's/,
     );
     assert.doesNotMatch(md, /For a sense of scale/);
+    // The manual batch norm over its three seeds in the summary: 49.1% ± 1.0.
+    assert.match(
+      md,
+      /\| custom batch norm, hand-written backward \(GA1 \+ dropout \+ batchnorm\) \| 51\.6% \| 49\.1% ± 1\.0 \| 3 \| /,
+    );
     // The eval-mode stages over seeds: training-mode scores 30.0, 31.4, 29.2% (the base's, + 0.01 + 0.004, − 0.01 +
     // 0.002 for row 2) → mean over seeds with its interval, in their section and the summary.
     assert.match(

@@ -5,7 +5,7 @@
 import type { Block } from "../document.ts";
 import { interval, meanSd, NOT_RUN, pct, pts, spread, src } from "../format.ts";
 import { notRunYet, RUN_STAGES, torchStage } from "../inputs.ts";
-import { asEvalModes, finalOf, nOf, type Report, type Seeded, TITLE } from "../report.ts";
+import { asEvalModes, finalOf, nOf, type Report, type Seeded, seeded, TITLE } from "../report.ts";
 import { estimate } from "../stats.ts";
 import { EXPECTED, TABLE1 } from "../study.ts";
 
@@ -100,8 +100,13 @@ export function summarySection(r: Report): Block[] {
     ]);
   }
   const manual = inp.batchnorm?.curves.find((c) => !c.from);
+  // Over seeds once they exist (the manual run's own final numbers, its history's).
+  const bnSeeds = inp.batchnorm && seeded(inp, inp.batchnorm);
+  const pickSeeds = inp.searchPick && seeded(inp, inp.searchPick);
   rows.push(
-    inp.batchnorm && manual
+    bnSeeds && bnSeeds.runs.length > 1
+      ? seededRow(`custom batch norm, hand-written backward (${r.bnRow.label})`, r.bnRow.testAcc, bnSeeds)
+      : inp.batchnorm && manual
       ? oneRow(
         `custom batch norm, hand-written backward (${r.bnRow.label})`,
         r.bnRow.testAcc,
@@ -116,7 +121,13 @@ export function summarySection(r: Report): Block[] {
   );
   // Like with like: the pick trained for its full steps against the study's best GA pick, also full steps.
   rows.push(
-    inp.searchPick
+    pickSeeds && pickSeeds.runs.length > 1
+      ? seededRow(
+        `evolutionary search's pick, trained for its full steps (study's best GA pick: ${r.studyBest.label})`,
+        r.studyBest.testAcc,
+        pickSeeds,
+      )
+      : inp.searchPick
       ? oneRow(
         `evolutionary search's pick, trained for its full steps (study's best GA pick: ${r.studyBest.label})`,
         r.studyBest.testAcc,
