@@ -91,7 +91,7 @@ async function launch(chromium: string, profile: string) {
       "--disable-sync",
       `--user-data-dir=${profile}`,
       "--remote-debugging-port=0",
-      "--window-size=1240,900",
+      "--window-size=1300,900",
       "about:blank",
     ],
     stdin: "null",
@@ -168,8 +168,33 @@ Deno.test({
         state = await cdp.evaluate<string | undefined>("document.body.dataset.charts");
         if (!state) await new Promise((r) => setTimeout(r, 100));
       }
+      // Read as a first-time reader would: a 1300 px wide window.
+      await cdp.send("Emulation.setDeviceMetricsOverride", {
+        width: 1300,
+        height: 900,
+        deviceScaleFactor: 1,
+        mobile: false,
+      });
+      const layout = await cdp.evaluate<{
+        contents: { text: string; target: boolean }[];
+        sections: string[];
+        overflowing: string[];
+        figures: number[];
+        pageOverflow: boolean;
+      }>(`(() => {
+        const toc = [...document.querySelectorAll("#contents + ul a")];
+        return {
+          contents: toc.map((a) => ({ text: a.textContent, target: !!document.getElementById(a.hash.slice(1)) })),
+          sections: [...document.querySelectorAll("h2")].map((h) => h.textContent).filter((t) => t !== "Contents"),
+          overflowing: [...document.querySelectorAll("table")]
+            .filter((t) => t.scrollWidth > t.clientWidth + 1 || t.getBoundingClientRect().right > window.innerWidth)
+            .map((t) => t.querySelector("th")?.textContent + " (" + t.scrollWidth + " > " + t.clientWidth + " px)"),
+          figures: [...document.querySelectorAll("figcaption")].map((c) => Number(/^Figure (\\d+):/.exec(c.textContent)?.[1])),
+          pageOverflow: document.documentElement.scrollWidth > window.innerWidth,
+        };
+      })()`);
       const charts = await cdp.evaluate<
-        { id: string; svg: number; canvas: number; marks: number; rules: number; cells: number }[]
+        { id: string; svg: number; canvas: number; marks: number; rules: number; cells: number; bands: number }[]
       >(`
         [...document.querySelectorAll(".chart")].map((el) => ({
           id: el.dataset.figure,
@@ -178,10 +203,11 @@ Deno.test({
           marks: el.querySelectorAll(".role-mark > path, .role-mark > line, .role-mark > text").length,
           rules: el.querySelectorAll(".mark-rule.role-mark > line").length,
           cells: el.querySelectorAll(".mark-rect.role-mark > path").length,
+          bands: el.querySelectorAll(".mark-area.role-mark > path").length,
         }))`);
 
       await cdp.send("Emulation.setDeviceMetricsOverride", {
-        width: 1240,
+        width: 1300,
         height: 900,
         deviceScaleFactor: 1,
         mobile: false,
@@ -190,7 +216,7 @@ Deno.test({
       const shot = await cdp.send<{ data: string }>("Page.captureScreenshot", {
         format: "png",
         captureBeyondViewport: true,
-        clip: { x: 0, y: 0, width: 1240, height: metrics.cssContentSize.height, scale: 1 },
+        clip: { x: 0, y: 0, width: 1300, height: metrics.cssContentSize.height, scale: 1 },
       });
       await Deno.mkdir(resolve("out/test-artifacts"), { recursive: true });
       const png = Uint8Array.from(atob(shot.data), (c) => c.charCodeAt(0));
@@ -208,7 +234,22 @@ Deno.test({
       const chart = (id: string) => charts.find((c) => c.id === id)!;
       assert.equal(chart("fig1-numpy-mlp-accuracy").rules, 1);
       assert.equal(chart("fig3-torch-mlp-default-accuracy").rules, 2);
-      assert.equal(chart("fig13-confusion-cnn").cells, 100);
+      assert.equal(chart("fig11-confusion-cnn").cells, 100);
+      // The Default row has 3 seeds: its curves are means with a band (one per split); GA3's (the best) one seed.
+      assert.ok(chart("fig3-torch-mlp-default-accuracy").bands >= 1, "no band over seeds in figure 3");
+      assert.equal(chart("fig5-torch-mlp-best-accuracy").bands, 0);
+      // A table of contents naming every section, each link landing on its heading.
+      assert.deepEqual(layout.contents.map((c) => c.text), layout.sections);
+      assert.ok(
+        layout.contents.length >= 10 && layout.contents.every((c) => c.target),
+        JSON.stringify(layout.contents),
+      );
+      // Figures numbered 1, 2, 3, … in the order they appear.
+      assert.deepEqual(layout.figures, layout.figures.map((_, i) => i + 1));
+      assert.equal(layout.figures.length, charts.length);
+      // At 1300 px no table is cut or scrolls, and the page does not scroll sideways.
+      assert.deepEqual(layout.overflowing, []);
+      assert.equal(layout.pageOverflow, false);
       assert.ok(png.length > 50_000, "the screenshot is suspiciously small");
     } finally {
       browser.child.kill("SIGTERM");

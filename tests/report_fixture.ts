@@ -45,6 +45,11 @@ export interface FixtureOptions {
   provenance?: boolean;
   /** Two more seeds of the Default row (test accuracy 0.42 and 0.44 beside the base's 0.40). */
   seeds?: boolean;
+  /**
+   * Seeds 1 and 2 of every Table 1 row and of the eval-mode stages (test accuracy the base's + 0.01 + 0.002·i
+   * and − 0.01 + 0.001·i for row i), so that the claims get intervals; with `seeds`, the Default row's are those.
+   */
+  rowSeeds?: boolean;
   /** The CNN's test predictions and preprocess's test labels (20 images, see PREDICTIONS). */
   predictions?: boolean;
 }
@@ -108,6 +113,38 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
         },
       },
     };
+  }
+  if (opts.rowSeeds) {
+    TORCH_VARIANTS.forEach((v, i) => {
+      const bn: Record<string, boolean> = v === "ga1-dropout-batchnorm" ? { dropout: true, batchnorm: true } : {};
+      for (const [seed, shift] of [[1, 0.01 + 0.002 * i], [2, -0.01 + 0.001 * i]]) {
+        if (opts.seeds && v === "default") continue;
+        const h = history(v, { hidden: [100], lr: 2e-3, batch: 200, steps: 50, seed, ...bn }, 0.3 + 0.03 * i + shift);
+        files[`train-torch-mlp@${v}+s${seed}`] = { "history.json": h };
+        const ev = [["dropout-eval-mode", "ga1-dropout", 0.3], ["batchnorm-eval-mode", "ga1-dropout-batchnorm", 0.32]]
+          .find(([, variant]) => variant === v);
+        if (ev) {
+          const acc = (ev[2] as number) + shift;
+          files[`${ev[0]}+s${seed}`] = {
+            "history.json": {
+              ...h,
+              run: ev[0],
+              evalModes: {
+                inference: { testAcc: h.final.testAcc, testLoss: h.final.testLoss },
+                training: { testAccMean: acc, testAccSd: 0.004, testAccs: [acc - 0.004, acc, acc + 0.004] },
+              },
+            },
+          };
+        }
+      }
+    });
+  }
+  if (opts.rowSeeds) {
+    // The manual batch norm over seeds too (test accuracy 0.491, 0.501, 0.481).
+    for (const [seed, shift] of [[1, 0.01], [2, -0.01]]) {
+      const h = history("train-batchnorm", { ...bnParams, seed }, 0.3 + 0.03 * 3 + 0.001 + shift);
+      files[`train-batchnorm+s${seed}`] = { "history.json": { ...h, twin: `${twin}+s${seed}` } };
+    }
   }
   if (opts.seeds) {
     for (const [seed, top] of [[1, 0.32], [2, 0.34]]) {

@@ -2,6 +2,7 @@
 // so a saved .vl.json reopens as it is in the Vega editor, and the same spec is
 // rendered to SVG/PNG here and embedded interactively in index.html.
 import type { TopLevelSpec } from "vega-lite";
+import type { EvalPoint } from "../../pipeline/types.ts";
 import type { Curve } from "./inputs.ts";
 
 export interface Figure {
@@ -36,24 +37,85 @@ export interface StudyRefs {
   marks?: { label: string; value: number }[];
 }
 
+/** The spread over seeds at one evaluation of one split: the lowest and the highest seed. */
+export interface Band {
+  split: string;
+  step: number;
+  lo: number;
+  hi: number;
+}
+
+/**
+ * Runs of one setting over seeds as one curve: the mean over seeds at each step every run evaluated, and the
+ * band from the lowest to the highest seed there, per metric and split.
+ */
+export function overSeeds(label: string, runs: EvalPoint[][]): { curve: Curve; bands: Record<Metric, Band[]> } {
+  const bySteps = runs.map((evals) => new Map(evals.map((e) => [e.step, e])));
+  const steps = runs[0].map((e) => e.step).filter((st) => bySteps.every((m) => m.has(st)));
+  const bands: Record<Metric, Band[]> = { accuracy: [], loss: [] };
+  const evals = steps.map((step) => {
+    const at = bySteps.map((m) => m.get(step)!);
+    const stat = (f: "trainAcc" | "testAcc" | "trainLoss" | "testLoss") => {
+      const v = at.map((e) => e[f] as number | null).filter((x): x is number =>
+        typeof x === "number" && Number.isFinite(x)
+      );
+      return v.length
+        ? { mean: v.reduce((a, b) => a + b, 0) / v.length, lo: Math.min(...v), hi: Math.max(...v) }
+        : undefined;
+    };
+    const point = { step } as EvalPoint;
+    const fields = [
+      ["trainAcc", "accuracy", "training batch"],
+      ["testAcc", "accuracy", "test set"],
+      ["trainLoss", "loss", "training batch"],
+      ["testLoss", "loss", "test set"],
+    ] as const;
+    for (const [f, metric, split] of fields) {
+      const x = stat(f);
+      (point as unknown as Record<string, number | null>)[f] = x ? x.mean : null;
+      if (x) bands[metric].push({ split, step, lo: x.lo, hi: x.hi });
+    }
+    return point;
+  });
+  return { curve: { label, evals }, bands };
+}
+
+export type Metric = "accuracy" | "loss";
+
+/**
+ * The loss axis, fitted to the data: linear when the losses stay within a factor of 5 of each other, else
+ * logarithmic (the first evaluations' losses far above the rest); either way spanning just the data.
+ */
+export function lossAxis(curves: Curve[], band: Band[] = []): { log: boolean; lo: number; hi: number } {
+  const v = [
+    ...curves.flatMap((c) => c.evals.flatMap((e) => [e.trainLoss, e.testLoss])),
+    ...band.flatMap((b) => [b.lo, b.hi]),
+  ].filter((x): x is number => typeof x === "number" && Number.isFinite(x) && x > 0);
+  const lo = v.length ? Math.min(...v) : 0.1;
+  const hi = v.length ? Math.max(...v) : 1;
+  return { log: hi / lo > 5, lo, hi };
+}
+
 /**
  * Accuracy or loss over training steps: the last training batch and the whole
  * test set (as the study plotted them); several runs are told apart by dash.
- * Loss on a log axis, so the first evaluation's high loss leaves the rest readable.
+ * Loss on a linear axis fitted to the data. With `band`: the spread over seeds, shaded behind the lines.
  * Accuracy with the study's curve (dashed grey) and final numbers (labelled rules).
  */
 export function curveSpec(
   title: string,
   curves: Curve[],
-  metric: "accuracy" | "loss",
+  metric: Metric,
   refs: StudyRefs = {},
+  band: Band[] = [],
 ): TopLevelSpec {
+  const axis = lossAxis(curves, band);
   const values = curves.flatMap((c) =>
     c.evals.flatMap((e) => [
       { run: c.label, split: "training batch", step: e.step, value: metric === "accuracy" ? e.trainAcc : e.trainLoss },
       { run: c.label, split: "test set", step: e.step, value: metric === "accuracy" ? e.testAcc : e.testLoss },
     ])
-  ).filter((v) => typeof v.value === "number" && (metric === "accuracy" || v.value > 0)); // log axis: > 0 only
+  ).filter((v) => typeof v.value === "number" && (metric === "accuracy" || !axis.log || v.value > 0));
   const several = curves.length > 1;
   const format = metric === "accuracy" ? ".1%" : ".3f";
   const study = metric === "accuracy" && refs.curve
@@ -64,9 +126,13 @@ export function curveSpec(
   const y = {
     field: "value",
     type: "quantitative",
-    title: metric === "loss" ? "loss (log scale)" : metric,
+    title: metric === "loss" && axis.log ? "loss (log scale)" : metric,
     axis: { format: metric === "accuracy" ? ".0%" : "~g" },
-    scale: metric === "loss" ? { type: "log" } : { zero: true },
+    scale: metric === "accuracy"
+      ? { zero: true }
+      : axis.log
+      ? { type: "log", domain: [axis.lo / 1.1, axis.hi * 1.1], nice: false }
+      : { zero: false, nice: true },
   };
   const color = {
     field: "split",
@@ -83,8 +149,32 @@ export function curveSpec(
     width: WIDTH,
     height: 300,
     // The marks' dashes are their own scale and legend, apart from the runs' (the batch norm's two backwards).
-    resolve: { scale: { strokeDash: "independent" }, legend: { strokeDash: "independent" } },
+    // The band's fill is its own scale too (no legend of its own: the lines' colour legend names the splits).
+    resolve: {
+      scale: { strokeDash: "independent", fill: "independent" },
+      legend: { strokeDash: "independent", fill: "independent" },
+    },
     layer: [
+      ...(band.length
+        ? [{
+          // The spread over seeds (lowest to highest seed at each evaluation), behind the mean lines.
+          data: { values: band },
+          mark: { type: "area", opacity: 0.2 },
+          encoding: {
+            x,
+            y: { ...y, field: "lo" },
+            y2: { field: "hi" },
+            // Its own fill scale, the same colours, no legend: the lines' legend names the splits.
+            fill: { field: "split", type: "nominal", scale: color.scale, legend: null },
+            tooltip: [
+              { field: "split" },
+              { field: "step", type: "quantitative" },
+              { field: "lo", type: "quantitative", title: "lowest seed", format },
+              { field: "hi", type: "quantitative", title: "highest seed", format },
+            ],
+          },
+        }]
+        : []),
       {
         data: { values },
         params: [

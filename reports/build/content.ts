@@ -6,10 +6,11 @@
 // interval; n = 1 as the one value, without an interval. A run not among the
 // inputs (not run yet) is said so wherever its results would be.
 import type { Figure } from "./charts.ts";
-import type { Block } from "./document.ts";
+import { type Block, slug } from "./document.ts";
 import type { ReportInputs } from "./inputs.ts";
 import { Report } from "./report.ts";
 import { batchnormSection } from "./sections/batchnorm.ts";
+import { claimsSection } from "./sections/claims.ts";
 import { classSection } from "./sections/classes.ts";
 import { cnnSection } from "./sections/cnn.ts";
 import { costSection } from "./sections/costs.ts";
@@ -33,8 +34,9 @@ const h2 = (text: string, id?: string): Block => ({ kind: "heading", level: 2, t
 
 export function buildReport(inp: ReportInputs): Built {
   const r = new Report(inp);
-  const blocks: Block[] = [
-    ...opening(r),
+  const body: Block[] = [
+    h2("Claims", "claims"),
+    ...claimsSection(r),
     h2("Environment", "environment"),
     ...environmentSection(r),
     h2("Summary", "summary"),
@@ -60,6 +62,16 @@ export function buildReport(inp: ReportInputs): Built {
     ...quirksSection(r),
     h2("Provenance", "provenance"),
     ...provenanceSection(r),
+  ];
+  // A table of contents: every section, linked.
+  const contents = body.flatMap((b) =>
+    b.kind === "heading" && b.level === 2 ? [`[${b.text}](#${b.id ?? slug(b.text)})`] : []
+  );
+  const blocks: Block[] = [
+    ...opening(r),
+    h2("Contents", "contents"),
+    { kind: "list", items: contents },
+    ...body,
   ];
   return {
     blocks,

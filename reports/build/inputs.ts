@@ -142,10 +142,10 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
   const declaredSeeds = new Map<string, number>();
   for (const base of RUN_STAGES) {
     const names = graph.nodes.has(base) ? graph.seedsOf(base) : [];
-    if (!names.length) continue;
-    declaredSeeds.set(base, names.length + 1);
     // Seed nodes given, declared or not (a test's fabricated inputs may use others).
     const given = Object.keys(inputs).filter((k) => k.startsWith(`${base}+s`));
+    if (!names.length && !given.length) continue;
+    declaredSeeds.set(base, Math.max(names.length, given.length) + 1);
     seeds.set(base, await Promise.all(given.map((name) => readRun(name, inputs[name]))));
   }
   const checks = await maybe("train-batchnorm", (d) => readJson("train-batchnorm", d, "checks.json"));

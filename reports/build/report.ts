@@ -5,11 +5,11 @@
 // (the study's figures keep their numbers), a run's accuracy and loss figures,
 // the study's curve and final numbers for a figure, a verdict in words.
 import type { EvalPoint, TrainingHistory } from "../../pipeline/types.ts";
-import { curveSpec, type Figure, type StudyRefs } from "./charts.ts";
+import { curveSpec, type Figure, lossAxis, overSeeds, type StudyRefs } from "./charts.ts";
 import type { Block } from "./document.ts";
 import { cell, deviations, paramsOf, pct, signed } from "./format.ts";
 import { EVAL_MODE_STAGES, type ReportInputs, type Run, RUN_STAGES } from "./inputs.ts";
-import { type Estimate, estimate } from "./stats.ts";
+import { type Estimate, estimate, type Sample } from "./stats.ts";
 import { STUDY_SETTINGS, type StudyRow, TABLE1 } from "./study.ts";
 
 export const TITLE = "Reproducing “Assignment 1: MLPs, CNNs and Backpropagation” on CIFAR-10";
@@ -26,8 +26,8 @@ export interface Seeded {
   train: Estimate;
 }
 
-/** Figure numbers: the study's figures 1–8 keep their numbers, ours follow. */
-const FIGURE_NUMBERS = [
+/** The study's figures 1–8, by our figure id: a figure of ours that redraws one names it; ours are numbered in order. */
+const STUDY_FIGURES = [
   "numpy-mlp-accuracy",
   "numpy-mlp-loss",
   "torch-mlp-default-accuracy",
@@ -36,12 +36,6 @@ const FIGURE_NUMBERS = [
   "torch-mlp-best-loss",
   "cnn-accuracy",
   "cnn-loss",
-  "batchnorm-accuracy",
-  "batchnorm-loss",
-  "table1",
-  "search",
-  "confusion-cnn",
-  "confusion-best-mlp",
 ];
 
 export const finalOf = (evals: EvalPoint[]) => evals[evals.length - 1];
@@ -66,6 +60,13 @@ export function seeded(inp: ReportInputs, base: Run): Seeded {
   };
 }
 
+/** The seed a run used (42: every stage's default). */
+export const seedOf = (r: Run) => Number(paramsOf(r).seed ?? 42);
+
+/** A row's values over its seeds, each with its seed. */
+export const sampleOf = (runs: Run[], value: (r: Run) => number): Sample =>
+  runs.map((r) => ({ seed: seedOf(r), value: value(r) }));
+
 /** "5", or "3 of 5" while seeds are missing. */
 export const nOf = (s: Seeded) =>
   s.runs.length < s.declared ? `${s.runs.length} of ${s.declared}` : String(s.runs.length);
@@ -86,7 +87,7 @@ export function allRuns(inp: ReportInputs): Run[] {
 }
 
 /** The two scores an eval-mode stage records (undefined: another shape). */
-function asEvalModes(h: TrainingHistory): {
+export function asEvalModes(h: TrainingHistory): {
   inference: { testAcc: number };
   training: { testAccMean: number; testAccSd: number; testAccs: number[] };
 } | undefined {
@@ -163,20 +164,42 @@ export class Report {
     }
   }
 
+  /** An eval-mode stage's scored runs over its seeds (the base first); empty until it has scored. */
+  evalRuns = (stage: string): Run[] => {
+    const e = this.evalModes.find((x) => x.stage === stage);
+    return e?.run && e.scores ? seeded(this.inp, e.run).runs.filter((x) => asEvalModes(x.history)) : [];
+  };
+
   /** Our Table 1 row of a variant, once it has run. */
   variant = (variant: string) => this.torch.find((t) => t.row.variant === variant);
 
   /** Registers a figure and returns its block. */
   figure = (id: string, caption: string, spec: Figure["spec"]): Block => {
-    const number = FIGURE_NUMBERS.indexOf(id) + 1 || FIGURE_NUMBERS.length + this.figures.length + 1;
-    const fig = { id: `fig${number}-${id}`, number, caption, spec };
+    const number = this.figures.length + 1;
+    const study = STUDY_FIGURES.indexOf(id) + 1;
+    const fig = {
+      id: `fig${number}-${id}`,
+      number,
+      caption: caption + (study ? ` (the study's figure ${study})` : ""),
+      spec,
+    };
     this.figures.push(fig);
     return { kind: "figure", figure: fig };
   };
 
-  /** The accuracy and loss figures of one run, with the study's numbers in the accuracy figure. */
-  pair(slug: string, name: string, run: Run, refs: StudyRefs): Block[] {
-    const curve = run.curves.slice(0, 1);
+  /**
+   * The accuracy and loss figures of a run over its seeds: with two or more seeds the mean over seeds with the
+   * band from the lowest to the highest seed; with one, that seed's curve. The study's numbers in the accuracy figure.
+   */
+  pair(slug: string, name: string, runs: Run[], refs: StudyRefs): Block[] {
+    const several = runs.length > 1;
+    const { curve, bands } = several
+      ? overSeeds(`mean over ${runs.length} seeds`, runs.map((x) => x.curves[0].evals))
+      : { curve: runs[0].curves[0], bands: { accuracy: [], loss: [] } };
+    const seeds = several
+      ? `mean over ${runs.length} seeds (seeds ${runs.map(seedOf).join(", ")}), the shaded band from the lowest to ` +
+        "the highest seed at each evaluation"
+      : `one seed (seed ${cell(seedOf(runs[0]))})`;
     const study = [
       refs.curve ? "the study's curve read from its figure (±0.01)" : "",
       refs.marks?.length ? "its final numbers (dotted lines, named below the plot)" : "",
@@ -185,19 +208,25 @@ export class Report {
     return [
       this.figure(
         `${slug}-accuracy`,
-        `${name}: accuracy of the training batch and the whole test set (seed ${cell(run.history.params.seed ?? 42)})` +
-          (study ? `, with ${study}` : ""),
-        curveSpec(`${name}: accuracy`, curve, "accuracy", refs),
+        `${name}: accuracy of the training batch and the whole test set, ${seeds}` +
+          (study ? `; with ${study}` : ""),
+        curveSpec(`${name}: accuracy`, [curve], "accuracy", refs, bands.accuracy),
       ),
       this.figure(
         `${slug}-loss`,
-        `${name}: loss of the training batch and the whole test set, log scale (the first evaluations' ` +
-          "losses are far above the rest: on a linear axis the rest of the run would be a flat line)",
-        curveSpec(`${name}: loss`, curve, "loss"),
+        `${name}: loss (cross-entropy) of the training batch and the whole test set, ${seeds}; ` +
+          lossWords(lossAxis([curve], bands.loss)),
+        curveSpec(`${name}: loss`, [curve], "loss", {}, bands.loss),
       ),
     ];
   }
 }
+
+/** What a loss figure's axis is, in words. */
+export const lossWords = (a: { log: boolean; lo: number; hi: number }) =>
+  a.log
+    ? `log scale from ${cell(a.lo)} to ${cell(a.hi)} (the losses span a factor of ${Math.round(a.hi / a.lo)})`
+    : `linear axis fitted to the data (${cell(a.lo)} to ${cell(a.hi)})`;
 
 /** The study's curve for a figure: point k at step k × every; a plateau to the end when the study gives one. */
 export function studyCurve(label: string, c: { every: number; testAcc: number[]; plateau?: number; steps?: number }) {

@@ -75,3 +75,99 @@ export function difference(a: Estimate, b: Estimate): { diff: number; lo?: numbe
   const half = t95(df) * se;
   return { diff, lo: diff - half, hi: diff + half, df };
 }
+
+/** One-sided 95% quantiles of Student's t (two-sided 90%) for 1…30 degrees of freedom (beyond: 1.645). */
+const T90 = [
+  6.314,
+  2.92,
+  2.353,
+  2.132,
+  2.015,
+  1.943,
+  1.895,
+  1.86,
+  1.833,
+  1.812,
+  1.796,
+  1.782,
+  1.771,
+  1.761,
+  1.753,
+  1.746,
+  1.74,
+  1.734,
+  1.729,
+  1.725,
+  1.721,
+  1.717,
+  1.714,
+  1.711,
+  1.708,
+  1.706,
+  1.703,
+  1.701,
+  1.699,
+  1.697,
+];
+
+/** t(0.95, df), the one-sided 5% quantile (two one-sided tests); a fractional df rounds down. */
+export function t90(df: number): number {
+  const d = Math.floor(df);
+  if (!(d >= 1)) return NaN;
+  return d <= T90.length ? T90[d - 1] : 1.645;
+}
+
+/** A row's values over seeds, each with the seed that made it (to pair two rows seed by seed). */
+export type Sample = { seed: number; value: number }[];
+
+/** a − b over seeds: the difference of the means with its 95% and 90% intervals (none unless both n ≥ 2). */
+export interface Comparison {
+  diff: number;
+  na: number;
+  nb: number;
+  /** Paired seed by seed (both rows have the same seeds), else Welch. */
+  paired: boolean;
+  df?: number;
+  lo?: number;
+  hi?: number;
+  /** The two-sided 90% interval: its ends are the two one-sided 5% tests of an equivalence (TOST). */
+  lo90?: number;
+  hi90?: number;
+}
+
+/**
+ * a − b: paired by seed when both rows have the same seeds (n ≥ 2): the t interval of the per-seed
+ * differences, n − 1 degrees of freedom; otherwise Welch's interval of two independent means.
+ */
+export function compare(a: Sample, b: Sample): Comparison {
+  const ea = estimate(a.map((x) => x.value));
+  const eb = estimate(b.map((x) => x.value));
+  const diff = ea.mean - eb.mean;
+  const base = { diff, na: a.length, nb: b.length, paired: false };
+  if (a.length < 2 || b.length < 2) return base;
+  const bySeed = new Map(b.map((x) => [x.seed, x.value]));
+  const same = a.length === b.length && new Set(a.map((x) => x.seed)).size === a.length &&
+    a.every((x) => bySeed.has(x.seed));
+  let se: number, df: number;
+  if (same) {
+    const d = estimate(a.map((x) => x.value - bySeed.get(x.seed)!));
+    se = d.sd! / Math.sqrt(d.n);
+    df = d.n - 1;
+  } else {
+    const va = ea.sd! ** 2 / ea.n;
+    const vb = eb.sd! ** 2 / eb.n;
+    se = Math.sqrt(va + vb);
+    df = se === 0 ? ea.n + eb.n - 2 : (va + vb) ** 2 / (va ** 2 / (ea.n - 1) + vb ** 2 / (eb.n - 1));
+  }
+  const h95 = t95(df) * se;
+  const h90 = t90(df) * se;
+  return {
+    ...base,
+    paired: same,
+    df,
+    lo: diff - h95,
+    hi: diff + h95,
+    lo90: diff - h90,
+    hi90: diff + h90,
+  };
+}

@@ -174,3 +174,39 @@ export const STUDY_CURVES = {
 
 /** CIFAR-10's classes, by label (SPEC.md). */
 export const CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+/**
+ * The study's claims (its section 2 and Table 1), as issue 24 words them; the report judges each against our
+ * runs (reports/build/sections/claims.ts). `scored`: the claim depends on how the test set is scored (dropout).
+ */
+export const CLAIMS: { n: number; text: string; scored?: boolean }[] = [
+  { n: 1, text: "With the default parameters the autograd MLP does not reach 50% test accuracy." },
+  {
+    n: 2,
+    text: "The search found architectures that fit the training set completely (100% train accuracy: GA1, GA2, GA3).",
+  },
+  { n: 3, text: "GA1 and GA3, two very different architectures, reach similar test accuracy (53.7% and 53.5%)." },
+  {
+    n: 4,
+    text: "Dropout after every linear layer (GA1 + dropout) stops the overfitting (train 63.5%) but lowers test " +
+      "accuracy (49.7% vs GA1's 53.7%).",
+    scored: true,
+  },
+  {
+    n: 5,
+    text: "Batch norm before every linear layer (GA1 + dropout + batchnorm) does not improve test accuracy further " +
+      "(51.6%).",
+    scored: true,
+  },
+  { n: 6, text: "GA1 is the best of the table; GA2 is below GA1 (50.6%).", scored: true },
+  { n: 7, text: "The small VGG reaches about 75% (the assignment's target)." },
+];
+
+/** The thresholds of claims 1 and 7 (test accuracy, fractions). */
+export const CLAIM_THRESHOLDS = { defaultBelow: 0.5, cnnAbout: 0.75 };
+
+/**
+ * Our margin for "similar" (claim 3), "does not improve" (claim 5) and "about" (claim 7): 1 point of test
+ * accuracy, about the SD over seeds of one row (the Default row's, the CNN's: 1.5 and 2.3 points).
+ */
+export const EQUIVALENCE_MARGIN = 0.01;

@@ -67,17 +67,8 @@ function classBlocks(
     right: matrices.map((_, i) => i + 1),
     rows: CLASSES.map((c, k) => [c, ...accs.map((a) => pct(a[k]))]),
   });
+  // Each confusion matrix once: as a heat map that writes every count in its cell.
   for (const r of matrices) {
-    out.push({
-      kind: "para",
-      text: `Confusion matrix of the ${r.label} (rows: true class, columns: predicted; test images):`,
-    });
-    out.push({
-      kind: "table",
-      head: ["true \\ predicted", ...CLASSES],
-      right: CLASSES.map((_, i) => i + 1),
-      rows: r.m.map((row, t) => [CLASSES[t], ...row.map((n, p) => (p === t ? `**${n}**` : String(n)))]),
-    });
     const cells = r.m.flatMap((row, t) => {
       const total = Math.max(1, row.reduce((a, b) => a + b, 0));
       return row.map((count, p) => ({ true: CLASSES[t], predicted: CLASSES[p], count, share: count / total }));
@@ -85,7 +76,8 @@ function classBlocks(
     out.push(
       figure(
         `confusion-${r.slug}`,
-        `${r.label}: confusion matrix on the test set (not in the study)`,
+        `${r.label}: confusion matrix on the test set — rows the true class, columns the predicted one, each ` +
+          "cell the number of test images, its colour their share of the row (not in the study)",
         confusionSpec(`${r.label}: confusion matrix (test set)`, CLASSES, cells),
       ),
     );

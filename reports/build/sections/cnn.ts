@@ -24,7 +24,7 @@ export function cnnSection(r: Report): Block[] {
           ? ` ${missing} of the ${s.declared} declared seeds have not run yet (\`deno task reproduce train-cnn\`).`
           : ""),
     },
-    ...r.pair("cnn", "CNN", s.base, {
+    ...r.pair("cnn", "CNN", s.runs, {
       curve: studyCurve("study", STUDY_CURVES.cnn),
       marks: [{ label: `assignment's test ${pct(EXPECTED.cnnTestAcc)}`, value: EXPECTED.cnnTestAcc }],
     }),

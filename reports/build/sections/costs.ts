@@ -4,8 +4,8 @@
 // (_provenance.json); runs made before the engine kept one fall back to their
 // history. costOf also gives the compute path the model sections name.
 import type { Block } from "../document.ts";
-import { cell, NOT_RUN, paramsOf, rate, seconds, src } from "../format.ts";
-import { notRunYet, type Run, RUN_STAGES } from "../inputs.ts";
+import { cell, NOT_RUN, paramsOf, provId, rate, seconds, src } from "../format.ts";
+import { EVAL_MODE_STAGES, notRunYet, type Run, RUN_STAGES } from "../inputs.ts";
 import { allRuns, type Report } from "../report.ts";
 
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
@@ -32,7 +32,7 @@ export function costOf(r: Run) {
 export function costSection({ inp }: Report): Block[] {
   const head = [
     "stage",
-    "compute path",
+    "path",
     "steps",
     "batch",
     "training time, all processes",
@@ -44,6 +44,13 @@ export function costSection({ inp }: Report): Block[] {
   ];
   const bases = new Map(allRuns(inp).map((r) => [r.stage, r]));
   const rows: string[][] = [];
+  // Each compute path once, above the table; the rows name it by letter.
+  const paths: string[] = [];
+  const pathOf = (compute: string) => {
+    if (!paths.includes(compute)) paths.push(compute);
+    return String.fromCharCode(65 + paths.indexOf(compute));
+  };
+  const noTraining = new Set(EVAL_MODE_STAGES.map((e) => e.stage));
   for (const stage of RUN_STAGES.filter((s) => s !== "search-mlp")) {
     const r = bases.get(stage);
     if (!r) {
@@ -57,9 +64,25 @@ export function costSection({ inp }: Report): Block[] {
     // The batch norm's curve read from its twin is the twin's cost, in the twin's row.
     const own = r.curves.filter((x) => !x.from);
     const label = own.length > 1 ? `${src(r)} (${own[0].label})` : src(r);
+    if (noTraining.has(stage)) {
+      // Scores a Table 1 run's weights: no training of its own, only the evaluations and the stage time.
+      rows.push([
+        label,
+        pathOf(c.compute),
+        "no training",
+        "–",
+        "–",
+        "1",
+        "–",
+        "–",
+        "–",
+        seconds(c.lastProcessSeconds ?? NaN),
+      ]);
+      continue;
+    }
     rows.push([
       label,
-      c.compute,
+      pathOf(c.compute),
       String(steps),
       Number.isFinite(batch) ? String(batch) : "–",
       seconds(c.trainSeconds ?? NaN),
@@ -76,8 +99,10 @@ export function costSection({ inp }: Report): Block[] {
       const sum = (f: (x: ReturnType<typeof costOf>) => number | undefined) =>
         costs.reduce((a, x) => a + (f(x) ?? NaN), 0);
       rows.push([
-        `${stage}, ${seeds.length} more seeds (${seeds.map((s) => src(s)).join(", ")}): sums`,
-        [...new Set(costs.map((x) => x.compute))].join("; "),
+        `${seeds.length} more seeds (${
+          seeds.map((s) => `[${s.stage.slice(stage.length)}](#${provId(s.stage)})`).join(", ")
+        }): sums`,
+        [...new Set(costs.map((x) => pathOf(x.compute)))].join(", "),
         String(steps * seeds.length),
         Number.isFinite(batch) ? String(batch) : "–",
         seconds(sum((x) => x.trainSeconds)),
@@ -92,7 +117,18 @@ export function costSection({ inp }: Report): Block[] {
   if (inp.search) {
     const used = (inp.search.data as { steps_used?: number } | null)?.steps_used;
     const wall = inp.search.source.provenance?.wall_s;
-    rows.push([src(inp.search.source), "–", cell(used), "–", "–", "1", "–", "–", "–", seconds(wall ?? NaN)]);
+    rows.push([
+      src(inp.search.source),
+      "–",
+      `${cell(used)} (all individuals)`,
+      "–",
+      "–",
+      "1",
+      "–",
+      "–",
+      "–",
+      seconds(wall ?? NaN),
+    ]);
   } else rows.push(["`search-mlp`", notRunYet("search-mlp"), ...Array(head.length - 2).fill(NOT_RUN)]);
   return [
     {
@@ -100,7 +136,13 @@ export function costSection({ inp }: Report): Block[] {
       text: "Training time is summed over every process of a run: a run stopped and resumed from its checkpoint " +
         "ran in several processes (the “processes” column), so its training time can exceed the stage time of " +
         "its last process, which the engine measured (start-up, data loading and evaluations included). Rates " +
-        "count training steps only; test images/s is the speed of the evaluations on the test set.",
+        "count training steps only; test images/s is the speed of the evaluations on the test set. The eval-mode " +
+        "stages train nothing: they score a Table 1 run's weights. Each run's compute path (kernels and threads) " +
+        "is named by a letter:",
+    },
+    {
+      kind: "list",
+      items: paths.map((p, i) => `compute path **${String.fromCharCode(65 + i)}**: ${p}`),
     },
     { kind: "table", head, rows, right: [2, 3, 4, 5, 6, 7, 8, 9] },
   ];

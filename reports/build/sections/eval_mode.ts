@@ -4,9 +4,10 @@
 // mode (ours) and training mode (as the study's code may have scored it).
 // The runs and their scores are read once, in report.ts (Report.evalModes).
 import type { Block } from "../document.ts";
-import { NOT_RUN, pct, spread, src } from "../format.ts";
+import { interval, meanSd, NOT_RUN, pct, spread, src } from "../format.ts";
 import { notRunYet } from "../inputs.ts";
-import type { Report } from "../report.ts";
+import { asEvalModes, type Report } from "../report.ts";
+import { estimate } from "../stats.ts";
 
 /** Why our dropout rows score above the study's: the same networks scored both ways (the eval-mode stages). */
 export function evalModeSection(r: Report): Block[] {
@@ -20,8 +21,9 @@ export function evalModeSection(r: Report): Block[] {
         `would be lower. To measure by how much, ${ev.map((e) => `\`${e.stage}\``).join(" and ")} load the ` +
         `final weights of ${ev.map((e) => e.row.label).join(" and ")} (their Table 1 runs' weights files) and ` +
         "score them both ways (training mode: the whole test set in one forward pass, several draws of the " +
-        "dropout masks; the ± is the SD over those draws, not over seeds). Their inference-mode score is the " +
-        "Table 1 run's, checked when scored.",
+        "dropout masks). With one seed the ± is the SD over those draws, not over seeds; with several, each " +
+        "seed's score is its mean over the draws and the ± is the SD over seeds. Their inference-mode score is " +
+        "the Table 1 run's, checked when scored.",
     },
     {
       kind: "table",
@@ -29,8 +31,8 @@ export function evalModeSection(r: Report): Block[] {
         "run",
         "test acc, study",
         "ours, inference mode",
-        "ours, training mode (± SD over draws)",
-        "draws",
+        "ours, training mode",
+        "seeds",
         "source",
       ],
       right: [1, 2, 3, 4],
@@ -45,13 +47,27 @@ export function evalModeSection(r: Report): Block[] {
             unscored ? `not scored: ${unscored}` : notRunYet(stage),
           ];
         }
+        const runs = r.evalRuns(stage);
+        if (runs.length > 1) {
+          // Over seeds: each seed's training-mode score is its mean over the mask draws.
+          const inf = estimate(runs.map((x) => asEvalModes(x.history)!.inference.testAcc));
+          const tr = estimate(runs.map((x) => asEvalModes(x.history)!.training.testAccMean));
+          return [
+            row.label,
+            pct(row.testAcc),
+            `${meanSd(inf)} (95% ${interval(inf)})`,
+            `**${meanSd(tr)}** (95% ${interval(tr)}; SD over seeds)`,
+            String(runs.length),
+            src(run),
+          ];
+        }
         const t = scores.training;
         return [
           row.label,
           pct(row.testAcc),
           pct(scores.inference.testAcc),
-          `**${pct(t.testAccMean)}** ± ${spread(t.testAccSd)}`,
-          String(t.testAccs.length),
+          `**${pct(t.testAccMean)}** ± ${spread(t.testAccSd)} (SD over ${t.testAccs.length} draws of the masks)`,
+          "1",
           src(run),
         ];
       }),

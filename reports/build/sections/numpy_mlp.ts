@@ -21,7 +21,7 @@ export function numpyMlpSection(r: Report): Block[] {
         `accuracy ${meanSd(s.test)} over ${nOf(s)} seed(s), 95% interval ${interval(s.test)} (assignment: about ` +
         `${pct(EXPECTED.numpyMlpTestAcc)}): ${verdict(s.test, EXPECTED.numpyMlpTestAcc)}.`,
     },
-    ...r.pair("numpy-mlp", "Hand-written MLP", s.base, {
+    ...r.pair("numpy-mlp", "Hand-written MLP", s.runs, {
       curve: studyCurve("study", STUDY_CURVES.numpy),
       marks: [{ label: `assignment's test ${pct(EXPECTED.numpyMlpTestAcc)}`, value: EXPECTED.numpyMlpTestAcc }],
     }),

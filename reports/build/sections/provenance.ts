@@ -53,6 +53,9 @@ export function provenanceSection({ inp }: Report): Block[] {
       items: [
         `cache key \`${p.key}\``,
         `code hash \`${p.code_hash}\``,
+        ...(typeof p.record.host === "object" && p.record.host && "commit" in p.record.host
+          ? [`git commit \`${(p.record.host as { commit: unknown }).commit}\``]
+          : []),
         ...fileItems,
         `parameters: ${Object.entries(p.params).map(([k, v]) => `${k} ${cell(v, k)}`).join(", ") || "none"}`,
         `Deno ${p.deno}; npm: ${p.npm.join(", ") || "none"}`,

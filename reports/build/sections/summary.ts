@@ -5,7 +5,8 @@
 import type { Block } from "../document.ts";
 import { interval, meanSd, NOT_RUN, pct, pts, spread, src } from "../format.ts";
 import { notRunYet, RUN_STAGES, torchStage } from "../inputs.ts";
-import { finalOf, nOf, type Report, type Seeded, TITLE } from "../report.ts";
+import { asEvalModes, finalOf, nOf, type Report, type Seeded, seeded, TITLE } from "../report.ts";
+import { estimate } from "../stats.ts";
 import { EXPECTED, TABLE1 } from "../study.ts";
 
 /** The title, the notes (a partial report, runs off the study's settings) and how to read the numbers. */
@@ -17,8 +18,8 @@ export function opening(r: Report): Block[] {
       kind: "note",
       text:
         `Partial report: ${inp.missing.length} of ${RUN_STAGES.length} ${
-          inp.missing.length === 1 ? "runs is" : "runs are"
-        } not finished yet: ` +
+          inp.missing.length === 1 ? "stage is" : "stages are"
+        } not finished yet (a stage: a Table 1 row or a model, its seeds counted with it): ` +
         `${inp.missing.map((s) => `\`${s}\``).join(", ")}. Where their results belong, the report says ` +
         "“not run yet” and how to run them; `deno task reproduce report` once they are done gives the full report.",
     });
@@ -44,7 +45,7 @@ export function opening(r: Report): Block[] {
     b.push({
       kind: "note",
       text: `${r.off.length} run(s) did not use the study's settings, so their differences from the study say ` +
-        `nothing about the reproduction (a smoke run checks the plumbing, not the science): ${r.off.join("; ")}.`,
+        `nothing about the reproduction: ${r.off.join("; ")}.`,
     });
   }
   return b;
@@ -99,8 +100,13 @@ export function summarySection(r: Report): Block[] {
     ]);
   }
   const manual = inp.batchnorm?.curves.find((c) => !c.from);
+  // Over seeds once they exist (the manual run's own final numbers, its history's).
+  const bnSeeds = inp.batchnorm && seeded(inp, inp.batchnorm);
+  const pickSeeds = inp.searchPick && seeded(inp, inp.searchPick);
   rows.push(
-    inp.batchnorm && manual
+    bnSeeds && bnSeeds.runs.length > 1
+      ? seededRow(`custom batch norm, hand-written backward (${r.bnRow.label})`, r.bnRow.testAcc, bnSeeds)
+      : inp.batchnorm && manual
       ? oneRow(
         `custom batch norm, hand-written backward (${r.bnRow.label})`,
         r.bnRow.testAcc,
@@ -115,7 +121,13 @@ export function summarySection(r: Report): Block[] {
   );
   // Like with like: the pick trained for its full steps against the study's best GA pick, also full steps.
   rows.push(
-    inp.searchPick
+    pickSeeds && pickSeeds.runs.length > 1
+      ? seededRow(
+        `evolutionary search's pick, trained for its full steps (study's best GA pick: ${r.studyBest.label})`,
+        r.studyBest.testAcc,
+        pickSeeds,
+      )
+      : inp.searchPick
       ? oneRow(
         `evolutionary search's pick, trained for its full steps (study's best GA pick: ${r.studyBest.label})`,
         r.studyBest.testAcc,
@@ -136,6 +148,20 @@ export function summarySection(r: Report): Block[] {
           ? [label, pct(row.testAcc), ...dash, `not scored: ${unscored}`]
           : notRunRow(label, pct(row.testAcc), stage),
       );
+      continue;
+    }
+    const runs = r.evalRuns(stage);
+    if (runs.length > 1) {
+      const tr = estimate(runs.map((x) => asEvalModes(x.history)!.training.testAccMean));
+      rows.push([
+        label,
+        pct(row.testAcc),
+        meanSd(tr),
+        String(runs.length),
+        interval(tr),
+        pts(tr.mean, row.testAcc),
+        src(run),
+      ]);
       continue;
     }
     const t = scores.training;

@@ -7,8 +7,9 @@ import { table1Spec } from "../charts.ts";
 import type { Block } from "../document.ts";
 import { cell, deviations, interval, meanSd, NOT_RUN, pct, signed, spread, src } from "../format.ts";
 import { notRunYet, torchStage } from "../inputs.ts";
-import { nOf, type Report, rowMarks, studyCurve, verdict } from "../report.ts";
-import { difference } from "../stats.ts";
+import { nOf, type Report, rowMarks, studyCurve } from "../report.ts";
+import { compare, type Estimate } from "../stats.ts";
+import { ClaimData } from "./claims.ts";
 import { STUDY_CURVES, TABLE1 } from "../study.ts";
 import { costOf } from "./costs.ts";
 
@@ -19,12 +20,12 @@ export function table1Section(r: Report): Block[] {
     text: "The study's Table 1, its numbers beside ours. Each row is one variant of `train-torch-mlp` with the " +
       "study's settings (the note at the top names any that differ); our numbers are the mean over the seeds " +
       "run so far (± SD when there are two or more), with the 95% interval of the mean and whether the study's " +
-      "number falls inside it.",
+      "number falls inside it. Each run's name links to its provenance.",
   }];
   b.push({
     kind: "table",
     head: [
-      "run",
+      "run (its provenance)",
       "hidden",
       "lr",
       "batch",
@@ -35,22 +36,16 @@ export function table1Section(r: Report): Block[] {
       "ours (mean ± SD)",
       "seeds",
       "95% interval",
-      "study inside",
       "verdict",
-      "source",
     ],
     right: [2, 3, 4, 5, 6, 7, 8, 9, 10],
     rows: TABLE1.map((row) => {
-      const study = [row.label, row.hidden.join(","), cell(row.lr), String(row.batch), String(row.steps)];
       const t = r.torch.find((x) => x.row === row);
-      if (!t) return [...study, pct(row.trainAcc), NOT_RUN, pct(row.testAcc), ...Array(6).fill(NOT_RUN)];
+      const name = t ? `[${row.label}](#${src(t.s.base).split("(#")[1]}` : row.label;
+      const study = [name, row.hidden.join(", "), cell(row.lr), String(row.batch), String(row.steps)];
+      if (!t) return [...study, pct(row.trainAcc), NOT_RUN, pct(row.testAcc), ...Array(4).fill(NOT_RUN)];
       const { s } = t;
       const differ = deviations(s.base, { hidden: row.hidden, lr: row.lr, batch: row.batch, steps: row.steps });
-      const inside = s.test.lo === undefined
-        ? "–"
-        : s.test.lo <= row.testAcc && row.testAcc <= s.test.hi!
-        ? "yes"
-        : "no";
       return [
         ...study,
         pct(row.trainAcc),
@@ -59,9 +54,7 @@ export function table1Section(r: Report): Block[] {
         meanSd(s.test),
         nOf(s),
         interval(s.test),
-        inside,
-        differ.length ? "**settings differ**: not comparable" : verdict(s.test, row.testAcc),
-        `[@${row.variant}](#${src(s.base).split("(#")[1]}`,
+        differ.length ? "**settings differ**: not comparable" : shortVerdict(s.test, row.testAcc),
       ];
     }),
   });
@@ -76,6 +69,14 @@ export function table1Section(r: Report): Block[] {
   return b;
 }
 
+/** Our estimate against the study's number, briefly (Table 1's last column). */
+function shortVerdict(e: Estimate, study: number): string {
+  const d = signed(e.mean - study);
+  if (e.lo === undefined || e.hi === undefined) return `${d} pts, one seed (no interval)`;
+  if (e.lo <= study && study <= e.hi) return `reproduced: the study's inside (${d} pts)`;
+  return `not reproduced: our interval lies ${e.mean > study ? "above" : "below"} the study's (${d} pts)`;
+}
+
 /** The differences the study draws between rows, ours with their uncertainty. */
 export function rowDifferences(r: Report): Block[] {
   const pairs: [string, string, string][] = [
@@ -85,27 +86,34 @@ export function rowDifferences(r: Report): Block[] {
     ["ga2", "ga1", "GA2 instead of GA1"],
     ["ga3", "ga1", "GA3 instead of GA1"],
   ];
+  const d = new ClaimData(r);
+  let oneSeed = false;
   const rows = pairs.flatMap(([a, b, what]) => {
     const [x, y] = [r.variant(a), r.variant(b)];
-    if (!x || !y) return [];
-    const d = difference(x.s.test, y.s.test);
-    const has = d.lo !== undefined && d.hi !== undefined;
+    const [sa, sb] = [d.test(a, "inference"), d.test(b, "inference")];
+    if (!x || !y || !sa || !sb) return [];
+    const c = compare(sa, sb);
+    const has = c.lo !== undefined && c.hi !== undefined;
+    if (!has) oneSeed = true;
     return [[
       `${x.row.label} − ${y.row.label} (${what})`,
       signed(x.row.testAcc - y.row.testAcc),
-      signed(d.diff),
-      `${x.s.runs.length} and ${y.s.runs.length}`,
-      has ? `${signed(d.lo!)} to ${signed(d.hi!)}` : "none",
+      signed(c.diff),
+      c.na === c.nb ? String(c.na) : `${c.na} and ${c.nb}`,
+      has ? `${signed(c.lo!)} to ${signed(c.hi!)} (${c.paired ? "paired" : "Welch"})` : "none",
       !has
         ? `no interval: one seed of ${[x, y].filter((t) => t.s.runs.length < 2).map((t) => t.row.label).join(" and ")}`
-        : d.lo! > 0 || d.hi! < 0
-        ? "a real difference (the interval excludes 0)"
+        : c.lo! > 0 || c.hi! < 0
+        ? `a real difference (the interval excludes 0)${
+          Math.sign(c.diff) !== Math.sign(x.row.testAcc - y.row.testAcc) ? ", the other way from the study's" : ""
+        }`
         : "within seed noise (the interval includes 0)",
     ]];
   });
   if (!rows.length) return [];
   const def = r.variant("default")?.s.test;
-  const noise = def?.sd !== undefined
+  // Said only while some row has one seed: once all have seeds, the intervals speak for themselves.
+  const noise = oneSeed && def?.sd !== undefined
     ? ` For a sense of scale: the Default row's test accuracy varies over its ${def.n} seeds with an SD of ` +
       `${spread(def.sd)} pts, so if the other rows varied as much, the difference of two single runs would ` +
       `need to exceed about ${spread(1.96 * Math.SQRT2 * def.sd)} pts (1.96 · √2 · SD) to stand out from seed ` +
@@ -114,8 +122,10 @@ export function rowDifferences(r: Report): Block[] {
   return [
     {
       kind: "para",
-      text: "Differences between rows of Table 1, the study's and ours (test accuracy, points), with a 95% " +
-        "interval for ours (Welch's t) where both rows have two or more seeds." + noise,
+      text: "Differences between rows of Table 1, the study's and ours (test accuracy in inference mode, points), " +
+        "with a 95% interval for ours where both rows have two or more seeds: paired seed by seed where both rows " +
+        "ran the same seeds (the t interval of the per-seed differences), Welch's otherwise. The claims these " +
+        "differences bear on are judged at the top, in [Claims](#claims)." + noise,
     },
     {
       kind: "table",
@@ -133,15 +143,18 @@ export function table1Figures(r: Report): Block[] {
   const { best, studyBest } = r;
   const bestText = best
     ? `the best of our ${r.missingTorch.length ? `${r.torch.length} finished` : "six"} rows by mean test ` +
-      `accuracy, **${best.row.label}** (figures 5–6; the study's best was ${studyBest.label})`
+      `accuracy, **${best.row.label}** (the study's figures 5–6 for its best; the study's best was ${studyBest.label})`
     : `the best run: none has finished yet (the study's best was ${studyBest.label})`;
   b.push({
     kind: "para",
-    text: `${def ? "The default run (figures 3–4)" : `The default run: ${notRunYet(torchStage("default"))}`} and ` +
+    text:
+      `${
+        def ? "The default run (the study's figures 3–4)" : `The default run: ${notRunYet(torchStage("default"))}`
+      } and ` +
       `${bestText}.${(def ?? best) ? ` Compute path: ${costOf((def ?? best)!.s.base).compute}.` : ""}`,
   });
   if (def) {
-    b.push(...r.pair("torch-mlp-default", "Autograd MLP, default", def.s.base, {
+    b.push(...r.pair("torch-mlp-default", "Autograd MLP, default", def.s.runs, {
       curve: studyCurve("study", STUDY_CURVES.default),
       marks: rowMarks(def.row),
     }));
@@ -149,7 +162,7 @@ export function table1Figures(r: Report): Block[] {
   if (best) {
     // The study's curve of its own best run (GA1), named as such when our best is another row.
     const ga1 = best.row.variant === "ga1" ? "study" : `study's ${studyBest.label} (its best)`;
-    b.push(...r.pair("torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.s.base, {
+    b.push(...r.pair("torch-mlp-best", `Autograd MLP, best run (${best.row.label})`, best.s.runs, {
       curve: studyCurve(ga1, STUDY_CURVES.ga1),
       marks: rowMarks(best.row),
     }));
