@@ -364,7 +364,7 @@ export function toyBadInputs(root: string): BadInput[] {
       expect: /^Option --set <value> argument missing — see --help/,
     },
     "--jobs 0": { args: ["reproduce", "--jobs", "0"], expect: /^--jobs 0: expected an integer ≥ 1/ },
-    "--jobs -1": { args: ["reproduce", "--jobs", "-1"], expect: /^Option --jobs argument is ambiguous — see --help/ },
+    "--jobs -1": { args: ["reproduce", "--jobs", "-1"], expect: /^--jobs -1: expected an integer ≥ 1 — e.g. --jobs 2/ },
     "--jobs abc": { args: ["reproduce", "--jobs", "abc"], expect: /^--jobs abc: expected an integer ≥ 1/ },
     "unknown option": { args: ["reproduce", "--frobnicate"], expect: /^Unknown option --frobnicate — see --help/ },
     "unknown command": { args: ["frobnicate"], expect: /^unknown command frobnicate/ },
