@@ -4,6 +4,7 @@
 // `--force` rerun of a cached key must give the same bits (the determinism check).
 import { dirname, join, resolve } from "node:path";
 import { type KeyParts, listFiles, type RunEntry } from "./cache.ts";
+import { checkCheckpoints, sealWhileRunning } from "./checkpoints.ts";
 import { LocalExecutor } from "./executor.ts";
 import { DiskFull, isDiskFull } from "./faults.ts";
 import { type Node, readFiles } from "./graph.ts";
@@ -134,6 +135,8 @@ export async function launch(
     inputs[dep] = await inputView(ws, join(tmp, "inputs", dep), entry, files);
   }
   await Deno.mkdir(where.checkpointDir, { recursive: true });
+  // Resume only from checkpoints whose manifests are as written (see checkpoints.ts).
+  await checkCheckpoints(where.checkpointDir, (line) => ws.log(`✗ ${node.name}: ${line}`));
   await Deno.mkdir(where.memoDir, { recursive: true });
   const config: WorkerConfig = {
     module: resolve(ws.root, node.def.module),
@@ -153,6 +156,7 @@ export async function launch(
   await Deno.writeTextFile(config.resultFile, " ".repeat(RESULT_RESERVE)); // see writeResult in worker.ts
   const started = new Date();
   const t0 = performance.now();
+  const sealer = sealWhileRunning(where.checkpointDir);
   const status = await (ws.executor ?? new LocalExecutor()).run({
     stage: node.name,
     key: where.lockKey ?? `verify-${parts.stage}`,
@@ -162,7 +166,8 @@ export async function launch(
     resources: node.def.resources,
     taskResources: node.def.taskResources,
     logDir: join(ws.store.dir, "logs"),
-  }, (worker) => where.lockKey ? ws.store.lockWorker(where.lockKey, worker) : Promise.resolve());
+  }, (worker) => where.lockKey ? ws.store.lockWorker(where.lockKey, worker) : Promise.resolve())
+    .finally(() => sealer.stop());
   const wallSeconds = (performance.now() - t0) / 1000;
   let result: {
     ok: boolean;
