@@ -51,7 +51,10 @@ export async function bench() {
     { name: "numpy lr", args: ["reproduce", "train-numpy-mlp", ...SMOKE, "--set", "train-numpy-mlp.lr=1e30"] },
     { name: "torch lr", args: ["reproduce", "train-torch-mlp@default", ...SMOKE, "--set", "train-torch-mlp.lr=1e30"] },
     { name: "cnn lr", args: ["reproduce", "train-cnn", ...SMOKE, "--set", "train-cnn.lr=1e30"] },
-  ].map((c) => ({ ...c, expect: /training diverged: the loss (became NaN|reached [\d.e+]+) at step \d+ with lr=1e\+30/ }));
+  ].map((c) => ({
+    ...c,
+    expect: /training diverged: the loss (became NaN|reached [\d.e+]+) at step \d+ with lr=1e\+30/,
+  }));
   await cli(project, ["reproduce", "preprocess", ...SMOKE]);
   bad.push(...await checkBadInputs(project, realCases));
 
