@@ -161,7 +161,7 @@ const trainTorchMlp = defineStage({
   // declared but not in the committed remote would make a fresh clone's `reproduce` train it.
   seeds: {
     default: SEEDS,
-    ga1: GA_SEEDS_DONE,
+    ga1: [...GA_SEEDS_DONE, 2],
     "ga1-dropout": GA_SEEDS_DONE,
     "ga1-dropout-batchnorm": GA_SEEDS_DONE,
     ga2: GA_SEEDS_DONE,
