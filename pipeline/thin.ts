@@ -102,19 +102,21 @@ async function remoteWith(ws: Workspace, entry: RunEntry, files: string[]): Prom
 /** A planned rebuild: its stage, expected seconds and why (describeWhole's line). */
 export type Planned = { stage: string; seconds?: number; reasons: string[] };
 
+const totalSeconds = (rebuilds: Planned[]) => rebuilds.reduce((s, w) => s + (w.seconds ?? 0), 0);
+
 /** The thin rebuilds as lines when together they cost more than askAbove(); empty when they may just happen. */
 export function overLimit(rebuilds: Planned[], allowed: boolean): string[] {
-  const total = rebuilds.reduce((s, w) => s + (w.seconds ?? 0), 0);
-  if (allowed || total <= askAbove()) return [];
+  if (allowed || totalSeconds(rebuilds) <= askAbove()) return [];
   return rebuilds.map((w) => `  ↻ ${w.stage}: rebuild (${w.reasons.join("; ")})`);
 }
 
 /** The one error after overLimit's lines: what it would cost, and the ways forward. */
 export function askError(rebuilds: Planned[], command: string): PipelineError {
-  const total = rebuilds.reduce((s, w) => s + (w.seconds ?? 0), 0);
   const n = rebuilds.length;
   return new PipelineError(
-    `${command} would rebuild ${n} thin run${n > 1 ? "s" : ""} (above: about ${formatDuration(total)} ` +
+    `${command} would rebuild ${n} thin run${n > 1 ? "s" : ""} (above: about ${
+      formatDuration(totalSeconds(rebuilds))
+    } ` +
       `from their records; over ${formatDuration(askAbove())}, so asking first)`,
     "pull their files from a remote that has them (`deno task pull --remote s3://…`), " +
       `or go ahead: \`deno task ${command} --rebuild-thin\``,
