@@ -162,7 +162,7 @@ const trainTorchMlp = defineStage({
   seeds: {
     default: SEEDS,
     ga1: [...GA_SEEDS_DONE, 2],
-    "ga1-dropout": GA_SEEDS_DONE,
+    "ga1-dropout": [...GA_SEEDS_DONE, 2],
     "ga1-dropout-batchnorm": GA_SEEDS_DONE,
     ga2: GA_SEEDS_DONE,
     ga3: GA_SEEDS_DONE,
