@@ -59,8 +59,9 @@ async function interrupted(): Promise<{ root: string; dir: string }> {
   return { root, dir };
 }
 
+/** The newest checkpoint the engine sealed (a newer one written just before the kill may be unsealed). */
 const newest = (dir: string) =>
-  [...Deno.readDirSync(dir)].map((e) => /^checkpoint-(\d+)\.json$/.exec(e.name)?.[1]).filter(Boolean)
+  [...Deno.readDirSync(dir)].map((e) => /^checkpoint-(\d+)\.json\.seal$/.exec(e.name)?.[1]).filter(Boolean)
     .map(Number).sort((a, b) => b - a)[0];
 
 async function uninterrupted(): Promise<string> {
