@@ -4,21 +4,21 @@
 import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { dagDot, dagJson, dagTree } from "./dag.ts";
-import { formatDiff, readLockAt } from "./diff.ts";
-import { deltaRows, describeViolation, formatMarkdown, parseLimit, regressions, seedBase } from "./diff_md.ts";
-import type { LockFile } from "./lockfile.ts";
-import { Engine, type StageResult, type VerifyResult } from "./engine.ts";
-import { interruptedStatus, makeExecutor } from "./executor.ts";
-import { applyRun, experimentKeys, formatRuns, listRuns, pushRuns, showRun } from "./exp.ts";
-import { knownFault } from "./faults.ts";
-import { gc } from "./gc.ts";
-import { type Override, own } from "./graph.ts";
-import { readParamsFile, splitAssignment } from "./params.ts";
-import { TransferProgress } from "./remote.ts";
-import { formatDuration } from "./progress.ts";
-import { readLocalSettings } from "./settings.ts";
-import { colorWanted, maskConsole, resultLine } from "./style.ts";
+import { dagDot, dagJson, dagTree } from "./commands/dag.ts";
+import { formatDiff, readLockAt } from "./commands/diff.ts";
+import { deltaRows, describeViolation, formatMarkdown, parseLimit, regressions, seedBase } from "./commands/diff_md.ts";
+import type { LockFile } from "./engine/lockfile.ts";
+import { Engine, type StageResult, type VerifyResult } from "./engine/engine.ts";
+import { interruptedStatus, makeExecutor } from "./executors/executor.ts";
+import { applyRun, experimentKeys, formatRuns, listRuns, pushRuns, showRun } from "./commands/exp.ts";
+import { knownFault } from "./engine/faults.ts";
+import { gc } from "./store/gc.ts";
+import { type Override, own } from "./engine/graph.ts";
+import { readParamsFile, splitAssignment } from "./engine/params.ts";
+import { TransferProgress } from "./sharing/remote.ts";
+import { formatDuration } from "./terminal/progress.ts";
+import { readLocalSettings } from "./engine/settings.ts";
+import { colorWanted, maskConsole, resultLine } from "./terminal/style.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "./types.ts";
 
 /** A mistake in the command line itself (unknown command or option, a malformed option value): exit 2. */
@@ -215,7 +215,9 @@ const COMMANDS: Record<string, Command> = {
         return verified(await engine.verify(c.args, steps, jobs, !!c.values["rebuild-thin"]), c.values.json);
       }
       const dryRun = !!c.values["dry-run"];
-      const live = c.values.live && !dryRun ? new (await import("./live.ts")).LiveView(engine, c.root) : undefined;
+      const live = c.values.live && !dryRun
+        ? new (await import("./commands/live.ts")).LiveView(engine, c.root)
+        : undefined;
       if (live) {
         await live.start();
         console.error(`live view: ${live.file} (reloads itself every few seconds)`);
@@ -415,7 +417,7 @@ const COMMANDS: Record<string, Command> = {
       else if (c.values.md) console.log(formatMarkdown(rows, labels, all).trimEnd());
       else console.log(formatDiff(rows, c.color));
       if (c.values.plots) {
-        const { writePlots } = await import("./plots.ts");
+        const { writePlots } = await import("./commands/plots.ts");
         const dir = resolve(c.values.plots as string);
         const result = await writePlots(
           (await c.engine()).store,

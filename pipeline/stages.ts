@@ -23,7 +23,7 @@ const evalEvery = (n: number) =>
 
 /**
  * Seeds of the runs repeated to measure the spread over seeds (42 is every stage's default):
- * each other seed is its own node, `<node>+s<seed>` (pipeline/graph.ts).
+ * each other seed is its own node, `<node>+s<seed>` (pipeline/engine/graph.ts).
  */
 const SEEDS = [42, 1, 2, 3, 4];
 

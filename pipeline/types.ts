@@ -80,7 +80,7 @@ export interface StageDef<P extends Record<string, ParamSpec> = Record<string, P
   publish?: string;
   /** What one run needs as a Slurm job (`--executor slurm`); unset fields take the defaults in slurm.ts. */
   resources?: Partial<Resources>;
-  /** Resources of each task the stage spreads out (pipeline/tasks.ts); unset fields take the stage's. */
+  /** Resources of each task the stage spreads out (pipeline/executors/tasks.ts); unset fields take the stage's. */
   taskResources?: Partial<Resources>;
 }
 
@@ -127,7 +127,7 @@ export interface StageContext<P = Record<string, ParamValue>> {
   checkpointDir: string;
   /** Project root (absolute). */
   root: string;
-  /** How many processes the stage may use for independent work (`--jobs`; see pipeline/tasks.ts). */
+  /** How many processes the stage may use for independent work (`--jobs`; see pipeline/executors/tasks.ts). */
   jobs: number;
   /** Report progress: a live line on a terminal, a plain line every few seconds otherwise. */
   progress(p: Progress): void;

@@ -1,6 +1,6 @@
 // The CNN's non-GEMM kernels on NHWC Float32Arrays, fused where it saves passes over
 // memory: BatchNorm + ReLU (forward, backward), 3×3/2 max-pool with argmax, softmax
-// cross-entropy, Adam. Checked against tfjs autograd and finite differences (tests/cnn_test.ts).
+// cross-entropy, Adam. Checked against tfjs autograd and finite differences (tests/models/cnn_test.ts).
 import type { ConvGeom } from "../compute/im2col.ts";
 
 export const BN_EPS = 1e-5;

@@ -20,7 +20,7 @@ export const CBLAS_ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 
 /**
  * The OpenBLAS entry points this project calls, as Deno FFI signatures: written once here
- * (tests/gemm_child.ts opens its plain reference library with the same ones).
+ * (tests/support/gemm_child.ts opens its plain reference library with the same ones).
  */
 export const OPENBLAS_SYMBOLS = {
   cblas_sgemm: {
@@ -138,7 +138,7 @@ export function loadBlas(): { blas: Blas | null; reason: string } {
   if (envGet("COMPUTE_BLAS") === "off") return cached = { blas: null, reason: "disabled by COMPUTE_BLAS=off" };
   // Read once, when the library loads: what the results depend on is set here, not taken
   // from the machine's environment. OPENBLAS_L2_SIZE / OPENBLAS_BLOCK_FACTOR do not change
-  // the Haswell kernels' blocking in 0.3.21 (tests/gemm_determinism_test.ts checks it).
+  // the Haswell kernels' blocking in 0.3.21 (tests/models/gemm_determinism_test.ts checks it).
   try {
     if (cpuHasAvx2Fma() !== false) Deno.env.set("OPENBLAS_CORETYPE", CORETYPE);
     Deno.env.set("OPENBLAS_NUM_THREADS", "1");

@@ -12,7 +12,7 @@
 // composition (step, multiply, the two products, a sum). The loss, always n × 10, is written
 // out as tfjs's kernels compute it: exp and log are tfjs's wasm kernels; each +, −, ×, ÷ of
 // float32 values is rounded once to float32 (Math.fround: exactly IEEE float32's); sums are
-// taken in order from 0, as tfjs's wasm Sum takes them. tests/mlp_kernels_test.ts compares
+// taken in order from 0, as tfjs's wasm Sum takes them. tests/models/mlp_kernels_test.ts compares
 // both with the plain ops, values and gradients, bit for bit (−0, ties and NaN included).
 import * as tf from "@tensorflow/tfjs-core";
 

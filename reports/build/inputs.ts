@@ -9,8 +9,6 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseNpy } from "../../data/npy.ts";
 import { curveDifference } from "./curves.ts";
-import { Graph } from "../../pipeline/graph.ts";
-import { STAGES } from "../../pipeline/stages.ts";
 import { type EvalPoint, PipelineError, type TrainingHistory } from "../../pipeline/types.ts";
 import { TABLE1 } from "./study.ts";
 
@@ -136,16 +134,14 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
     const run = await maybe(stage, (d) => readRun(stage, d));
     if (run) evalModes.set(stage, run);
   }
-  // The seed nodes of each run the pipeline repeats over seeds, as declared (pipeline/stages.ts).
-  const graph = new Graph(STAGES);
+  // The seed nodes of each run the pipeline repeats over seeds: the engine gives the report every node of its
+  // deps (\`<stage>+s<seed>\`, pipeline/engine/graph.ts), so the inputs say what was declared.
   const seeds = new Map<string, Run[]>();
   const declaredSeeds = new Map<string, number>();
   for (const base of RUN_STAGES) {
-    const names = graph.nodes.has(base) ? graph.seedsOf(base) : [];
-    // Seed nodes given, declared or not (a test's fabricated inputs may use others).
     const given = Object.keys(inputs).filter((k) => k.startsWith(`${base}+s`));
-    if (!names.length && !given.length) continue;
-    declaredSeeds.set(base, Math.max(names.length, given.length) + 1);
+    if (!given.length) continue;
+    declaredSeeds.set(base, given.length + 1);
     seeds.set(base, await Promise.all(given.map((name) => readRun(name, inputs[name]))));
   }
   const checks = await maybe("train-batchnorm", (d) => readJson("train-batchnorm", d, "checks.json"));

@@ -2,7 +2,7 @@
 // 127.0.0.1, gunzip + untar + MD5, and preprocess in its own process (as the
 // engine runs it), so its peak RSS is its own.
 import { fileURLToPath } from "node:url";
-import { makeTestContext } from "../stage_context.ts";
+import { makeTestContext } from "../support/stage_context.ts";
 import { run as downloadRun } from "../../data/download_stage.ts";
 
 const ARCHIVE = fileURLToPath(new URL("../../../shared/data/cifar-10-binary.tar.gz", import.meta.url));
@@ -33,7 +33,7 @@ export async function bench() {
     console.log(`extract + verify: ${m.extract_s} s, ${(mib / Number(m.extract_s)).toFixed(0)} MiB/s of archive`);
 
     const script = `
-      import { makeTestContext } from ${JSON.stringify(new URL("../stage_context.ts", import.meta.url).href)};
+      import { makeTestContext } from ${JSON.stringify(new URL("../support/stage_context.ts", import.meta.url).href)};
       import { run } from ${JSON.stringify(new URL("../../data/preprocess_stage.ts", import.meta.url).href)};
       const ctx = await makeTestContext({ stage: "preprocess", params: {}, inputs: { download: ${
       JSON.stringify(dl.outDir)

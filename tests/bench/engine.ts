@@ -6,10 +6,10 @@
 import { cpSync } from "node:fs";
 import { join } from "node:path";
 import { cpuUsage } from "node:process";
-import { CodeCache, typescriptLoaded } from "../../pipeline/code.ts";
-import { Engine } from "../../pipeline/engine.ts";
-import { StatCache } from "../../pipeline/hash.ts";
-import { importClosure } from "../../pipeline/imports.ts";
+import { CodeCache, typescriptLoaded } from "../../pipeline/store/code.ts";
+import { Engine } from "../../pipeline/engine/engine.ts";
+import { StatCache } from "../../pipeline/store/hash.ts";
+import { importClosure } from "../../pipeline/store/imports.ts";
 import { STAGES } from "../../pipeline/stages.ts";
 import type { StageDef } from "../../pipeline/types.ts";
 

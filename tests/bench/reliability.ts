@@ -1,4 +1,4 @@
-// `deno task bench reliability`: the long version of tests/faults_test.ts.
+// `deno task bench reliability`: the long version of tests/pipeline/engine/faults_test.ts.
 // 50 SIGKILLs of the process group at seeded moments (44 across the toy stages,
 // 6 across the smoke profile's download … train-torch-mlp), 10 concurrent
 // reproduce runs on one cache, and every bad input of the table; prints the
@@ -13,7 +13,7 @@ import {
   toyBadInputs,
   toyProject,
   trustBadInputs,
-} from "../faults_harness.ts";
+} from "../support/faults_harness.ts";
 
 const SMOKE = ["--profile", "smoke"];
 

@@ -1,0 +1,44 @@
+// Machine-local settings, git-ignored: where this machine's cache is shared to and how
+// it runs stages. `pipeline/config.local.json` (like DVC's config.local); parameter
+// values that are transport-only (a download URL) go in `pipeline/params.local.json`.
+import { join } from "node:path";
+import type { SlurmSettings } from "../executors/slurm.ts";
+import { PipelineError } from "../types.ts";
+
+export interface LocalSettings {
+  /** The shared remote, e.g. "s3://bucket/prefix" (push, pull, and restores on reproduce). */
+  remote?: string;
+  /** How stages run: in local worker processes (default) or as Slurm jobs. */
+  executor?: "local" | "slurm";
+  /** With executor slurm: {"partition", "account", "args": [sbatch flags], "resources": {stage: {cpus, memMB, time}}}. */
+  slurm?: SlurmSettings;
+}
+
+/** Read `pipeline/config.local.json` (absent: {}); a malformed file is a one-line error naming it. */
+export async function readLocalSettings(root: string): Promise<LocalSettings> {
+  const file = join(root, "pipeline", "config.local.json");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw e;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new PipelineError(`${file} is not valid JSON: ${(e as Error).message}`, 'write {"remote": "s3://…", …}');
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    throw new PipelineError(`${file} must hold a JSON object`, 'write {"remote": "s3://…", …}');
+  }
+  const remote = (value as LocalSettings).remote;
+  if (remote !== undefined && (typeof remote !== "string" || !/^(s3:\/\/.+|git)$/.test(remote))) {
+    throw new PipelineError(
+      `${file}: "remote" is ${JSON.stringify(remote)}`,
+      'write "remote": "s3://bucket/prefix" (or "git" for the committed pipeline/remote/ alone)',
+    );
+  }
+  return value as LocalSettings;
+}
