@@ -121,6 +121,8 @@ export interface StageContext<P = Record<string, ParamValue>> {
   params: P;
   /** Upstream stage name (resolved, with @variant) → directory holding its outputs. Read-only. */
   inputs: Record<string, string>;
+  /** Upstream nodes declared but not finished, left out by `reproduce --partial` (in the key). */
+  notRun?: string[];
   /** Write every output here; it is moved into the cache only when run() returns. */
   outDir: string;
   /** Survives a killed run of the same cache key; removed after success. Save checkpoints here. */

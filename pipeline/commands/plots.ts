@@ -190,7 +190,7 @@ export async function writePlots(
   heading: string,
 ): Promise<PlotResult> {
   const { toPng, toSvg } = await import("../../reports/build/render.ts"); // vega loads only for --plots
-  const self = fileURLToPath(new URL("..", import.meta.url)); // this project's pinned packages, whatever --root says
+  const self = fileURLToPath(new URL("../..", import.meta.url)); // this project's pinned packages, whatever --root says
   await Deno.mkdir(dir, { recursive: true });
   const nodes = [...new Set(sides.flatMap((s) => Object.keys(s.keys)))].sort();
   const result: PlotResult = { figures: [], withoutCurves: [] };

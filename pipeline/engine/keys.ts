@@ -53,7 +53,13 @@ export class Keys {
   }
 }
 
-/** A run's cache key: the hash of everything its outputs may depend on. */
+/**
+ * The key's input for an upstream node a `--partial` run goes without: the run differs from one that had it
+ * (the report says which runs are missing), and the worker tells the stage (StageContext.notRun).
+ */
+export const NOT_RUN = "not run";
+
+/** A run\'s cache key: the hash of everything its outputs may depend on. */
 export function keyOf(parts: KeyParts): string {
   return sha256(canonicalJson({ v: 2, ...parts }));
 }

@@ -3,7 +3,7 @@
 // predicted without changing anything, for status, --dry-run and dag.
 import type { KeyParts, RunEntry } from "../store/cache.ts";
 import { type Graph, readFiles } from "./graph.ts";
-import { explain, inputHash, keyOf, type Predicted } from "./keys.ts";
+import { explain, inputHash, keyOf, NOT_RUN, type Predicted } from "./keys.ts";
 import { lockedOutputsHash } from "./lockfile.ts";
 import { describeWhole, few, planWhole } from "./thin.ts";
 import { PipelineError } from "../types.ts";
@@ -107,7 +107,8 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
     }
     let parts: KeyParts;
     try {
-      parts = await ws.keys.parts(node, Object.fromEntries(deps.map((d) => [d, inputHash(node, known.get(d)!)])));
+      const inputs = node.deps.map((d) => [d, absent.has(d) ? NOT_RUN : inputHash(node, known.get(d)!)]);
+      parts = await ws.keys.parts(node, Object.fromEntries(inputs));
     } catch (e) {
       if (!(e instanceof PipelineError)) throw e;
       known.set(name, undefined);

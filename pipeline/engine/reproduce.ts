@@ -2,7 +2,7 @@
 // cached (locally or on a remote), run what is stale (in parallel where the graph allows, up
 // to --jobs), link each result into the project and record it in the lock file.
 import type { RunEntry } from "../store/cache.ts";
-import { explain, inputHash, keyOf } from "./keys.ts";
+import { explain, inputHash, keyOf, NOT_RUN } from "./keys.ts";
 import type { LockFile } from "./lockfile.ts";
 import { forced, type Outcome, outsideDeps, plan, type ReproduceOptions, selection, type StageResult } from "./plan.ts";
 import { formatDuration } from "../terminal/progress.ts";
@@ -124,7 +124,9 @@ async function processNode(
   const { store } = ws;
   const node = ws.graph.nodes.get(name)!;
   const upstream = node.deps.filter((d) => !absent.has(d)).map((d) => [d, done.get(d)!] as const);
-  const inputs = Object.fromEntries(upstream.map(([d, e]) => [d, inputHash(node, e)]));
+  const inputs = Object.fromEntries(
+    node.deps.map((d) => [d, absent.has(d) ? NOT_RUN : inputHash(node, done.get(d)!)]),
+  );
   const parts = await ws.keys.parts(node, inputs);
   const key = keyOf(parts);
   const previous = lock.stages[name];

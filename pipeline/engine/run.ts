@@ -11,6 +11,7 @@ import { type Node, readFiles } from "./graph.ts";
 import { canonicalJson, hashFile, sha256 } from "../store/hash.ts";
 import { provenance } from "./publish.ts";
 import { PipelineError } from "../types.ts";
+import { NOT_RUN } from "./keys.ts";
 import { compareUpTo, describeDifference, type Difference, firstDifference } from "./verify.ts";
 import { RESULT_RESERVE, type WorkerConfig } from "../executors/worker.ts";
 import type { Workspace } from "./workspace.ts";
@@ -151,6 +152,7 @@ export async function launch(
     memoSalt: sha256(canonicalJson(parts.code)),
     resultFile: join(tmp, "result.json"),
     stopAfterSteps: where.stopAfterSteps,
+    notRun: Object.keys(parts.inputs).filter((d) => parts.inputs[d] === NOT_RUN),
   };
   await Deno.writeTextFile(join(tmp, "worker.json"), JSON.stringify(config));
   await Deno.writeTextFile(config.resultFile, " ".repeat(RESULT_RESERVE)); // see writeResult in worker.ts

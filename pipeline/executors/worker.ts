@@ -28,6 +28,8 @@ export interface WorkerConfig {
   resultFile: string;
   /** `--verify-steps`: a training stage stops after this many steps. */
   stopAfterSteps?: number;
+  /** Upstream nodes a `--partial` run goes without. */
+  notRun?: string[];
 }
 
 export async function runWorker(config: WorkerConfig): Promise<void> {
@@ -38,6 +40,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     stage: config.stage,
     params: config.params,
     inputs: config.inputs,
+    notRun: config.notRun ?? [],
     outDir: config.outDir,
     checkpointDir: config.checkpointDir,
     root: config.root,

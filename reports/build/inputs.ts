@@ -113,7 +113,8 @@ export const RUN_STAGES = [
 /** What the report shows in place of a run that is not among its inputs. */
 export const notRunYet = (stage: string) => `not run yet — \`deno task reproduce ${stage}\``;
 
-export async function readInputs(inputs: Record<string, string>): Promise<ReportInputs> {
+/** `notRun`: upstream nodes declared but not finished (a `--partial` report, StageContext.notRun). */
+export async function readInputs(inputs: Record<string, string>, notRun: string[] = []): Promise<ReportInputs> {
   const missing = RUN_STAGES.filter((s) => !inputs[s]);
   if (RUN_STAGES.every((s) => s === "search-mlp" || missing.includes(s))) {
     throw new PipelineError(
@@ -134,14 +135,14 @@ export async function readInputs(inputs: Record<string, string>): Promise<Report
     const run = await maybe(stage, (d) => readRun(stage, d));
     if (run) evalModes.set(stage, run);
   }
-  // The seed nodes of each run the pipeline repeats over seeds: the engine gives the report every node of its
-  // deps (\`<stage>+s<seed>\`, pipeline/engine/graph.ts), so the inputs say what was declared.
+  // The seed nodes (`<stage>+s<seed>`) of each run the pipeline repeats over seeds: given, or declared and not run.
   const seeds = new Map<string, Run[]>();
   const declaredSeeds = new Map<string, number>();
   for (const base of RUN_STAGES) {
     const given = Object.keys(inputs).filter((k) => k.startsWith(`${base}+s`));
-    if (!given.length) continue;
-    declaredSeeds.set(base, given.length + 1);
+    const declared = given.length + notRun.filter((k) => k.startsWith(`${base}+s`)).length;
+    if (!declared) continue;
+    declaredSeeds.set(base, declared + 1);
     seeds.set(base, await Promise.all(given.map((name) => readRun(name, inputs[name]))));
   }
   const checks = await maybe("train-batchnorm", (d) => readJson("train-batchnorm", d, "checks.json"));

@@ -11,7 +11,7 @@ import { TITLE } from "./report.ts";
 import { browserScripts, EMBED_OPTIONS, toPng, toSvg } from "./render.ts";
 
 export async function run(ctx: StageContext<ReportParams>): Promise<Record<string, number | string>> {
-  const inputs = await readInputs(ctx.inputs);
+  const inputs = await readInputs(ctx.inputs, ctx.notRun);
   const { blocks, figures, metrics } = buildReport(inputs);
 
   await Deno.mkdir(join(ctx.outDir, "figures"), { recursive: true });

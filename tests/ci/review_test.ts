@@ -8,7 +8,7 @@ import { MARKER, openMetrics, SUMMARY_LIMIT, trimMarkdown, upsertComment } from 
 import { lintCi } from "../../.ci/lint_ci.ts";
 
 const REVIEW = new URL("../../.ci/review.ts", import.meta.url).pathname;
-const REPO = new URL("..", import.meta.url).pathname;
+const REPO = new URL("../..", import.meta.url).pathname;
 
 const FILES: Record<string, string> = {
   "stages.ts": `

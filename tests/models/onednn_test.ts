@@ -116,7 +116,7 @@ Deno.test({
   name: "oneDNN VGG: bit-identical parameters, moments, statistics and logits with 1, 2 and 4 OpenMP threads",
   ignore,
   async fn() {
-    const child = fileURLToPath(new URL("onednn_steps.ts", import.meta.url));
+    const child = fileURLToPath(new URL("../support/onednn_steps.ts", import.meta.url));
     const run = async (threads: number) => {
       const out = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", child, "0.25", "8", "2"],
@@ -142,7 +142,7 @@ Deno.test("oneDNN absent: null with a reason that names the file and the package
 });
 
 Deno.test("train-cnn without libdnnl2: one line naming the fix, no run on other kernels under the oneDNN key", async () => {
-  const child = fileURLToPath(new URL("onednn_absent_child.ts", import.meta.url));
+  const child = fileURLToPath(new URL("../support/onednn_absent_child.ts", import.meta.url));
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", child],
     env: { COMPUTE_ONEDNN: "/nonexistent/libdnnl.so.2" },

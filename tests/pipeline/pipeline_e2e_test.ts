@@ -7,7 +7,7 @@ import { Graph } from "../../pipeline/engine/graph.ts";
 import { STAGES } from "../../pipeline/stages.ts";
 import { dirname, join } from "node:path";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 async function copyProject(): Promise<string> {
   const dest = await Deno.makeTempDir({ prefix: "pipeline-e2e-" });

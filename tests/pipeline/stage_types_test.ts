@@ -2,7 +2,7 @@
 // pipeline/stages.ts, so a misspelt parameter fails the type check, not a run.
 import assert from "node:assert/strict";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 const FIXTURE = "tests/support/fixtures/type_errors/misspelt_param.ts";
 
 Deno.test("a stage module that reads a parameter its stage does not declare fails deno check", async () => {

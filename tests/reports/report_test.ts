@@ -13,6 +13,8 @@ import { run } from "../../reports/build/stage.ts";
 import { compare, difference, estimate, t95 } from "../../reports/build/stats.ts";
 import { complete, direction, equivalent, noGain, notRun, threshold, verdictOf } from "../../reports/build/claims.ts";
 import { TABLE1 } from "../../reports/build/study.ts";
+import { Graph } from "../../pipeline/engine/graph.ts";
+import { STAGES } from "../../pipeline/stages.ts";
 import { confusion, perClass } from "../../reports/build/sections/classes.ts";
 import { pct, signed } from "../../reports/build/format.ts";
 import { fabricateInputs, LABELS, PREDICTIONS } from "../support/report_fixture.ts";
@@ -20,7 +22,10 @@ import { fabricateInputs, LABELS, PREDICTIONS } from "../support/report_fixture.
 async function build(opts: Parameters<typeof fabricateInputs>[1] = {}) {
   const base = await Deno.makeTempDir({ prefix: "report-inputs-" });
   const inputs = await fabricateInputs(base, opts);
-  const ctx = await makeTestContext({ stage: "report", params: {}, inputs, quiet: true });
+  // As `reproduce --partial` would: the declared upstream nodes not among the inputs are named.
+  const declared = new Graph(STAGES).nodes.get("report")!.deps;
+  const notRun = declared.filter((d) => !inputs[d]);
+  const ctx = { ...await makeTestContext({ stage: "report", params: {}, inputs, quiet: true }), notRun };
   return {
     ctx,
     async cleanup() {

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { listFiles } from "../../pipeline/store/cache.ts";
 import { hashFile } from "../../pipeline/store/hash.ts";
 
-export const ROOT = new URL("..", import.meta.url).pathname;
+export const ROOT = new URL("../..", import.meta.url).pathname;
 const CLI = join(ROOT, "pipeline/cli.ts");
 
 /** mulberry32: the same kill moments on every run. */

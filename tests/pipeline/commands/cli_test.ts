@@ -11,7 +11,7 @@ import { colorWanted } from "../../../pipeline/terminal/style.ts";
 import type { StageDef } from "../../../pipeline/types.ts";
 
 const CLI = new URL("../../../pipeline/cli.ts", import.meta.url).pathname;
-const REPO = new URL("..", import.meta.url).pathname;
+const REPO = new URL("../../..", import.meta.url).pathname;
 
 //           ┌── train@small ──┐
 // data ─────┼── train@big ────┼── report

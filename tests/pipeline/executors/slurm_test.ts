@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { resolveResources } from "../../../pipeline/executors/executor.ts";
 import { DEFAULT_RESOURCES } from "../../../pipeline/executors/slurm.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = new URL("../../..", import.meta.url).pathname;
 const CLI = join(ROOT, "pipeline/cli.ts");
 const dec = new TextDecoder();
 
