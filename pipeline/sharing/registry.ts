@@ -26,6 +26,7 @@ export const SCHEMES: Scheme[] = [
   scheme("file", "file:///mnt/shared/study", "a folder on a shared disk (every file)", () => import("./folder.ts")),
   scheme("s3", "s3://bucket/prefix", "S3 or compatible (AWS_ENDPOINT_URL, AWS_* credentials)", () => import("./s3.ts")),
   scheme("https|http", "https://host/prefix", "a web host or public bucket", () => import("./http.ts"), "read-only"),
+  scheme("ssh", "ssh://user@host[:port]/path", "a folder over SFTP (key: remoteOptions.ssh)", () => import("./ssh.ts")),
 ];
 
 /** The scheme a URL uses, if it is one of SCHEMES. */
