@@ -162,7 +162,7 @@ const OPTIONS: Record<string, Option> = {
     type: "string",
     arg: "URL",
     help: 'the shared remote (default: "remote" in pipeline/config.local.json), or git for pipeline/remote/ alone:\n' +
-      schemesHelp("  "),
+      schemesHelp(""),
   },
   executor: {
     type: "string",

@@ -41,7 +41,7 @@ export function writableExamples(all = false): string[] {
   return SCHEMES.filter((s) => all || !s.readOnly).map((s) => s.example);
 }
 
-/** The --remote help: one line per scheme. */
+/** The --remote help: one line per scheme, each after indent. */
 export function schemesHelp(indent: string): string {
   return SCHEMES.map((s) => `${indent}${s.example}: ${s.help}${s.readOnly ? " (pull only)" : ""}`).join("\n");
 }
