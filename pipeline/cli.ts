@@ -16,7 +16,7 @@ import { gc } from "./store/gc.ts";
 import { type Override, own } from "./engine/graph.ts";
 import { readParamsFile, splitAssignment } from "./engine/params.ts";
 import { TransferProgress } from "./sharing/remote.ts";
-import { schemesHelp, writableExamples } from "./sharing/registry.ts";
+import { SCHEMES, schemesHelp } from "./sharing/registry.ts";
 import { formatDuration } from "./terminal/progress.ts";
 import { readLocalSettings } from "./engine/settings.ts";
 import { colorWanted, maskConsole, resultLine } from "./terminal/style.ts";
@@ -681,8 +681,8 @@ async function transfer(engine: Engine, command: "push" | "pull", targets: strin
   if (!missing.length) {
     throw new PipelineError(
       `restored without their big files: ${thin.join(", ")} (the committed remote keeps files up to 8 MiB)`,
-      `pull from a shared remote that has them (--remote ${writableExamples().at(-1)}… or "remote" in ` +
-        "pipeline/config.local.json), " +
+      `pull from a shared remote that has them (--remote ${SCHEMES.map((s) => `${s.schemes[0]}://…`).join("|")}, ` +
+        'or "remote" in pipeline/config.local.json), ' +
         `or rebuild them here: \`deno task reproduce ${thin.join(" ")} --whole\` (\`deno task status\` first says ` +
         "what that costs)",
     );
