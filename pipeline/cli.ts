@@ -16,6 +16,7 @@ import { gc } from "./store/gc.ts";
 import { type Override, own } from "./engine/graph.ts";
 import { readParamsFile, splitAssignment } from "./engine/params.ts";
 import { TransferProgress } from "./sharing/remote.ts";
+import { SCHEMES, schemesHelp } from "./sharing/registry.ts";
 import { formatDuration } from "./terminal/progress.ts";
 import { readLocalSettings } from "./engine/settings.ts";
 import { colorWanted, maskConsole, resultLine } from "./terminal/style.ts";
@@ -160,8 +161,8 @@ const OPTIONS: Record<string, Option> = {
   remote: {
     type: "string",
     arg: "URL",
-    help: 'the shared remote: s3://bucket/prefix (default: "remote" in pipeline/config.local.json; endpoint\n' +
-      "and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, …), or git for pipeline/remote/ alone",
+    help: 'the shared remote (default: "remote" in pipeline/config.local.json), or git for pipeline/remote/ alone:\n' +
+      schemesHelp(""),
   },
   executor: {
     type: "string",
@@ -274,7 +275,7 @@ const COMMANDS: Record<string, Command> = {
   },
   push: {
     args: "[stage…]",
-    help: "copy finished runs to the shared remote (S3: everything), or without one into pipeline/remote/\n" +
+    help: "copy finished runs to the shared remote (every file), or without one into pipeline/remote/\n" +
       "(small outputs only) to commit: a fresh clone then restores them instead of training again",
     async run(c) {
       const engine = await c.engine();
@@ -680,7 +681,8 @@ async function transfer(engine: Engine, command: "push" | "pull", targets: strin
   if (!missing.length) {
     throw new PipelineError(
       `restored without their big files: ${thin.join(", ")} (the committed remote keeps files up to 8 MiB)`,
-      'pull from a shared remote that has them (--remote s3://… or "remote" in pipeline/config.local.json), ' +
+      `pull from a shared remote that has them (--remote ${SCHEMES.map((s) => `${s.schemes[0]}://…`).join("|")}, ` +
+        'or "remote" in pipeline/config.local.json), ' +
         `or rebuild them here: \`deno task reproduce ${thin.join(" ")} --whole\` (\`deno task status\` first says ` +
         "what that costs)",
     );

@@ -4,10 +4,13 @@
 import { join } from "node:path";
 import type { SlurmSettings } from "../executors/slurm.ts";
 import { PipelineError } from "../types.ts";
+import { findScheme, writableExamples } from "../sharing/registry.ts";
 
 export interface LocalSettings {
-  /** The shared remote, e.g. "s3://bucket/prefix" (push, pull, and restores on reproduce). */
+  /** The shared remote, e.g. "s3://bucket/prefix" (push, pull, and restores on reproduce; schemes: registry.ts). */
   remote?: string;
+  /** Per-scheme options of remotes, e.g. {"ssh": {"identity": "~/.ssh/id_ed25519"}} (see each backend). */
+  remoteOptions?: Record<string, Record<string, string>>;
   /** How stages run: in local worker processes (default) or as Slurm jobs. */
   executor?: "local" | "slurm";
   /** With executor slurm: {"partition", "account", "args": [sbatch flags], "resources": {stage: {cpus, memMB, time}}}. */
@@ -34,10 +37,10 @@ export async function readLocalSettings(root: string): Promise<LocalSettings> {
     throw new PipelineError(`${file} must hold a JSON object`, 'write {"remote": "s3://…", …}');
   }
   const remote = (value as LocalSettings).remote;
-  if (remote !== undefined && (typeof remote !== "string" || !/^(s3:\/\/.+|git)$/.test(remote))) {
+  if (remote !== undefined && (typeof remote !== "string" || (remote !== "git" && !findScheme(remote)))) {
     throw new PipelineError(
       `${file}: "remote" is ${JSON.stringify(remote)}`,
-      'write "remote": "s3://bucket/prefix" (or "git" for the committed pipeline/remote/ alone)',
+      `write "remote": one of ${writableExamples(true).join(", ")} (or "git" for the committed pipeline/remote/ alone)`,
     );
   }
   return value as LocalSettings;

@@ -1,94 +1,159 @@
-// Remotes: stores of the cache's own layout (runs/<key>.json + objects/ab/cdef…)
-// that runs are pushed to and restored from. Two kinds: the folder committed to
-// git (pipeline/remote/, small results only) and S3 (pipeline/sharing/s3.ts: everything).
-// Either way a run entry is written after all its objects (the commit point),
-// and every object is checked against its hash by the Store before it is used.
-import { dirname, join, relative } from "node:path";
-import type { RunEntry } from "../store/cache.ts";
+// Remotes: stores of the cache's own layout (runs/<key>.json + objects/ab/cdef…) that runs are
+// pushed to and restored from: the folder committed to git (pipeline/remote/, small files only),
+// and the shared remote named by a URL (registry.ts: s3://, https://, ssh://, file://). Each is one
+// Remote: the protocol, written once here, over a Backend (backend.ts: stat, read, get, put).
+// Push: runs already there are skipped, then objects (those not there whole), then each entry last,
+// the commit point; a thin run (restored without its big files) is left out where it is not whole.
+// Pull: entries are parsed by store/entry.ts, and every object is checked against its hash by the
+// Store before it is used (store/transfers.ts).
+import { relative } from "node:path";
+import type { RunEntry } from "../store/entry.ts";
 import { type EntryRead, parseEntry } from "../store/entry.ts";
-import { hashFile, writeFileAtomic } from "../store/hash.ts";
 import { formatDuration } from "../terminal/progress.ts";
-import { readLocalSettings } from "../engine/settings.ts";
+import { type LocalSettings, readLocalSettings } from "../engine/settings.ts";
 import { PipelineError } from "../types.ts";
-
-export interface Remote {
-  /** For messages: pipeline/remote, s3://bucket/prefix. */
-  readonly url: string;
-  /** The run entry stored under key, undefined if none, { corrupt } if it is not one to trust (see entry.ts). */
-  readEntry(key: string): Promise<EntryRead>;
-  /**
-   * Is object `hash` there whole (the right size; the folder remote checks its hash too)? For
-   * status and --dry-run, which say what would be restored without copying anything.
-   */
-  has(hash: string, size: number): Promise<boolean>;
-  /** Write object `hash` (expected `size` bytes) to dest; false if the remote lacks it. The caller verifies it. */
-  download(hash: string, size: number, dest: string): Promise<boolean>;
-  /** Copy runs in, objects first and each entry last; skips what is there. Returns the keys it holds now. */
-  push(entries: RunEntry[], objectPath: (hash: string) => string): Promise<Set<string>>;
-  /** Where object `hash` is, for error messages. */
-  where(hash: string): string;
-  /** Set by push/pull to show a progress line. */
-  progress?: TransferProgress;
-}
+import type { Backend } from "./backend.ts";
+import { FolderBackend } from "./folder.ts";
+import { findScheme, writableExamples } from "./registry.ts";
 
 export const objectKey = (hash: string) => `objects/${hash.slice(0, 2)}/${hash.slice(2)}`;
+const entryKey = (key: string) => `runs/${key}.json`;
 
-/**
- * The committed folder: a plain copy of files up to maxBytes (git is not a place for datasets or
- * weights) and every run entry; a run with bigger files is restored without them (RunEntry.absent).
- */
-export class FolderRemote implements Remote {
-  constructor(readonly dir: string, readonly maxBytes = 8 << 20, readonly url = dir) {}
+export class Remote {
+  /** Files above this are left out of pushes and restored thin (Infinity: none). */
+  readonly maxBytes: number;
+  /** Set by push/pull to show a progress line. */
+  progress?: TransferProgress;
+  private limiter: Limiter;
+  private ready?: Promise<void>;
 
+  /** `maxBytes`: a size limit of this remote's own (default: the backend's, if any). */
+  constructor(readonly backend: Backend, readonly url = backend.url, opts: { maxBytes?: number } = {}) {
+    this.maxBytes = opts.maxBytes ?? backend.maxBytes ?? Infinity;
+    this.limiter = new Limiter(backend.jobs ?? 4);
+  }
+
+  private open(): Promise<void> {
+    return this.ready ??= this.backend.open?.() ?? Promise.resolve();
+  }
+
+  /** The run entry stored under key, undefined if none, { corrupt } if it is not one to trust (see entry.ts). */
   async readEntry(key: string): Promise<EntryRead> {
-    try {
-      return parseEntry(await Deno.readTextFile(join(this.dir, "runs", `${key}.json`)), key);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return undefined;
-      throw e;
-    }
+    await this.open();
+    const text = await this.limiter.run(() => this.backend.read(entryKey(key)));
+    return text === undefined ? undefined : parseEntry(text, key);
   }
 
-  async has(hash: string, _size: number): Promise<boolean> {
-    try {
-      return (await hashFile(join(this.dir, objectKey(hash)))) === hash;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
-    }
+  /** Is object `hash` there whole (its size; its hash where the backend checks it cheaply)? For status and --dry-run. */
+  async has(hash: string, size: number): Promise<boolean> {
+    await this.open();
+    return await this.limiter.run(async () => {
+      if (this.backend.holds) return await this.backend.holds(objectKey(hash), hash);
+      return (await this.backend.stat(objectKey(hash))) === size;
+    });
   }
 
-  async download(hash: string, _size: number, dest: string): Promise<boolean> {
-    try {
-      await Deno.copyFile(join(this.dir, objectKey(hash)), dest);
-      return true;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
-      throw e;
-    }
-  }
-
-  async push(entries: RunEntry[], objectPath: (hash: string) => string): Promise<Set<string>> {
-    const held = new Set<string>();
-    for (const { absent: _, ...entry } of entries) {
-      // Files over maxBytes stay out (the shared remote has them); the entry names them by hash, so a
-      // clone restores the run without them and downstream keys are those of the whole run.
-      for (const { hash, size } of Object.values(entry.outputs)) {
-        if (size > this.maxBytes) continue;
-        const dest = join(this.dir, objectKey(hash));
-        await Deno.mkdir(dirname(dest), { recursive: true });
-        await writeFileAtomic(dest, await Deno.readFile(objectPath(hash)));
+  /** Write object `hash` (expected `size` bytes) to dest; false if the remote lacks it. The caller verifies it. */
+  async download(hash: string, size: number, dest: string): Promise<boolean> {
+    await this.open();
+    const progress = this.progress;
+    progress?.plan(1, size);
+    return await this.limiter.run(async () => {
+      let got: boolean;
+      try {
+        got = await this.backend.get(objectKey(hash), dest, (n) => progress?.add(0, n));
+      } catch (e) {
+        if (!diskFull(e)) throw e;
+        throw new PipelineError(
+          `disk full while pulling ${this.where(hash)} (${formatBytes(size)}) into ${dirnameOf(dest)}`,
+          "free space (or point PIPELINE_CACHE at a larger disk) and pull again: runs already pulled are kept",
+        );
       }
-      await Deno.mkdir(join(this.dir, "runs"), { recursive: true });
-      await writeFileAtomic(join(this.dir, "runs", `${entry.key}.json`), JSON.stringify(entry, null, 1) + "\n");
-      held.add(entry.key);
+      if (got) progress?.add(1, 0);
+      return got;
+    });
+  }
+
+  /** Can this remote take the run whole, as far as it keeps files (a thin run lacks some)? */
+  private pushable(e: RunEntry): boolean {
+    return (e.absent ?? []).every((rel) => e.outputs[rel].size > this.maxBytes);
+  }
+
+  /** Copy runs in, objects first and each entry last; skips what is there. Returns the keys it holds now. */
+  async push(entries: RunEntry[], objectPath: (hash: string) => string): Promise<Set<string>> {
+    const put = this.backend.put?.bind(this.backend);
+    if (this.backend.readOnly || !put) {
+      throw new PipelineError(
+        `${this.url} is read-only: runs are pulled from it, never pushed`,
+        `push to a writable remote (${writableExamples().join(", ")}, or "git"), then publish its folder there`,
+      );
     }
+    await this.open();
+    const held = new Set<string>();
+    const todo: RunEntry[] = [];
+    await Promise.all(
+      entries.filter((e) => this.pushable(e)).map((e) =>
+        this.limiter.run(async () => {
+          const there = await this.backend.read(entryKey(e.key)).then((t) => t !== undefined && parseEntry(t, e.key));
+          if (there && !("corrupt" in there)) held.add(e.key);
+          else todo.push(e);
+        })
+      ),
+    );
+    const objects = new Map<string, number>();
+    for (const e of todo) {
+      for (const o of Object.values(e.outputs)) if (o.size <= this.maxBytes) objects.set(o.hash, o.size);
+    }
+    const send: Array<[string, number]> = [];
+    // An object of the wrong size (a leftover of a killed upload on a server that writes in place) is replaced.
+    await Promise.all([...objects].map(async ([hash, size]) => {
+      if (!(await this.has(hash, size))) send.push([hash, size]);
+    }));
+    const bytes = send.reduce((s, [, n]) => s + n, 0);
+    this.progress?.out(
+      `push ${this.url}: ${held.size} runs already there; ${send.length} objects to send (${formatBytes(bytes)}), ` +
+        `${objects.size - send.length} already there`,
+    );
+    this.progress?.plan(send.length, bytes);
+    await Promise.all(send.map(([hash]) =>
+      this.limiter.run(async () => {
+        await put(objectKey(hash), objectPath(hash), (n) => this.progress?.add(0, n));
+        this.progress?.add(1, 0);
+      })
+    ));
+    // Entries last: a run becomes visible only once every object it names is there whole. It names
+    // every output, those over maxBytes by hash: a clone restores it thin, with the whole run's keys.
+    await Promise.all(todo.map((e) =>
+      this.limiter.run(async () => {
+        const text = JSON.stringify({ ...e, absent: undefined }, null, 1) + "\n";
+        await put(entryKey(e.key), new TextEncoder().encode(text));
+        held.add(e.key);
+      })
+    ));
     return held;
   }
 
+  /** Where object `hash` is, for error messages. */
   where(hash: string) {
-    return join(this.url, objectKey(hash));
+    return `${this.url.replace(/\/+$/, "")}/${objectKey(hash)}`;
   }
+
+  async close() {
+    await this.backend.close?.();
+  }
+}
+
+/** The remote a URL names (registry.ts), with the machine's settings (keys, credentials). */
+export async function openRemote(url: string, settings: LocalSettings = {}): Promise<Remote> {
+  const scheme = findScheme(url);
+  if (!scheme) {
+    throw new PipelineError(
+      `unsupported remote ${JSON.stringify(url)}`,
+      `use ${writableExamples(true).join(", ")}, or "git" for the committed pipeline/remote/ ` +
+        '(--remote or "remote" in pipeline/config.local.json)',
+    );
+  }
+  return new Remote(await scheme.open(url, settings));
 }
 
 /**
@@ -97,21 +162,22 @@ export class FolderRemote implements Remote {
  * "remote". "git" names the folder alone. The last one is where push goes.
  */
 export async function openRemotes(root: string, folder: string, url?: string): Promise<Remote[]> {
-  const git = new FolderRemote(folder, 8 << 20, relative(root, folder) || folder);
-  url ??= (await readLocalSettings(root)).remote;
+  const git = new Remote(new FolderBackend(folder, 8 << 20), relative(root, folder) || folder);
+  const settings = await readLocalSettings(root);
+  url ??= settings.remote;
   if (!url || url === "git") return [git];
-  if (url.startsWith("s3://")) {
-    const { S3Remote } = await import("./s3.ts"); // the SDK loads only when an S3 remote is used
-    const s3 = S3Remote.fromUrl(url);
-    // Restores during reproduce say how far they are every 10 s (push and pull set a live line of their own).
-    s3.progress = new TransferProgress(`restore ${s3.url}`, undefined, false);
-    return [git, s3];
-  }
-  throw new PipelineError(
-    `unsupported remote ${JSON.stringify(url)}`,
-    'use s3://bucket/prefix, or "git" for the committed pipeline/remote/ (--remote or "remote" in pipeline/config.local.json)',
-  );
+  const shared = await openRemote(url, settings);
+  // Restores during reproduce say how far they are every 10 s (push and pull set a live line of their own).
+  shared.progress = new TransferProgress(`restore ${shared.url}`, undefined, false);
+  return [git, shared];
 }
+
+function diskFull(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err?.code === "ENOSPC" || /No space left on device|os error 28/.test(err?.message ?? "");
+}
+
+const dirnameOf = (path: string) => path.replace(/\/[^/]*$/, "") || "/";
 
 /** At most n tasks at once. */
 export class Limiter {

@@ -1,8 +1,6 @@
-// An S3 remote (s3://bucket/prefix): every run, whatever its size, through the
-// official SDK. Endpoint, region and credentials come from the standard AWS
-// variables and files (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, …).
-// Layout: <prefix>/objects/ab/cdef… (the cache's own SHA-256) and
-// <prefix>/runs/<key>.json, each entry put after all its objects.
+// An S3 backend (s3://bucket/prefix): every run, whatever its size, through the official SDK.
+// Endpoint, region and credentials come from the standard AWS variables and files
+// (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, …). The protocol is remote.ts's.
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -12,31 +10,25 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { createReadStream, createWriteStream } from "node:fs";
-import { dirname } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { RunEntry } from "../store/cache.ts";
-import { type EntryRead, parseEntry } from "../store/entry.ts";
-import { formatBytes, Limiter, objectKey, type Remote, type TransferProgress } from "./remote.ts";
+import type { Backend } from "./backend.ts";
 import { PipelineError } from "../types.ts";
 
 /** Files above this go in parts of this size (S3's minimum part is 5 MiB). */
 export const PART_BYTES = 16 << 20;
 const ATTEMPTS = 4;
 
-export class S3Remote implements Remote {
+export function open(url: string): S3Backend {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (!m) throw new PipelineError(`bad remote URL ${url}`, "write it as s3://bucket/prefix (a valid bucket name)");
+  return new S3Backend(m[1], (m[2] ?? "").replace(/\/+$/, ""));
+}
+
+export class S3Backend implements Backend {
   readonly client: S3Client;
   readonly endpoint?: string;
-  /** Set by push/pull to show a progress line. */
-  progress?: TransferProgress;
-  private limiter: Limiter;
-  private ready?: Promise<unknown>;
-
-  static fromUrl(url: string): S3Remote {
-    const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
-    if (!m) throw new PipelineError(`bad remote URL ${url}`, "write it as s3://bucket/prefix (a valid bucket name)");
-    return new S3Remote(m[1], (m[2] ?? "").replace(/\/+$/, ""));
-  }
+  readonly jobs: number;
 
   constructor(readonly bucket: string, readonly prefix: string) {
     this.endpoint = Deno.env.get("AWS_ENDPOINT_URL_S3") || Deno.env.get("AWS_ENDPOINT_URL") || undefined;
@@ -50,30 +42,25 @@ export class S3Remote implements Remote {
       maxAttempts: ATTEMPTS,
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 120_000 },
     });
-    this.limiter = new Limiter(Math.max(1, Number(Deno.env.get("PIPELINE_S3_JOBS") ?? 8) || 8));
+    this.jobs = Math.max(1, Number(Deno.env.get("PIPELINE_S3_JOBS") ?? 8) || 8);
   }
 
   get url() {
     return `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ""}`;
   }
-  where(hash: string) {
-    return `${this.url}/${objectKey(hash)}`;
-  }
   private key(rel: string) {
     return this.prefix ? `${this.prefix}/${rel}` : rel;
   }
 
-  /** One cheap call first, so a wrong bucket, endpoint or credentials is one clear error, not one per object. */
-  private check(): Promise<unknown> {
-    return this.ready ??= this.client
+  async open() {
+    await this.client
       .send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: this.key(""), MaxKeys: 1 }))
       .catch((e) => {
         throw this.explain(e, "list");
       });
   }
 
-  /** The size of an object, or undefined if it is not there (whole). */
-  private async size(rel: string): Promise<number | undefined> {
+  async stat(rel: string): Promise<number | undefined> {
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
       return head.ContentLength;
@@ -86,125 +73,60 @@ export class S3Remote implements Remote {
     }
   }
 
-  async has(hash: string, size: number): Promise<boolean> {
-    await this.check();
-    return await this.limiter.run(async () => (await this.size(objectKey(hash))) === size);
+  async read(rel: string): Promise<string | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
+      return await res.Body!.transformToString();
+    } catch (e) {
+      if (missing(e)) return undefined;
+      throw this.explain(e, `read ${rel}`);
+    }
   }
 
-  async readEntry(key: string): Promise<EntryRead> {
-    await this.check();
-    const rel = `runs/${key}.json`;
-    return await this.limiter.run(async () => {
-      try {
-        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
-        return parseEntry(await res.Body!.transformToString(), key);
-      } catch (e) {
-        if (missing(e)) return undefined;
-        throw this.explain(e, `read ${rel}`);
-      }
+  async get(rel: string, dest: string, onBytes?: (n: number) => void): Promise<boolean> {
+    let body: Readable;
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(rel) }));
+      body = res.Body as Readable;
+    } catch (e) {
+      if (missing(e)) return false;
+      throw this.explain(e, `download ${rel}`);
+    }
+    const count = new Transform({
+      transform(chunk, _enc, done) {
+        onBytes?.(chunk.length);
+        done(null, chunk);
+      },
     });
+    try {
+      await pipeline(body, count, createWriteStream(dest));
+    } catch (e) {
+      if ((e as { code?: string })?.code === "ENOSPC") throw e; // remote.ts says so, with the fix
+      throw this.explain(e, `download ${rel}`);
+    }
+    return true;
   }
 
-  async download(hash: string, size: number, dest: string): Promise<boolean> {
-    await this.check();
-    this.progress?.plan(1, size);
-    return await this.limiter.run(async () => {
-      let body: Readable;
-      try {
-        const res = await this.client.send(
-          new GetObjectCommand({ Bucket: this.bucket, Key: this.key(objectKey(hash)) }),
-        );
-        body = res.Body as Readable;
-      } catch (e) {
-        if (missing(e)) return false;
-        throw this.explain(e, `download ${objectKey(hash)}`);
-      }
-      const progress = this.progress;
-      const count = new Transform({
-        transform(chunk, _enc, done) {
-          progress?.add(0, chunk.length);
-          done(null, chunk);
-        },
+  async put(rel: string, src: string | Uint8Array, onBytes?: (n: number) => void): Promise<void> {
+    if (typeof src !== "string") {
+      const type = rel.endsWith(".json") ? "application/json" : undefined;
+      const put = new PutObjectCommand({ Bucket: this.bucket, Key: this.key(rel), Body: src, ContentType: type });
+      await this.client.send(put).catch((e) => {
+        throw this.explain(e, `upload ${rel}`);
       });
-      try {
-        await pipeline(body, count, createWriteStream(dest));
-      } catch (e) {
-        if (diskFull(e)) {
-          throw new PipelineError(
-            `disk full while pulling ${this.where(hash)} (${formatBytes(size)}) into ${dirname(dest)}`,
-            "free space (or point PIPELINE_CACHE at a larger disk) and pull again: runs already pulled are kept",
-          );
-        }
-        throw this.explain(e, `download ${objectKey(hash)}`);
-      }
-      progress?.add(1, 0);
-      return true;
-    });
-  }
-
-  async push(entries: RunEntry[], objectPath: (hash: string) => string): Promise<Set<string>> {
-    await this.check();
-    const held = new Set<string>();
-    const todo: RunEntry[] = [];
-    // A thin run (restored without its big files) is not whole here: it cannot be pushed.
-    entries = entries.filter((e) => !e.absent?.length);
-    await Promise.all(entries.map((e) =>
-      this.limiter.run(async () => {
-        if ((await this.size(`runs/${e.key}.json`)) !== undefined) held.add(e.key);
-        else todo.push(e);
-      })
-    ));
-    const objects = new Map<string, number>();
-    for (const e of todo) for (const o of Object.values(e.outputs)) objects.set(o.hash, o.size);
-    const send: Array<[string, number]> = [];
-    await Promise.all([...objects].map(([hash, size]) =>
-      this.limiter.run(async () => {
-        // An object of the wrong size (a leftover of a killed upload on a server that writes in place) is replaced.
-        if ((await this.size(objectKey(hash))) !== size) send.push([hash, size]);
-      })
-    ));
-    const bytes = send.reduce((s, [, n]) => s + n, 0);
-    this.progress?.out(
-      `push ${this.url}: ${held.size} runs already there; ${send.length} objects to send (${formatBytes(bytes)}), ` +
-        `${objects.size - send.length} already there`,
-    );
-    this.progress?.plan(send.length, bytes);
-    await Promise.all(send.map(([hash]) => this.limiter.run(() => this.upload(hash, objectPath(hash)))));
-    // Entries last: a run becomes visible only once every object it names is there whole.
-    await Promise.all(todo.map((e) =>
-      this.limiter.run(async () => {
-        const rel = `runs/${e.key}.json`;
-        await this.client
-          .send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key: this.key(rel),
-              Body: new TextEncoder().encode(JSON.stringify({ ...e, absent: undefined }, null, 1) + "\n"),
-              ContentType: "application/json",
-            }),
-          )
-          .catch((err) => {
-            throw this.explain(err, `upload ${rel}`);
-          });
-        held.add(e.key);
-      })
-    ));
-    return held;
-  }
-
-  private async upload(hash: string, path: string) {
-    const rel = objectKey(hash);
+      return onBytes?.(src.length);
+    }
     // Upload sends one PutObject below PART_BYTES, a multipart upload above (parts in parallel).
     const up = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: this.key(rel), Body: createReadStream(path) },
+      params: { Bucket: this.bucket, Key: this.key(rel), Body: createReadStream(src) },
       partSize: PART_BYTES,
       queueSize: 2,
     });
     let sent = 0;
     up.on("httpUploadProgress", (p) => {
       const loaded = p.loaded ?? sent;
-      this.progress?.add(0, loaded - sent);
+      onBytes?.(loaded - sent);
       sent = loaded;
     });
     try {
@@ -212,7 +134,10 @@ export class S3Remote implements Remote {
     } catch (e) {
       throw this.explain(e, `upload ${rel}`);
     }
-    this.progress?.add(1, 0);
+  }
+
+  close() {
+    this.client.destroy();
   }
 
   explain(e: unknown, doing: string): unknown {
@@ -223,11 +148,6 @@ export class S3Remote implements Remote {
 function missing(e: unknown): boolean {
   const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err?.name === "NoSuchKey" || err?.name === "NotFound" || err?.$metadata?.httpStatusCode === 404;
-}
-
-function diskFull(e: unknown): boolean {
-  const err = e as { code?: string; message?: string };
-  return err?.code === "ENOSPC" || /No space left on device|os error 28/.test(err?.message ?? "");
 }
 
 const NETWORK =

@@ -4,9 +4,42 @@
 // its outputsHash, its key must be the key it is stored under, every output must be a plain
 // relative path inside its run, and where the lock file records the stage's run under that key,
 // the outputs must be the ones it records.
-import type { RunEntry } from "./cache.ts";
 import { canonicalJson, sha256 } from "./hash.ts";
 import type { LockStage } from "../engine/lockfile.ts";
+import type { ParamValue } from "../types.ts";
+
+/** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
+export interface KeyParts {
+  stage: string;
+  params: Record<string, ParamValue>;
+  /** Upstream node → its outputsHash. */
+  inputs: Record<string, string>;
+  /** Project file → hash, of the stage module's import closure. */
+  code: Record<string, string>;
+  /** npm packages (name@version) the code reaches. */
+  external: string[];
+  deno: string;
+}
+
+export interface RunEntry extends KeyParts {
+  key: string;
+  outputs: Record<string, { hash: string; size: number }>;
+  /** Hash of `outputs`: what downstream keys depend on. */
+  outputsHash: string;
+  metrics: Record<string, unknown>;
+  /** Facts about the run that are not results (timings, host, compute path): not hashed, not in any key. */
+  record?: Record<string, unknown>;
+  startedAt: string;
+  wallSeconds: number;
+  /**
+   * Outputs this cache does not hold: a run restored from the committed remote, which keeps files up
+   * to 8 MiB (weights stay in the shared remote). Known by hash; fill() fetches them when needed.
+   * Local to a cache: never pushed.
+   */
+  absent?: string[];
+}
+
+export type Verdict = { ok: true } | { ok: false; file: string; expected: string; actual: string };
 
 /** What reading an entry gives: the entry, undefined when there is none, or why it cannot be trusted. */
 export type EntryRead = RunEntry | undefined | Corrupt;

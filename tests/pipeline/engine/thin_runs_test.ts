@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type RunEntry, Store } from "../../../pipeline/store/cache.ts";
-import { FolderRemote } from "../../../pipeline/sharing/remote.ts";
+import { Remote } from "../../../pipeline/sharing/remote.ts";
+import { FolderBackend } from "../../../pipeline/sharing/folder.ts";
 
 const KEY = "t".repeat(64);
 
@@ -33,8 +34,8 @@ Deno.test("a run with a file over the folder remote's limit is pushed and restor
   const root = await Deno.makeTempDir({ prefix: "thin-" });
   try {
     const { store: a, entry } = await storeWithRun(join(root, "a"));
-    const git = new FolderRemote(join(root, "git"), 1024); // 1 KiB: the weights stay out
-    const full = new FolderRemote(join(root, "full")); // stands in for S3: everything
+    const git = new Remote(new FolderBackend(join(root, "git"), 1024)); // 1 KiB: the weights stay out
+    const full = new Remote(new FolderBackend(join(root, "full"))); // stands in for S3: everything
     assert.deepEqual([...await git.push([entry], (h) => a.objectPath(h))], [KEY], "the entry is pushed");
     await full.push([entry], (h) => a.objectPath(h));
     assert.equal(await git.has(entry.outputs["weights.safetensors"].hash, 4096), false);
