@@ -2,16 +2,16 @@
 // it runs stages. `pipeline/config.local.json` (like DVC's config.local); parameter
 // values that are transport-only (a download URL) go in `pipeline/params.local.json`.
 import { join } from "node:path";
-import type { SlurmSettings } from "../executors/slurm.ts";
+import { checkExecutorSettings } from "../executors/registry.ts";
 import { PipelineError } from "../types.ts";
 
 export interface LocalSettings {
   /** The shared remote, e.g. "s3://bucket/prefix" (push, pull, and restores on reproduce). */
   remote?: string;
-  /** How stages run: in local worker processes (default) or as Slurm jobs. */
-  executor?: "local" | "slurm";
-  /** With executor slurm: {"partition", "account", "args": [sbatch flags], "resources": {stage: {cpus, memMB, time}}}. */
-  slurm?: SlurmSettings;
+  /** How stages run: an executor's name (pipeline/executors/registry.ts); default "local". */
+  executor?: string;
+  /** Each executor's own settings, under its name (checked by the executor). */
+  [executor: string]: unknown;
 }
 
 /** Read `pipeline/config.local.json` (absent: {}); a malformed file is a one-line error naming it. */
@@ -40,5 +40,6 @@ export async function readLocalSettings(root: string): Promise<LocalSettings> {
       'write "remote": "s3://bucket/prefix" (or "git" for the committed pipeline/remote/ alone)',
     );
   }
+  checkExecutorSettings(value as Record<string, unknown>, file);
   return value as LocalSettings;
 }

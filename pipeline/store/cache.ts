@@ -3,7 +3,7 @@
 //   trees/<key>/…      a stage run's outputs as hard links to objects
 //   runs/<key>.json    the run entry; written last, so it is the commit point:
 //                      a run killed at any moment leaves no entry to trust
-//   locks/, tmp/, checkpoints/<key>/, memo/, logs/ (Slurm jobs), stat.json, code.json
+//   locks/, tmp/, checkpoints/<key>/, memo/, logs/ (executors' job logs), stat.json, code.json
 // An object no tree links to (link count 1) is garbage: see gc.ts.
 import { dirname, join, relative } from "node:path";
 import { CodeCache } from "./code.ts";
@@ -11,22 +11,10 @@ import { DiskFull, errorCode, isDiskFull, writing } from "../engine/faults.ts";
 import { atomicTmpPid, canonicalJson, hashFile, sha256, StatCache, writeFileAtomic } from "./hash.ts";
 import { isCorrupt, lockProblem, parseEntry } from "./entry.ts";
 import type { WorkerRef } from "../executors/executor.ts";
-import {
-  describeOwner,
-  hostId,
-  hostTag,
-  leaseMs,
-  me,
-  orphan,
-  type Owner,
-  ownerAlive,
-  parseOwner,
-  sameOwner,
-  startTime,
-} from "./lease.ts";
+import { describeOwner, hostId, hostTag, leaseMs, me, type Owner, ownerAlive, parseOwner, sameOwner } from "./lease.ts";
 import { FolderRemote, type Remote } from "../sharing/remote.ts";
 import type { LockStage } from "../engine/lockfile.ts";
-import { cancel } from "../executors/slurm.ts";
+import { stopWorker } from "../executors/registry.ts";
 import { type ParamValue, PipelineError } from "../types.ts";
 
 /** What a cache key is made of; entries and the lock file keep it so `status` can say what changed. */
@@ -476,12 +464,12 @@ export class Store {
     return owner && ownerAlive(owner) ? describeOwner(owner) : undefined;
   }
 
-  /** Record, in the lock we hold, who computes `name` (a local worker or a Slurm job), so a later run can stop it if we die. */
+  /** Record, in the lock we hold, who computes `name` (its executor's reference), so a later run can stop it if we die. */
   async lockWorker(name: string, worker: WorkerRef) {
     const path = join(this.dir, "locks", `${name}.lock`);
     const owner = this.held.get(path);
     if (!owner) return;
-    owner.worker = worker.pid ? { ...worker, start: startTimeOf(worker.pid) } : worker;
+    owner.worker = worker;
     await writeFileAtomic(path, JSON.stringify(owner));
   }
 
@@ -558,10 +546,8 @@ export class Store {
         if (torn && text !== "") {
           this.warn(`✗ the lock ${path} is corrupt (${JSON.stringify(text.slice(0, 40))}, not an owner): removing it`);
         }
-        // Its engine died. Its worker may compute on (a synchronous loop, a Slurm job): stop it first.
-        const { pid, job } = holder ? orphan(holder) : {};
-        if (pid) Deno.kill(pid, "SIGKILL");
-        if (job) await cancel([job]).catch(() => {});
+        // Its engine died. Its worker may compute on (a synchronous loop, a batch job): its executor stops it first.
+        if (holder?.worker) await stopWorker(holder.worker);
         // Remove only the lock judged stale: if it changed meanwhile, someone else took it over.
         if ((await Deno.readTextFile(path).catch(() => "")) === text) await Deno.remove(path).catch(() => {});
         continue;
@@ -603,8 +589,6 @@ export class Store {
     };
   }
 }
-
-const startTimeOf = (pid: number) => startTime(pid) ?? "";
 
 /** 90 s → "1m30s", 2500 ms → "2.5 s". */
 function formatMs(ms: number): string {
