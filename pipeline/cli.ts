@@ -9,7 +9,8 @@ import { formatDiff, readLockAt } from "./commands/diff.ts";
 import { deltaRows, describeViolation, formatMarkdown, parseLimit, regressions, seedBase } from "./commands/diff_md.ts";
 import type { LockFile } from "./engine/lockfile.ts";
 import { Engine, type StageResult, type VerifyResult } from "./engine/engine.ts";
-import { interruptedStatus, makeExecutor } from "./executors/executor.ts";
+import { interruptedStatus } from "./executors/executor.ts";
+import { executorNames, executorOptions, executorPlugin, makeExecutor } from "./executors/registry.ts";
 import { applyRun, experimentKeys, formatRuns, listRuns, pushRuns, showRun } from "./commands/exp.ts";
 import { knownFault } from "./engine/faults.ts";
 import { gc } from "./store/gc.ts";
@@ -166,16 +167,20 @@ const OPTIONS: Record<string, Option> = {
   },
   executor: {
     type: "string",
-    arg: "local|slurm",
-    help: "run stages as local processes (default) or as Slurm jobs (see README; also in config.local.json)",
+    arg: executorNames().join("|"),
+    help: 'where stages run (default local; also "executor" in pipeline/config.local.json):\n' +
+      executorNames().map((n) => `${n}: ${executorPlugin(n).doc}`).join("\n"),
     commands: ["reproduce", "accept"],
   },
-  "slurm-partition": {
-    type: "string",
-    arg: "NAME",
-    help: 'the partition for Slurm jobs (else the "slurm" settings in pipeline/config.local.json)',
-    commands: ["reproduce", "accept"],
-  },
+  // Each executor's own options (registry.ts): --<executor>-<option>.
+  ...Object.fromEntries(
+    executorOptions().map((o) => [o.flag, {
+      type: "string" as const,
+      arg: o.arg,
+      help: o.help,
+      commands: ["reproduce", "accept"],
+    }]),
+  ),
   root: { type: "string", arg: "DIR", help: "another project (tests use it)" },
   pipeline: { type: "string", arg: "FILE", help: "another stage declaration (tests use it)" },
   version: { type: "boolean", help: "project, Deno and TensorFlow.js versions" },
@@ -622,10 +627,9 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
   const experiment = set.length || name ? { set, profile: name, recordLock: !set.length } : undefined;
   declaredProfiles = profiles;
   const settings = await readLocalSettings(root);
-  const partition = values["slurm-partition"] as string | undefined;
   const executor = (values.executor ?? settings.executor ?? "local") as string;
-  if (executor !== "local" && executor !== "slurm") {
-    throw new UsageError(`--executor ${executor}: expected local or slurm`, "e.g. --executor slurm");
+  if (!executorNames().includes(executor)) {
+    throw new UsageError(`--executor ${executor}: no such executor`, `use one of ${executorNames().join(", ")}`);
   }
   return await Engine.open({
     root,
@@ -640,7 +644,7 @@ async function openEngine(root: string, values: Values, lockFile: string): Promi
       }
       : profile?.publish,
     remoteUrl: values.remote as string | undefined,
-    executor: makeExecutor(executor, { ...settings.slurm, ...(partition ? { partition } : {}) }),
+    executor: asUsage(() => makeExecutor(executor, settings, values)),
     experiment,
   });
 }
@@ -763,10 +767,11 @@ async function versions(root: string): Promise<string> {
   ].join("\n");
 }
 
-if (import.meta.main) {
+/** The CLI as a program: runs `argv` and exits. Exported for a wrapper that registers an executor first. */
+export async function cli(argv: string[]): Promise<never> {
   maskConsole(); // credentials in URLs (download.url=https://user:password@…) are masked in every message
   try {
-    const code = await main(Deno.args);
+    const code = await main(argv);
     Deno.exit(interruptedStatus() ?? code);
   } catch (e) {
     const known = knownFault(e); // a full disk or a read-only file system: one line, not a stack trace
@@ -777,3 +782,5 @@ if (import.meta.main) {
     throw e;
   }
 }
+
+if (import.meta.main) await cli(Deno.args);

@@ -63,7 +63,7 @@ const download = defineStage({
   doc: "fetch the CIFAR-10 binary archive, verify it, extract the six batch files",
   deps: [],
   module: "data/download_stage.ts",
-  resources: { memMB: 2048, time: "1:00:00" },
+  resources: { memMB: 2048, seconds: 3600 },
   outputs: [
     "cifar-10-batches-bin/data_batch_1.bin",
     "cifar-10-batches-bin/data_batch_2.bin",
@@ -108,7 +108,7 @@ const preprocess = defineStage({
   doc: "float32, minus the training set's per-pixel mean image (NHWC .npy files)",
   deps: ["download"],
   module: "data/preprocess_stage.ts",
-  resources: { memMB: 4096, time: "1:00:00" },
+  resources: { memMB: 4096, seconds: 3600 },
   outputs: ["train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy", "mean.npy", "summary.json"],
   params: {},
 });
@@ -205,7 +205,7 @@ const trainCnn = defineStage({
   doc: "the study's small VGG, Adam, batch norm after every conv",
   deps: ["preprocess"],
   module: "models/cnn/stage.ts",
-  resources: { memMB: 8192, time: "8:00:00" },
+  resources: { memMB: 8192, seconds: 8 * 3600 },
   outputs: ["history.json", "weights.safetensors", "predictions.npy"],
   // Each seed is an hour or more here: `reproduce report --partial` shows the seeds cached so far.
   seeds: SEEDS,
@@ -237,8 +237,8 @@ const searchMlp = defineStage({
   deps: ["preprocess"],
   module: "models/search/stage.ts",
   // The stage's job only waits for its individuals' jobs (taskResources): one per individual.
-  resources: { memMB: 1024, time: "7-00:00:00" },
-  taskResources: { memMB: 4096, time: "2:00:00" },
+  resources: { memMB: 1024, seconds: 7 * 86400 },
+  taskResources: { memMB: 4096, seconds: 2 * 3600 },
   outputs: ["search.json"],
   params: {
     population: { type: "int", default: 10, min: 2, doc: "individuals per generation" },

@@ -78,20 +78,27 @@ export interface StageDef<P extends Record<string, ParamSpec> = Record<string, P
   perSeedOf?: string;
   /** Copy the outputs here (relative to the root) after each run or restore, e.g. reports/. */
   publish?: string;
-  /** What one run needs as a Slurm job (`--executor slurm`); unset fields take the defaults in slurm.ts. */
+  /**
+   * What one run needs from an executor that schedules jobs (`--executor NAME`); unset fields take
+   * the defaults in pipeline/executors/executor.ts.
+   */
   resources?: Partial<Resources>;
   /** Resources of each task the stage spreads out (pipeline/executors/tasks.ts); unset fields take the stage's. */
   taskResources?: Partial<Resources>;
 }
 
-/** A stage's (or a task's) request to the scheduler; not part of any cache key. */
+/**
+ * A stage's (or a task's) request to the executor, in neutral units that each executor translates
+ * to its scheduler's; not part of any cache key.
+ */
 export interface Resources {
   cpus: number;
+  /** Memory, in MB. */
   memMB: number;
-  /** Slurm time limit: "MM", "HH:MM:SS" or "D-HH:MM:SS". */
-  time: string;
-  /** Generic resources, e.g. "gpu:1" (room for GPUs later). */
-  gres?: string;
+  /** Wall-clock limit, in seconds. */
+  seconds: number;
+  /** GPUs (room for them later). */
+  gpus?: number;
 }
 
 /** A named set of parameter overrides, e.g. "smoke": the whole pipeline on tiny synthetic data. */
@@ -146,8 +153,8 @@ export interface StageContext<P = Record<string, ParamValue>> {
    */
   stopAfterSteps?: number;
   /**
-   * Call `fn(arg)` of `module` (an absolute path) in a process of its own — a Slurm job under
-   * `--executor slurm` — at most `jobs` at once; resolves to its JSON result. How a stage spreads
+   * Call `fn(arg)` of `module` (an absolute path) in a process of its own — a job of its own under
+   * an executor that schedules jobs — at most `jobs` at once; resolves to its JSON result. How a stage spreads
    * independent work (the search's individuals) without importing the engine.
    */
   task<T>(module: string, fn: string, arg: unknown): Promise<T>;

@@ -3,7 +3,7 @@
 // stage's previous run (the one the lock file records). Nothing in the stages changes for it:
 // a running stage is found by its worker config in the cache's tmp/ (worker.json: its name and
 // checkpoint directory) and its key's lock, and its points are those its last checkpoint holds
-// (checkpoint-<step>.json: the evaluations so far). The cache is shared with Slurm jobs, so a
+// (checkpoint-<step>.json: the evaluations so far). The cache is shared with batch jobs (an executor on a cluster), so a
 // stage running as a job shows the same way.
 import { basename, join } from "node:path";
 import type { Engine } from "../engine/engine.ts";

@@ -1,11 +1,11 @@
 // One run of one stage: its module is started in a worker process (through the executor:
-// a local process or a Slurm job) in a private directory of the cache, over read-only views
+// a local process, a batch job, …) in a private directory of the cache, over read-only views
 // of its upstream runs; its outputs are then committed to the cache under its key. A
 // `--force` rerun of a cached key must give the same bits (the determinism check).
 import { dirname, join, resolve } from "node:path";
 import { type KeyParts, listFiles, type RunEntry } from "../store/cache.ts";
 import { checkCheckpoints, sealWhileRunning } from "./checkpoints.ts";
-import { LocalExecutor } from "../executors/executor.ts";
+import { LocalExecutor } from "../executors/local.ts";
 import { DiskFull, isDiskFull } from "./faults.ts";
 import { type Node, readFiles } from "./graph.ts";
 import { canonicalJson, hashFile, sha256 } from "../store/hash.ts";
@@ -178,10 +178,12 @@ export async function launch(
     what?: string;
     fix?: string;
   };
+  // The executor ended it (time limit, memory, cancel): one line with job id, state, log. It stands
+  // even over a result the worker wrote: a worker stopped at its limit may have written one.
+  if (status.error) throw status.error;
   try {
     result = JSON.parse(await Deno.readTextFile(config.resultFile));
   } catch {
-    if (status.error) throw status.error; // the scheduler ended it: one line with job id, state, log
     result = {
       ok: false,
       what: `stage ${node.name} ended without a result (exit ${status.code}${

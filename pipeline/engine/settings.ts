@@ -2,7 +2,7 @@
 // it runs stages. `pipeline/config.local.json` (like DVC's config.local); parameter
 // values that are transport-only (a download URL) go in `pipeline/params.local.json`.
 import { join } from "node:path";
-import type { SlurmSettings } from "../executors/slurm.ts";
+import { checkExecutorSettings } from "../executors/registry.ts";
 import { PipelineError } from "../types.ts";
 import { findScheme, writableExamples } from "../sharing/registry.ts";
 
@@ -11,10 +11,10 @@ export interface LocalSettings {
   remote?: string;
   /** Per-scheme options of remotes, e.g. {"ssh": {"identity": "~/.ssh/id_ed25519"}} (see each backend). */
   remoteOptions?: Record<string, Record<string, string>>;
-  /** How stages run: in local worker processes (default) or as Slurm jobs. */
-  executor?: "local" | "slurm";
-  /** With executor slurm: {"partition", "account", "args": [sbatch flags], "resources": {stage: {cpus, memMB, time}}}. */
-  slurm?: SlurmSettings;
+  /** How stages run: an executor's name (pipeline/executors/registry.ts); default "local". */
+  executor?: string;
+  /** Each executor's own settings, under its name (checked by the executor). */
+  [executor: string]: unknown;
 }
 
 /** Read `pipeline/config.local.json` (absent: {}); a malformed file is a one-line error naming it. */
@@ -43,5 +43,6 @@ export async function readLocalSettings(root: string): Promise<LocalSettings> {
       `write "remote": one of ${writableExamples(true).join(", ")} (or "git" for the committed pipeline/remote/ alone)`,
     );
   }
+  checkExecutorSettings(value as Record<string, unknown>, file);
   return value as LocalSettings;
 }

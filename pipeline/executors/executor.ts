@@ -1,20 +1,10 @@
-// Where a stage's worker runs: a local child process (default) or a Slurm job.
-// Either way the engine plans, keys, caches and publishes; the executor only
-// starts `pipeline/executors/worker.ts <worker.json>` and says how it ended. The worker
-// writes its result next to worker.json, so a job on another node needs only
-// the same cache directory (a shared filesystem) and the project at the same path.
-import { dirname, join } from "node:path";
-import { cancel, endedBadly, type JobInfo, type SlurmSettings, submit, waitJob } from "./slurm.ts";
-import { jobEnv } from "./tasks.ts";
-import { DEFAULT_RESOURCES } from "./slurm.ts";
+// Where a stage's worker runs: the contract every executor meets (local.ts, slurm_executor.ts,
+// or one of yours: see registry.ts). The engine plans, keys, caches and publishes; an executor
+// only starts `pipeline/executors/worker.ts <worker.json>`, says how it ended, and can stop it
+// later from a bare reference. The worker writes its result next to worker.json, so a job on
+// another node needs only the same cache directory (a shared filesystem) and the project at the same path.
+import { join } from "node:path";
 import { PipelineError, type Resources } from "../types.ts";
-
-let interruptedBy: "SIGINT" | "SIGTERM" | undefined;
-
-/** The exit status of a run whose Slurm jobs were cancelled by Ctrl-C (130) or SIGTERM (143), if so. */
-export function interruptedStatus(): number | undefined {
-  return interruptedBy && (interruptedBy === "SIGINT" ? 130 : 143);
-}
 
 export interface WorkerJob {
   /** Resolved stage name, e.g. train-torch-mlp@ga1. */
@@ -32,159 +22,158 @@ export interface WorkerJob {
   logDir: string;
 }
 
-/** What the run's lock records about who computes it: a local pid, or a Slurm job id. */
+/**
+ * Who computes a run, as the run's lock records it: the executor's name and its own reference
+ * (a pid, a job id, …), opaque to everyone else. A later run that finds the lock stale hands it
+ * back to that executor (registry.ts stopWorker) to stop the worker.
+ */
 export interface WorkerRef {
-  pid?: number;
-  job?: string;
+  executor: string;
+  id: string;
 }
 
 export interface JobEnd {
   code: number | null;
   signal?: string | null;
-  /** Set when the scheduler ended the job (timeout, memory, cancel): one line. */
+  /**
+   * Set when the executor or its scheduler ended the job (time limit, memory, cancel, node lost):
+   * one line. It stands whatever the worker's result file says (the worker may have been stopped
+   * part-way after it wrote one), so the run fails.
+   */
   error?: PipelineError;
 }
 
+/** One command's executor: runs stage workers. */
 export interface Executor {
-  readonly name: "local" | "slurm";
+  readonly name: string;
+  /** Start `job`'s worker, call `started` with its reference once it has one, resolve when it has ended. */
   run(job: WorkerJob, started: (w: WorkerRef) => Promise<void>): Promise<JobEnd>;
+}
+
+/** One task of the work a stage spreads out (tasks.ts): a command whose result file is in `dir`. */
+export interface TaskJob {
+  /** "fn of module", for messages. */
+  what: string;
+  command: string[];
+  /** The task's private directory (on the cache's filesystem). */
+  dir: string;
+  /** Environment the task needs on top of the worker's. */
+  env: Record<string, string>;
+}
+
+/** An executor as the CLI, the settings file, the store and a stage's tasks reach it (registry.ts). */
+export interface ExecutorPlugin<S = unknown> {
+  readonly name: string;
+  /**
+   * Its module's URL (import.meta.url), for one registered at run time (registerExecutor): the
+   * worker's task processes load it from there. Those in registry.ts need none.
+   */
+  readonly module?: string;
+  /** One line for `--help`. */
+  readonly doc: string;
+  /** Its options of reproduce/accept, each given as `--<name>-<option> VALUE`: option → help. */
+  readonly options?: Record<string, { arg: string; help: string }>;
+  /**
+   * Its settings, checked: `value` is its block of pipeline/config.local.json (the key is its
+   * name; undefined when absent), `options` the values of its options given on the command line.
+   * A bad value throws a PipelineError naming `where`.
+   */
+  settings(value: unknown, options: Record<string, string>, where: string): S;
+  create(settings: S, log: (line: string) => void): Executor;
+  /**
+   * Stop the worker `id` (as this executor's `run` reported it) if it may still be running: a run
+   * whose engine died is taken over. Must never touch what is not that worker; never throws.
+   */
+  stop(id: string): Promise<void>;
+  /**
+   * Run one task from inside a worker this executor started (the worker's environment carries
+   * `context`, see workerEnv). Resolves to an error when the executor ended the task (it stands
+   * whatever the task's result file says), else undefined: the task's result file tells.
+   * Absent: tasks run as child processes of the worker.
+   */
+  task?(task: TaskJob, context: string): Promise<PipelineError | undefined>;
+}
+
+/**
+ * Environment for a worker: which executor started it and its context for tasks (registry.ts
+ * workerExecutor reads them back). An executor with a `task` hook passes this to the worker it starts.
+ */
+export function workerEnv(plugin: Pick<ExecutorPlugin, "name" | "module">, context: string): Record<string, string> {
+  return {
+    PIPELINE_EXECUTOR: plugin.name,
+    PIPELINE_EXECUTOR_CONTEXT: context,
+    ...(plugin.module ? { PIPELINE_EXECUTOR_MODULE: plugin.module } : {}),
+  };
+}
+
+/** What a job gets where its stage declares nothing (`resources` on the stage, or the executor's settings). */
+export const DEFAULT_RESOURCES: Resources = { cpus: 1, memMB: 4096, seconds: 4 * 3600 };
+
+/** A stage's resources: defaults, then its declaration, then the overrides for its name and name@variant. */
+export function resolveResources(
+  stage: string,
+  declared: Partial<Resources> = {},
+  overrides: Record<string, Partial<Resources>> = {},
+): Resources {
+  return { ...DEFAULT_RESOURCES, ...declared, ...overrides[stage.split("@")[0]], ...overrides[stage] };
 }
 
 const WORKER = new URL("./worker.ts", import.meta.url).pathname;
 
-async function workerCommand(job: WorkerJob): Promise<string[]> {
+/** The command that runs a job's worker: `deno run -A [--config deno.json] worker.ts worker.json`. */
+export async function workerCommand(job: WorkerJob): Promise<string[]> {
   const args = [Deno.execPath(), "run", "-A", "--no-prompt"];
   const config = join(job.root, "deno.json");
   if (await Deno.stat(config).then(() => true, () => false)) args.push("--config", config);
   return [...args, WORKER, job.configFile];
 }
 
-export class LocalExecutor implements Executor {
-  readonly name = "local";
-  async run(job: WorkerJob, started: (w: WorkerRef) => Promise<void>): Promise<JobEnd> {
-    const [exe, ...args] = await workerCommand(job);
-    const child = new Deno.Command(exe, { args, cwd: job.root, stdin: "null", env: jobEnv(job.jobs) }).spawn();
-    await started({ pid: child.pid });
-    const status = await child.status;
-    return { code: status.code, signal: status.signal };
+/**
+ * Environment for one of `jobs` processes sharing this machine: a fair share of
+ * the cores for its thread pools (PIPELINE_THREADS: the OpenBLAS worker pool of
+ * models/compute/blas.ts; OMP_NUM_THREADS: OpenMP libraries), and plain progress lines.
+ */
+export function jobEnv(jobs: number): Record<string, string> {
+  if (jobs <= 1) return {};
+  const threads = String(Math.max(1, Math.floor(navigator.hardwareConcurrency / jobs)));
+  return { PIPELINE_PLAIN: "1", PIPELINE_THREADS: threads, OMP_NUM_THREADS: threads };
+}
+
+let interruptedBy: "SIGINT" | "SIGTERM" | undefined;
+
+/** An executor that stops its jobs on Ctrl-C / SIGTERM says so: the command then exits with the signal's status. */
+export function noteInterrupted(signal: "SIGINT" | "SIGTERM") {
+  interruptedBy = signal;
+}
+
+/** The exit status of a run whose jobs were stopped by Ctrl-C (130) or SIGTERM (143), if so. */
+export function interruptedStatus(): number | undefined {
+  return interruptedBy && (interruptedBy === "SIGINT" ? 130 : 143);
+}
+
+const RESOURCE_FIELDS = ["cpus", "memMB", "seconds", "gpus"];
+
+/** Check resources written in a settings file (per-stage overrides): positive numbers in the neutral units. */
+export function checkResources(value: unknown, where: string): Partial<Resources> {
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    throw new PipelineError(
+      `${where} is ${JSON.stringify(value)}`,
+      'write {"cpus": 2, "memMB": 8000, "seconds": 7200}',
+    );
   }
-}
-
-/** A stage's resources: defaults, then its declaration, then the run's settings for its name and name@variant. */
-export function resolveResources(stage: string, declared: Partial<Resources> = {}, s: SlurmSettings = {}): Resources {
-  return { ...DEFAULT_RESOURCES, ...declared, ...s.resources?.[stage.split("@")[0]], ...s.resources?.[stage] };
-}
-
-export class SlurmExecutor implements Executor {
-  readonly name = "slurm";
-  /** Jobs this run submitted and that have not ended: cancelled on Ctrl-C / SIGTERM. */
-  private live = new Set<string>();
-  private onSignal?: Record<"SIGINT" | "SIGTERM", () => void>;
-
-  constructor(readonly settings: SlurmSettings, private readonly log: (line: string) => void) {}
-
-  async run(job: WorkerJob, started: (w: WorkerRef) => Promise<void>): Promise<JobEnd> {
-    const res = resolveResources(job.stage, job.resources, this.settings);
-    await Deno.mkdir(job.logDir, { recursive: true });
-    const logPattern = join(job.logDir, `${job.stage}-${job.key.slice(0, 12)}-%j.log`);
-    const id = await submit({
-      script: join(dirname(job.configFile), "job.sh"),
-      command: await workerCommand(job),
-      name: job.stage,
-      log: logPattern,
-      cwd: job.root,
-      resources: res,
-      settings: this.settings,
-      // Tasks the stage spreads out (tasks.ts) become Slurm jobs too, with the stage's resources.
-      env: {
-        PIPELINE_PLAIN: "1",
-        PIPELINE_EXECUTOR: "slurm",
-        PIPELINE_SLURM: JSON.stringify(this.settings),
-        PIPELINE_TASK_RESOURCES: JSON.stringify({ ...res, ...job.taskResources }),
-        PIPELINE_LOG_DIR: job.logDir,
-      },
-    });
-    const log = logPattern.replace("%j", id);
-    this.track(id);
-    try {
-      await started({ job: id });
-      this.log(`… ${job.stage}: Slurm job ${id} submitted (${res.cpus} cpu, ${res.memMB} MB, ${res.time}); log ${log}`);
-      const info = await waitJob(id, this.reporter(job.stage, id, log), this.settings.poll);
-      if (!info || info.state === "COMPLETED") return { code: 0 };
-      return { code: null, error: endedBadly(`stage ${job.stage}`, id, info, log, res) };
-    } finally {
-      this.untrack(id);
+  for (const [k, v] of Object.entries(value)) {
+    if (k === "time") {
+      throw new PipelineError(
+        `${where}.time: a time limit is given in seconds`,
+        `write "seconds": N instead of "time" (e.g. 7200 for 2 h)`,
+      );
+    }
+    if (!RESOURCE_FIELDS.includes(k)) {
+      throw new PipelineError(`${where}: unknown resource "${k}"`, `use ${RESOURCE_FIELDS.join(", ")}`);
+    }
+    if (typeof v !== "number" || !(v > 0) || (k !== "memMB" && k !== "seconds" && !Number.isInteger(v))) {
+      throw new PipelineError(`${where}.${k} is ${JSON.stringify(v)}`, `write a positive number (${k})`);
     }
   }
-
-  /** A line at every state change, and the tail of the job's log every few seconds while it runs. */
-  private reporter(stage: string, id: string, log: string) {
-    let shown = "";
-    let shownAt = 0;
-    return (info: JobInfo) => {
-      const where = info.state === "PENDING" || info.state === "UNREACHABLE"
-        ? ` (${info.reason})`
-        : info.state === "RUNNING"
-        ? ` on ${info.node}`
-        : "";
-      const tail = info.state === "RUNNING" ? lastLine(log) : "";
-      const line = `… ${stage}: job ${id} ${info.state}${where}${tail ? ` · ${tail}` : ""}`;
-      const now = Date.now();
-      const stateChanged = !shown.startsWith(`… ${stage}: job ${id} ${info.state}${where}`);
-      if (line !== shown && (stateChanged || now - shownAt >= 5000)) {
-        this.log(line);
-        shown = line;
-        shownAt = now;
-      }
-    };
-  }
-
-  private track(id: string) {
-    this.live.add(id);
-    if (this.onSignal) return;
-    const handler = (signal: "SIGINT" | "SIGTERM") => async () => {
-      interruptedBy = signal; // the job's end may reach the engine first: its exit status is the signal's still
-      const ids = [...this.live];
-      this.log(`… ${signal}: cancelling Slurm job${ids.length > 1 ? "s" : ""} ${ids.join(", ")}`);
-      await cancel(ids);
-      // Locks and tmp dirs left behind name this (dead) process: the next run collects them.
-      Deno.exit(signal === "SIGINT" ? 130 : 143);
-    };
-    this.onSignal = { SIGINT: handler("SIGINT"), SIGTERM: handler("SIGTERM") };
-    for (const [s, h] of Object.entries(this.onSignal)) Deno.addSignalListener(s as Deno.Signal, h);
-  }
-
-  private untrack(id: string) {
-    this.live.delete(id);
-    if (this.live.size || !this.onSignal) return;
-    for (const [s, h] of Object.entries(this.onSignal)) Deno.removeSignalListener(s as Deno.Signal, h);
-    this.onSignal = undefined;
-  }
-}
-
-/** The last non-empty line of a log (its last 4 KiB), without carriage-return redraws. */
-function lastLine(path: string): string {
-  try {
-    using f = Deno.openSync(path);
-    const size = f.statSync().size;
-    const buf = new Uint8Array(Math.min(4096, size));
-    f.seekSync(size - buf.length, Deno.SeekMode.Start);
-    const n = f.readSync(buf) ?? 0;
-    const text = new TextDecoder().decode(buf.subarray(0, n));
-    return text.split(/[\r\n]/).map((l) => l.trim()).filter(Boolean).pop()?.slice(0, 160) ?? "";
-  } catch {
-    return "";
-  }
-}
-
-export type ExecutorName = "local" | "slurm";
-
-export function makeExecutor(
-  name: ExecutorName = "local",
-  settings: SlurmSettings = {},
-  log: (line: string) => void = (l) => console.error(l),
-): Executor {
-  if (name === "slurm") return new SlurmExecutor(settings, log);
-  if (name === "local") return new LocalExecutor();
-  throw new PipelineError(`unknown executor ${name}`, "use --executor local or --executor slurm");
+  return value as Partial<Resources>;
 }

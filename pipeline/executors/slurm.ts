@@ -1,11 +1,8 @@
 // A small Slurm client: submit a batch script, follow the job by polling
-// `scontrol` (sbatch --wait polls with growing gaps), cancel. Used for stage
-// jobs (executor.ts) and for the tasks a stage spreads out (tasks.ts).
+// `scontrol` (sbatch --wait polls with growing gaps), cancel. Used by the Slurm
+// executor (slurm_executor.ts) for stage jobs and for the tasks a stage spreads out.
 // Facts this relies on (measured on Slurm 22.05): ../shared/NOTES-slurm-s3.md.
 import { PipelineError, type Resources } from "../types.ts";
-
-/** What a job gets where its stage declares nothing (`resources` on the stage, or config.local.json). */
-export const DEFAULT_RESOURCES: Resources = { cpus: 1, memMB: 4096, time: "4:00:00" };
 
 /** Cluster-wide choices, from `slurm` in pipeline/config.local.json and the CLI. */
 export interface SlurmSettings {
@@ -13,7 +10,7 @@ export interface SlurmSettings {
   account?: string;
   /** Extra sbatch arguments, e.g. ["--qos=short"]. */
   args?: string[];
-  /** Per stage (name or name@variant) overrides of its declared resources. */
+  /** Per stage (name or name@variant) overrides of its declared resources (seconds, MB, cpus). */
   resources?: Record<string, Partial<Resources>>;
   /** Seconds between polls of a job's state (default 1). */
   poll?: number;
@@ -89,8 +86,8 @@ export async function submit(opts: {
     "--ntasks=1",
     `--cpus-per-task=${r.cpus}`,
     `--mem=${r.memMB}M`,
-    `--time=${r.time}`,
-    ...(r.gres ? [`--gres=${r.gres}`] : []),
+    `--time=${slurmTime(r.seconds)}`,
+    ...(r.gpus ? [`--gres=gpu:${r.gpus}`] : []),
     ...(s.partition ? [`--partition=${s.partition}`] : []),
     ...(s.account ? [`--account=${s.account}`] : []),
     ...(s.args ?? []),
@@ -136,8 +133,23 @@ export async function waitJob(
   while (true) {
     const info = await jobInfo(id);
     if (info) onPoll(info);
-    if (isDone(info)) return info;
+    if (isDone(info)) {
+      // A job ended by Slurm (time limit, scancel) shows its end state at once, while its processes
+      // get SIGTERM and up to KillWait seconds: wait them out, so nothing writes into a run's
+      // directory once the engine has moved on.
+      if (info && info.state !== "COMPLETED") await whileCompleting(id);
+      return info;
+    }
     await new Promise((r) => setTimeout(r, pollSeconds * 1000));
+  }
+}
+
+/** Wait (≤ 60 s) while the job is COMPLETING (its processes not all gone). */
+async function whileCompleting(id: string) {
+  for (let i = 0; i < 120; i++) {
+    const r = await cmd("squeue", ["-h", "-j", id, "-t", "CG", "-o", "%T"]);
+    if (!r.ok || !r.out) return;
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
@@ -152,9 +164,27 @@ export async function cancel(ids: string[]): Promise<void> {
   }
 }
 
+/** Slurm's `--time` (D-HH:MM:SS) for a limit in seconds; Slurm counts whole minutes, rounding up. */
+export function slurmTime(seconds: number): string {
+  const s = Math.max(60, Math.ceil(seconds / 60) * 60);
+  const d = Math.floor(s / 86400);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d}-${p(Math.floor(s % 86400 / 3600))}:${p(Math.floor(s % 3600 / 60))}:00`;
+}
+
+/** "90 s", "20 min", "4 h", "7 d": a limit in seconds for messages. */
+export function humanSeconds(s: number): string {
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${+(s / 60).toFixed(1)} min`;
+  if (s < 2 * 86400) return `${+(s / 3600).toFixed(1)} h`;
+  return `${+(s / 86400).toFixed(1)} d`;
+}
+
 /** One line for a job that did not complete: its id, state, and what usually causes it. */
 export function endedBadly(
   what: string,
+  /** Whose declaration sets its resources: the stage and its field (a task's: taskResources). */
+  of: { stage: string; field: "resources" | "taskResources" },
   id: string,
   info: JobInfo | undefined,
   log: string,
@@ -163,12 +193,14 @@ export function endedBadly(
   const state = info?.state ?? "ended (state no longer known)";
   const exit = info?.exitCode ? ` exit ${info.exitCode}` : "";
   const hint = info?.state === "TIMEOUT"
-    ? `it hit its time limit (${info.timeLimit}): raise resources.time`
+    ? `it hit its time limit of ${humanSeconds(r.seconds)}: raise ${of.field}.seconds of ${of.stage}`
     : info?.state === "OUT_OF_MEMORY" || (info?.state === "FAILED" && info.exitCode.endsWith(":9"))
     // Here a memory kill shows as FAILED 0:9 (OverMemoryKill), not OUT_OF_MEMORY.
-    ? `killed (signal 9), most likely over its ${r.memMB} MB memory request: raise resources.memMB`
+    ? `killed (signal 9), most likely over its ${r.memMB} MB memory request: raise ${of.field}.memMB of ${of.stage}`
     : info?.state === "CANCELLED"
     ? "cancelled (scancel, or the administrator)"
+    : info && ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL"].includes(info.state)
+    ? "its node failed or it was preempted"
     : "see its log";
   return new PipelineError(
     `${what}: Slurm job ${id} ${state}${exit} — ${hint}; log ${log}`,

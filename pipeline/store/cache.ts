@@ -3,7 +3,7 @@
 //   trees/<key>/…      a stage run's outputs as hard links to objects
 //   runs/<key>.json    the run entry; written last, so it is the commit point:
 //                      a run killed at any moment leaves no entry to trust
-//   locks/, tmp/, checkpoints/<key>/, memo/, logs/ (Slurm jobs), stat.json, code.json
+//   locks/, tmp/, checkpoints/<key>/, memo/, logs/ (executors' job logs), stat.json, code.json
 // An object no tree links to (link count 1) is garbage: see gc.ts.
 import { join } from "node:path";
 import { CodeCache } from "./code.ts";

@@ -14,8 +14,11 @@ export interface Owner {
   start: string;
   /** Milliseconds since the epoch after which, without a renewal, the lock is stale. */
   lease: number;
-  /** The process computing the locked run for the holder: a local worker or a Slurm job. */
-  worker?: WorkerRef & { start?: string };
+  /**
+   * Who computes the locked run for the holder, as its executor named it (opaque here: a stale
+   * lock's worker is stopped through the executor registry). Older locks hold {pid} or {job}.
+   */
+  worker?: WorkerRef | { pid?: number; start?: string; job?: string };
 }
 
 /** This host's identity: $PIPELINE_HOST (tests present two hosts this way), else the host name. */
@@ -71,24 +74,4 @@ export function ownerAlive(o: Owner, now = Date.now()): boolean {
 /** "pid 12" here, "pid 12 on node7" for another host: for "waiting for …" lines. */
 export function describeOwner(o: Owner): string {
   return o.host === hostId() ? `pid ${o.pid}` : `pid ${o.pid} on ${o.host}`;
-}
-
-/**
- * The stale owner's worker, if it may still be running: a local worker process (same
- * host, same start time, and really our worker) or a Slurm job. Never a process on another host.
- */
-export function orphan(o: Owner): { pid?: number; job?: string } {
-  const w = o.worker;
-  if (!w) return {};
-  if (w.job) return { job: w.job };
-  if (!w.pid || o.host !== hostId()) return {};
-  const start = startTime(w.pid);
-  if (start === undefined || (w.start && w.start !== start)) return {};
-  try {
-    return Deno.readTextFileSync(`/proc/${w.pid}/cmdline`).includes("pipeline/executors/worker.ts")
-      ? { pid: w.pid }
-      : {};
-  } catch {
-    return {};
-  }
 }

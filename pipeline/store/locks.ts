@@ -3,19 +3,8 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "./hash.ts";
 import type { WorkerRef } from "../executors/executor.ts";
-import {
-  describeOwner,
-  hostId,
-  leaseMs,
-  me,
-  orphan,
-  type Owner,
-  ownerAlive,
-  parseOwner,
-  sameOwner,
-  startTime,
-} from "./lease.ts";
-import { cancel } from "../executors/slurm.ts";
+import { describeOwner, hostId, leaseMs, me, type Owner, ownerAlive, parseOwner, sameOwner } from "./lease.ts";
+import { stopWorker } from "../executors/registry.ts";
 
 export class Locks {
   /** Locks this process holds: path → its owner record, renewed by a heartbeat. */
@@ -31,12 +20,12 @@ export class Locks {
     return owner && ownerAlive(owner) ? describeOwner(owner) : undefined;
   }
 
-  /** Record, in the lock we hold, who computes `name` (a local worker or a Slurm job), so a later run can stop it if we die. */
+  /** Record, in the lock we hold, who computes `name` (its executor's reference), so a later run can stop it if we die. */
   async lockWorker(name: string, worker: WorkerRef) {
     const path = this.path(name);
     const owner = this.held.get(path);
     if (!owner) return;
-    owner.worker = worker.pid ? { ...worker, start: startTimeOf(worker.pid) } : worker;
+    owner.worker = worker;
     await writeFileAtomic(path, JSON.stringify(owner));
   }
 
@@ -113,10 +102,8 @@ export class Locks {
         if (torn && text !== "") {
           this.warn(`✗ the lock ${path} is corrupt (${JSON.stringify(text.slice(0, 40))}, not an owner): removing it`);
         }
-        // Its engine died. Its worker may compute on (a synchronous loop, a Slurm job): stop it first.
-        const { pid, job } = holder ? orphan(holder) : {};
-        if (pid) Deno.kill(pid, "SIGKILL");
-        if (job) await cancel([job]).catch(() => {});
+        // Its engine died. Its worker may compute on (a synchronous loop, a batch job): its executor stops it first.
+        if (holder?.worker) await stopWorker(holder.worker);
         // Remove only the lock judged stale: if it changed meanwhile, someone else took it over.
         if ((await Deno.readTextFile(path).catch(() => "")) === text) await Deno.remove(path).catch(() => {});
         continue;
@@ -162,8 +149,6 @@ export class Locks {
     return join(this.dir, `${name}.lock`);
   }
 }
-
-const startTimeOf = (pid: number) => startTime(pid) ?? "";
 
 /** 90 s → "1m30s", 2500 ms → "2.5 s". */
 function formatMs(ms: number): string {

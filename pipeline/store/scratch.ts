@@ -1,6 +1,6 @@
 // Scratch space of the cache (tmp/<key>.<pid>.<rand>@<host>: one private directory per run or
 // download) and its collection after a crash: tmp/ directories and run-entry temporaries whose
-// writer is gone, checkpoints no run will resume from, old Slurm job logs.
+// writer is gone, checkpoints no run will resume from, old job logs of executors.
 import { join } from "node:path";
 import { atomicTmpPid } from "./hash.ts";
 import { hostTag } from "./lease.ts";

@@ -1,36 +1,87 @@
 // --executor slurm on a real one-node Slurm cluster (.ci/slurm-up): the smoke
 // pipeline gives the local executor's outputs and the same search picks; a job
 // cancelled with scancel, and one killed by its time limit, give a one-line error
-// and a rerun that resumes from the checkpoint; Ctrl-C leaves no job behind.
-// Skipped, with the reason, where the cluster cannot be started (not root, no packages).
+// and a rerun that resumes from the checkpoint; a stage that returns on the time
+// limit's SIGTERM fails all the same; Ctrl-C leaves no job behind. The cluster is
+// $SLURM_CONF's when it answers (CI's), else one of this run's own (its own
+// directory, ports and munged), stopped at the end. Skipped, with the reason,
+// where no cluster can be started (not root, no packages).
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { resolveResources } from "../../../pipeline/executors/executor.ts";
-import { DEFAULT_RESOURCES } from "../../../pipeline/executors/slurm.ts";
+import { DEFAULT_RESOURCES, resolveResources } from "../../../pipeline/executors/executor.ts";
+import { type JobInfo, slurmTime } from "../../../pipeline/executors/slurm.ts";
+import { jobEnd } from "../../../pipeline/executors/slurm_executor.ts";
+import { checkSlurmSettings } from "../../../pipeline/executors/slurm_settings.ts";
+import { PipelineError } from "../../../pipeline/types.ts";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;
 const CLI = join(ROOT, "pipeline/cli.ts");
 const dec = new TextDecoder();
 
-/** Start the test cluster unless it is up; the reason to skip when it cannot be. */
+/** $SLURM_CONF's cluster if it answers, else a new one of this run's own; the reason to skip when none can be had. */
 async function slurmUp(): Promise<{ conf?: string; started?: boolean; skip?: string }> {
-  if (Deno.uid() !== 0) return { skip: "needs root to start a one-node Slurm cluster (.ci/slurm-up)" };
   if (Deno.env.get("PIPELINE_SKIP_SLURM")) return { skip: "PIPELINE_SKIP_SLURM is set" };
-  const r = await new Deno.Command("bash", { args: [join(ROOT, ".ci/slurm-up")], stdout: "piped", stderr: "piped" })
+  const given = Deno.env.get("SLURM_CONF");
+  if (given) {
+    const r = await new Deno.Command("sinfo", { args: ["-h", "-N", "-o", "%t"], env: { SLURM_CONF: given } }).output()
+      .catch(() => undefined);
+    if (r?.success && /^(idle|mix|alloc)/.test(dec.decode(r.stdout))) return { conf: given };
+  }
+  if (Deno.uid() !== 0) return { skip: "needs root to start a one-node Slurm cluster (.ci/slurm-up)" };
+  const env = { ...Deno.env.toObject() };
+  delete env.SLURM_CI_DIR; // a directory of its own: another run's cluster is not this one's to stop
+  const r = await new Deno.Command("bash", {
+    args: [join(ROOT, ".ci/slurm-up")],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   if (!r.success) return { skip: `.ci/slurm-up failed: ${dec.decode(r.stderr).trim().split("\n").pop()}` };
-  return { conf: dec.decode(r.stdout).trim(), started: !dec.decode(r.stderr).includes("already up") };
+  return { conf: dec.decode(r.stdout).trim(), started: true };
 }
 
 Deno.test("slurm resources: defaults, then the stage's declaration, then settings for its name and name@variant", () => {
-  const settings = { resources: { "train-torch-mlp": { memMB: 5000 }, "train-torch-mlp@ga1": { time: "9:00:00" } } };
-  assert.deepEqual(resolveResources("train-torch-mlp@ga1", { cpus: 2, time: "1:00:00" }, settings), {
+  const settings = { resources: { "train-torch-mlp": { memMB: 5000 }, "train-torch-mlp@ga1": { seconds: 9 * 3600 } } };
+  assert.deepEqual(resolveResources("train-torch-mlp@ga1", { cpus: 2, seconds: 3600 }, settings.resources), {
     ...DEFAULT_RESOURCES,
     cpus: 2,
     memMB: 5000,
-    time: "9:00:00",
+    seconds: 9 * 3600,
   });
   assert.deepEqual(resolveResources("train-cnn"), DEFAULT_RESOURCES);
+});
+
+Deno.test("slurm: limits in seconds become --time in whole minutes, rounded up", () => {
+  assert.equal(slurmTime(60), "0-00:01:00");
+  assert.equal(slurmTime(61), "0-00:02:00");
+  assert.equal(slurmTime(5), "0-00:01:00");
+  assert.equal(slurmTime(4 * 3600), "0-04:00:00");
+  assert.equal(slurmTime(7 * 86400), "7-00:00:00");
+});
+
+Deno.test("slurm: a job's end state decides; the worker's result only for COMPLETED or its own exit status", () => {
+  const info = (state: string, exitCode: string): JobInfo => ({ state, exitCode, reason: "", node: "", timeLimit: "" });
+  const err = () => new PipelineError("ended by Slurm", "");
+  assert.deepEqual(jobEnd(info("COMPLETED", "0:0"), err), { code: 0 });
+  assert.deepEqual(jobEnd(info("FAILED", "2:0"), err), { code: 2 }, "the worker's own error: its result says why");
+  // A worker that wrote its result and exited 0 on the time limit's SIGTERM: still a failure.
+  for (const [state, exit] of [["TIMEOUT", "0:0"], ["CANCELLED", "0:15"], ["FAILED", "0:9"], ["NODE_FAIL", "0:0"]]) {
+    assert.equal(jobEnd(info(state, exit), err).error?.message, "ended by Slurm", state);
+  }
+});
+
+Deno.test("slurm settings: checked, each fault one line; a time limit is in seconds", () => {
+  assert.deepEqual(checkSlurmSettings(undefined, "f"), {});
+  const ok = { partition: "cpu", args: ["--qos=x"], resources: { "train-cnn": { seconds: 3600, memMB: 8000 } } };
+  assert.deepEqual(checkSlurmSettings(ok, "f"), ok);
+  assert.throws(
+    () => checkSlurmSettings({ resources: { "train-cnn": { time: "12:00:00" } } }, "f"),
+    /a time limit is given in seconds/,
+  );
+  assert.throws(() => checkSlurmSettings({ partiton: "cpu" }, "f"), /unknown "slurm" setting "partiton"/);
+  assert.throws(() => checkSlurmSettings({ args: "--qos=x" }, "f"), /"slurm".args is "--qos=x"/);
 });
 
 const cluster = await slurmUp();
@@ -151,9 +202,11 @@ const STAGES = `
 const params = { steps: { type: "int", default: 10, doc: "" }, ms: { type: "int", default: 500, doc: "" } };
 export const STAGES = [
   { name: "sleepy", doc: "", deps: [], module: "sleepy.ts", outputs: ["done.json"], params,
-    resources: { memMB: 256, time: "1" }, // one minute: the time-limit test
+    resources: { memMB: 256, seconds: 60 }, // the time-limit test
     variants: { cancel: { steps: 40 }, timeout: { steps: 110, ms: 1000 }, interrupt: { steps: 60 } } },
-  { name: "hog", doc: "", deps: [], module: "hog.ts", outputs: ["x"], params: {}, resources: { memMB: 200, time: "2" } },
+  { name: "hog", doc: "", deps: [], module: "hog.ts", outputs: ["x"], params: {}, resources: { memMB: 200, seconds: 120 } },
+  { name: "graceful", doc: "", deps: [], module: "graceful.ts", outputs: ["done.json"], params: {},
+    resources: { memMB: 256, seconds: 60 } },
 ];
 `;
 // Allocates 2 GB, 50 MB at a time, against a 200 MB request.
@@ -165,8 +218,22 @@ export async function run(ctx) {
 }
 `;
 
+// Sleeps until the time limit's SIGTERM, then writes its output and returns: its worker writes an
+// ok result and exits 0, yet Slurm ends the job TIMEOUT. The run must fail, not be reported done.
+const GRACEFUL = `
+export async function run(ctx) {
+  let term = false;
+  Deno.addSignalListener("SIGTERM", () => { term = true; });
+  while (!term) await new Promise((r) => setTimeout(r, 200));
+  console.error("[graceful] SIGTERM: returning");
+  await Deno.writeTextFile(ctx.outDir + "/done.json", "{}");
+  return {};
+}
+`;
+
 async function sleepyProject(): Promise<string> {
   const root = await Deno.makeTempDir({ prefix: "slurm-sleepy-" });
+  await Deno.writeTextFile(join(root, "graceful.ts"), GRACEFUL);
   await Deno.writeTextFile(join(root, "sleepy.ts"), SLEEPY);
   await Deno.writeTextFile(join(root, "hog.ts"), HOG);
   await Deno.mkdir(join(root, "pipeline"));
@@ -174,9 +241,11 @@ async function sleepyProject(): Promise<string> {
   return root;
 }
 
+/** reproduce sleepy@<variant>, or another stage of the sleepy project by its name. */
 function sleepyRun(root: string, variant: string) {
+  const target = ["hog", "graceful"].includes(variant) ? variant : `sleepy@${variant}`;
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "reproduce", variant ? `sleepy@${variant}` : "hog", "--root", root, "--executor", "slurm"],
+    args: ["run", "-A", CLI, "reproduce", target, "--root", root, "--executor", "slurm"],
     cwd: root,
     env: env({ PIPELINE_CACHE: join(root, ".cache") }),
     stdout: "null",
@@ -237,6 +306,7 @@ Deno.test({
     try {
       const cancelled = follow(sleepyRun(root, "cancel"));
       const timedOut = follow(sleepyRun(root, "timeout"));
+      const graceful = follow(sleepyRun(root, "graceful"));
       const [, id, log] = await cancelled.until(/Slurm job (\d+) submitted .*; log (\S+)\n/);
       await logShows(log, /step 3\/40/);
       await new Deno.Command("scancel", { args: [id], env: env() }).output();
@@ -248,7 +318,23 @@ Deno.test({
 
       const t = await timedOut.end();
       assert.equal(t.code, 1, t.log);
-      assert.match(t.log, /error: stage sleepy@timeout: Slurm job \d+ TIMEOUT .*hit its time limit/);
+      assert.match(t.log, /error: stage sleepy@timeout: Slurm job \d+ TIMEOUT .*hit its time limit of 60 s/);
+
+      // The worker returned on SIGTERM and wrote an ok result: the job's TIMEOUT stands.
+      const g = await graceful.end();
+      assert.equal(g.code, 1, g.log);
+      assert.match(
+        g.log.trim().split("\n").pop()!,
+        /^error: stage graceful: Slurm job \d+ TIMEOUT exit 0:0 — it hit its time limit of 60 s: raise resources\.seconds of graceful; log \S+\.log — rerun/,
+      );
+      assert.doesNotMatch(g.log, /✓ graceful/);
+      const gLog = g.log.match(/Slurm job \d+ submitted .*; log (\S+)\n/)![1];
+      assert.match(
+        await Deno.readTextFile(gLog),
+        /SIGTERM: returning/,
+        "the stage did return and its worker wrote a result",
+      );
+      assert.ok(!(await Deno.stat(join(root, "out", "graceful")).then(() => true, () => false)), "nothing published");
 
       // Reruns resume where the jobs stopped (the timeout run needs < 1 minute from there).
       const [rc, rt] = await Promise.all(["cancel", "timeout"].map((v) => follow(sleepyRun(root, v)).end()));
@@ -272,7 +358,7 @@ Deno.test({
   fn: async () => {
     const root = await sleepyProject();
     try {
-      const r = await follow(sleepyRun(root, "")).end();
+      const r = await follow(sleepyRun(root, "hog")).end();
       assert.equal(r.code, 1, r.log);
       assert.match(
         r.log.trim().split("\n").pop()!,
@@ -307,7 +393,16 @@ Deno.test({
       assert.ok(done.resumedFrom >= 2, again.log);
     } finally {
       await Deno.remove(root, { recursive: true }).catch(() => {});
-      if (cluster.started) await new Deno.Command("bash", { args: [join(ROOT, ".ci/slurm-down")] }).output();
     }
+  },
+});
+
+Deno.test({
+  name: "slurm: this run's own cluster stops (another run's, or CI's, is left alone)",
+  ignore: !cluster.started,
+  fn: async () => {
+    const r = await new Deno.Command("bash", { args: [join(ROOT, ".ci/slurm-down"), cluster.conf!] }).output();
+    assert.ok(r.success, dec.decode(r.stderr));
+    assert.ok(!(await Deno.stat(dirname(cluster.conf!)).then(() => true, () => false)), "its directory is removed");
   },
 });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Store } from "../../../pipeline/store/cache.ts";
 import { hostId, parseOwner } from "../../../pipeline/store/lease.ts";
+import { localRef } from "../../../pipeline/executors/local.ts";
 
 const CACHE = new URL("../../../pipeline/store/cache.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -86,7 +87,8 @@ Deno.test("locks across hosts: a killed holder is stale at once on its host, on 
 Deno.test("locks across hosts: a stale lock of another host never gets a signal sent to a pid it names", async () => {
   const cache = await Deno.makeTempDir();
   // A live local process that looks like a stage worker: were the host ignored, it would be killed.
-  const bystander = new Deno.Command("bash", { args: ["-c", "sleep 30", "pipeline/executors/worker.ts"] }).spawn();
+  const bystander = new Deno.Command("bash", { args: ["-c", "sleep 30; true", "pipeline/executors/worker.ts"] })
+    .spawn();
   try {
     const store = await Store.open(cache);
     const stale = {
@@ -94,9 +96,7 @@ Deno.test("locks across hosts: a stale lock of another host never gets a signal 
       pid: bystander.pid,
       start: "",
       lease: Date.now() - 1,
-      worker: {
-        pid: bystander.pid,
-      },
+      worker: { executor: "local", id: localRef(bystander.pid, `not-${hostId()}`) },
     };
     await Deno.writeTextFile(join(cache, "locks", "y.lock"), JSON.stringify(stale));
     const release = await store.lock("y", () => {});
@@ -105,6 +105,40 @@ Deno.test("locks across hosts: a stale lock of another host never gets a signal 
   } finally {
     bystander.kill("SIGKILL");
     await bystander.status;
+    await Deno.remove(cache, { recursive: true });
+  }
+});
+
+Deno.test("locks: a dead holder's local worker is killed on takeover; a process that only got its pid is not", async () => {
+  const cache = await Deno.makeTempDir();
+  // Two live processes: one whose command line is a stage worker's, one that is not ("; true":
+  // else bash execs sleep, and the command line is sleep's).
+  const worker = new Deno.Command("bash", { args: ["-c", "sleep 30; true", "pipeline/executors/worker.ts"] }).spawn();
+  const other = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    const store = await Store.open(cache);
+    const dead = new Deno.Command("true").spawn();
+    await dead.status;
+    for (const [name, p] of [["w", worker], ["o", other]] as const) {
+      const stale = {
+        host: hostId(),
+        pid: dead.pid,
+        start: "",
+        lease: 0,
+        worker: { executor: "local", id: localRef(p.pid) },
+      };
+      await Deno.writeTextFile(join(cache, "locks", `${name}.lock`), JSON.stringify(stale));
+      await (await store.lock(name, () => {}))();
+    }
+    assert.equal((await worker.status).signal, "SIGKILL", "the dead holder's worker is stopped");
+    assert.ok(await Deno.stat(`/proc/${other.pid}`).then(() => true, () => false), "a process that is no worker lives");
+  } finally {
+    for (const p of [worker, other]) {
+      try {
+        p.kill("SIGKILL");
+      } catch { /* ended */ }
+      await p.status;
+    }
     await Deno.remove(cache, { recursive: true });
   }
 });
