@@ -40,7 +40,9 @@ export function table(header: string[], rows: string[][], color = false): string
 export function maskCredentials(text: string): string {
   return text.replace(
     /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*)(:[^\s/@]*)?@/gi,
-    (_, scheme: string, user: string, pass?: string) => `${scheme}${pass ? `${user}:***` : "***"}@`,
+    // A bare `user@` may be a token (https://TOKEN@host), except for ssh, where it is a login name.
+    (_, scheme: string, user: string, pass?: string) =>
+      `${scheme}${pass ? `${user}:***` : /^(ssh|sftp):/i.test(scheme) ? user : "***"}@`,
   );
 }
 
