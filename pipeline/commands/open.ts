@@ -3,7 +3,7 @@
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Engine } from "../engine/engine.ts";
-import { type Override, own } from "../engine/graph.ts";
+import { capSeeds, type Override, own } from "../engine/graph.ts";
 import { readParamsFile, splitAssignment } from "../engine/params.ts";
 import { readLocalSettings } from "../engine/settings.ts";
 import { type ParamValue, PipelineError, type Profile, type StageDef } from "../types.ts";
@@ -31,7 +31,7 @@ export async function openEngine(root: string, values: Values, lockFile: string)
       );
     }
   }
-  const defs: StageDef[] = mod.STAGES;
+  const defs: StageDef[] = capSeeds(mod.STAGES, profile?.maxSeeds);
   // Parameter sources, in the order applied (later wins); `params` shows which one set each value.
   const local = await readParamsFile(join(root, "pipeline", "params.local.json"));
   for (const o of local) {
