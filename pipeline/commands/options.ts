@@ -13,22 +13,22 @@ export const GLOBAL_OPTIONS: Options = {
   help: { type: "boolean", short: "h", help: "this text (after a command: that command's)" },
 };
 
-export const SET = {
+export const SET: Options = {
   set: {
     type: "string",
     multiple: true,
     arg: "stage.param=value",
     help: "override a parameter (stage@variant.param for one variant); repeatable",
   },
-} satisfies Options;
+};
 
-export const PROFILE = {
+export const PROFILE: Options = {
   profile: {
     type: "string",
     arg: "NAME",
     help: "a named set of overrides (e.g. smoke: the whole pipeline on tiny synthetic data)",
   },
-} satisfies Options;
+};
 
 /** The parameters a command sees: --set and --profile. */
 export const PARAMETER_OPTIONS: Options = { ...SET, ...PROFILE };
