@@ -108,6 +108,11 @@ export interface Profile {
   set: Record<string, ParamValue>;
   /** Stage name → publish directory, replacing the stage's own. */
   publish?: Record<string, string>;
+  /**
+   * At most this many of each stage's declared seeds (the first ones): the same graph with fewer
+   * seed nodes, for a cheap run (the smoke profile's 2 keep a spread over seeds to report).
+   */
+  maxSeeds?: number;
 }
 
 export interface Progress {

@@ -3,6 +3,8 @@
 import type { StageResult } from "../engine/plan.ts";
 import type { Graph } from "../engine/graph.ts";
 import { paint } from "../terminal/style.ts";
+import type { Command } from "./command.ts";
+import { JSON_OPTION, PARAMETER_OPTIONS } from "./options.ts";
 
 /**
  * Each stage under the upstream stage it waits for last (so every stage appears once, below all
@@ -53,3 +55,27 @@ export function dagJson(graph: Graph, states: Map<string, StageResult>) {
     return { stage: name, deps: graph.nodes.get(name)!.deps, action: r?.outcome, reasons: r?.reasons ?? [] };
   });
 }
+
+export const dag: Command = {
+  name: "dag",
+  synopsis: "",
+  help: "the stage graph: a tree with each stage's state (default), --mermaid or --dot",
+  options: {
+    ...PARAMETER_OPTIONS,
+    ...JSON_OPTION,
+    mermaid: { type: "boolean", help: "the graph as a Mermaid flowchart" },
+    dot: { type: "boolean", help: "the graph in Graphviz DOT (| dot -Tsvg > dag.svg)" },
+  },
+  async run(c) {
+    const engine = await c.engine();
+    if (c.values.mermaid) console.log(engine.graph.mermaid());
+    else if (c.values.dot) console.log(dagDot(engine.graph));
+    else {
+      const states = new Map((await engine.status()).map((r) => [r.stage, r]));
+      console.log(
+        c.values.json ? JSON.stringify(dagJson(engine.graph, states), null, 2) : dagTree(engine.graph, states, c.color),
+      );
+    }
+    return 0;
+  },
+};

@@ -30,6 +30,20 @@ export function declaredSeeds(def: StageDef, variant?: string): number[] {
   return Array.isArray(def.seeds) ? def.seeds : def.seeds[variant ?? ""] ?? [];
 }
 
+/** The declarations with at most `max` seeds each (the first declared): a profile's maxSeeds. */
+export function capSeeds(defs: StageDef[], max?: number): StageDef[] {
+  if (max === undefined) return defs;
+  const cap = (seeds: number[]) => seeds.slice(0, max);
+  return defs.map((d) =>
+    !d.seeds ? d : {
+      ...d,
+      seeds: Array.isArray(d.seeds) ? cap(d.seeds) : Object.fromEntries(
+        Object.entries(d.seeds).map(([v, s]) => [v, cap(s)]),
+      ),
+    }
+  );
+}
+
 export interface Override {
   /** Stage name (all its variants) or name@variant. */
   target: string;

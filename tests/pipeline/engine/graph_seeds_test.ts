@@ -1,7 +1,7 @@
 // Seeds as a dimension of the graph: each declared seed its own node
 // (`<node>+s<seed>`), the base node unchanged, targeting by stage, variant or seed node.
 import assert from "node:assert/strict";
-import { Graph } from "../../../pipeline/engine/graph.ts";
+import { capSeeds, Graph } from "../../../pipeline/engine/graph.ts";
 import { STAGES } from "../../../pipeline/stages.ts";
 import { PipelineError, type StageDef } from "../../../pipeline/types.ts";
 
@@ -22,6 +22,15 @@ const DEFS: StageDef[] = [
   },
   { name: "report", doc: "", deps: ["cnn", "mlp"], module: "r.ts", outputs: [], params: {} },
 ];
+
+Deno.test("a profile's maxSeeds keeps the first seeds of each stage and variant; the nodes kept are unchanged", () => {
+  const full = new Graph(DEFS);
+  const g = new Graph(capSeeds(DEFS, 2));
+  assert.deepEqual(g.order, ["data", "cnn", "cnn+s1", "mlp@default", "mlp@default+s7", "mlp@big", "report"]);
+  for (const n of g.order) assert.deepEqual(g.nodes.get(n)!.params, full.nodes.get(n)!.params, n);
+  assert.deepEqual(new Graph(capSeeds(DEFS, 1)).order, ["data", "cnn", "mlp@default", "mlp@big", "report"]);
+  assert.equal(capSeeds(DEFS), DEFS, "no profile cap: the declarations as they are");
+});
 
 Deno.test("seeds: one node per extra seed, the base node as before, each with its seed", () => {
   const g = new Graph(DEFS);
