@@ -26,6 +26,10 @@ Deno.test("architecture: a run-time import cycle is reported with its files in o
     // Erased at run time (as in the cache keys): no cycle.
     "pipeline/engine/d.ts": 'import type { E } from "./e.ts";\nexport type D = E;\nexport const d = 1;\n',
     "pipeline/engine/e.ts": 'import { d } from "./d.ts";\nexport type E = number;\nexport const e = d;\n',
+    // A program started as a process (its path, not an import): no cycle either.
+    "pipeline/executors/run.ts":
+      'const W = new URL("./w.ts", import.meta.url).pathname;\nexport const run = () => W;\n',
+    "pipeline/executors/w.ts": 'import { run } from "./run.ts";\nexport const w = run;\n',
   });
   try {
     assert.deepEqual(messages(await checkArchitecture(root)), [

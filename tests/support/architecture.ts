@@ -27,15 +27,25 @@ export interface Violation {
 export async function importGraph(root: string): Promise<Map<string, string[]>> {
   const graph = new Map<string, string[]>();
   for (const file of await codeFiles(root)) {
-    const { specifiers } = await analyse(await Deno.readTextFile(join(root, file)), file);
+    const source = await Deno.readTextFile(join(root, file));
+    const { specifiers } = await analyse(source, file);
     const targets = specifiers
       .filter((s) => s.startsWith("./") || s.startsWith("../"))
+      // A program started as a process of its own (`new URL("./worker.ts", import.meta.url)` given to
+      // `deno run`) is in the cache keys but is not an import: it cannot close a cycle of modules.
+      .filter((s) => imported(source, s))
       .map((s) => posix(relative(root, resolve(root, dirname(file), s.split("?")[0]))))
       // new URL("../../deno.json", import.meta.url) reads a file; only code is imported.
       .filter((t) => CODE.test(t) && !t.startsWith(".."));
     graph.set(file, [...new Set(targets)].sort());
   }
   return graph;
+}
+
+/** Whether `spec` is loaded as a module (import, export … from, import()), not only named as a path. */
+function imported(source: string, spec: string): boolean {
+  const quoted = `["']${spec.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["']`;
+  return new RegExp(`(\\bfrom\\s*|\\bimport\\s*\\(?\\s*)${quoted}`).test(source);
 }
 
 export async function checkArchitecture(root: string): Promise<Violation[]> {
