@@ -82,3 +82,27 @@ Deno.test("architecture: this project keeps the rules", async () => {
   const found = await checkArchitecture(ROOT);
   assert.deepEqual(messages(found), [], `${found.length} violation(s):\n${messages(found).join("\n")}`);
 });
+
+Deno.test("architecture: pipeline/README.md maps every folder and file of the engine, and README.md every folder", async () => {
+  const map = await Deno.readTextFile(join(ROOT, "pipeline/README.md"));
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const layout = readme.split("\n## Layout")[1]?.split("\n## ")[0] ?? "";
+  const folders: string[] = [];
+  for await (const e of Deno.readDir(join(ROOT, "pipeline"))) {
+    if (!e.isDirectory || e.name === "remote") continue;
+    folders.push(e.name);
+    for await (const f of Deno.readDir(join(ROOT, "pipeline", e.name))) {
+      if (f.name.endsWith(".ts")) {
+        assert.ok(map.includes(`\`${f.name}\``), `pipeline/README.md lacks ${e.name}/${f.name}`);
+      }
+    }
+  }
+  for (const folder of folders) {
+    assert.ok(map.includes(`| \`${folder}/\``), `pipeline/README.md has no row for ${folder}/`);
+    assert.ok(layout.includes(`\`${folder}/\``), `README.md's Layout does not name pipeline/${folder}/`);
+  }
+  // And no row for a folder that is gone.
+  for (const [, named] of map.matchAll(/^\| `([a-z_]+)\/` /gm)) {
+    assert.ok(folders.includes(named) || named === "remote", `pipeline/README.md maps ${named}/, which does not exist`);
+  }
+});
