@@ -90,9 +90,19 @@ export class LiveView {
 
   async tick(final = false) {
     const now = final ? [] : await this.running();
-    for (const r of this.seen.values()) if (!now.some((n) => n.stage === r.stage)) r.done = true;
+    for (const r of this.seen.values()) {
+      if (r.done || now.some((n) => n.stage === r.stage)) continue;
+      r.done = true;
+      // Finished: its checkpoints are gone with success, its run's own curve is the whole one.
+      const h = await readHistory(this.engine.store, r.key).catch(() => undefined);
+      if (h?.evals?.length) r.evals = h.evals;
+    }
     for (const r of now) {
-      this.seen.set(r.stage, { stage: r.stage, key: r.key, evals: await pointsSoFar(r.checkpointDir), done: false });
+      // A checkpoint directory emptied by the run's success (the lock not yet released) reads as no points.
+      const evals = await pointsSoFar(r.checkpointDir);
+      const before = this.seen.get(r.stage);
+      const kept = before?.key === r.key && before.evals.length > evals.length ? before.evals : evals;
+      this.seen.set(r.stage, { stage: r.stage, key: r.key, evals: kept, done: false });
     }
     // The previous run: the one the lock file records when the stage is first seen running.
     const lock = await this.engine.readLock();
