@@ -9,7 +9,8 @@ const dir = new URL(".", import.meta.url);
 const wanted = Deno.args;
 const areas = [...Deno.readDirSync(dir)]
   .map((e) => e.name)
-  .filter((n) => n.endsWith(".ts") && n !== "main.ts")
+  // Not an area: this file, the bench's own test and that test's child process.
+  .filter((n) => n.endsWith(".ts") && n !== "main.ts" && !/_(test|child)\.ts$/.test(n))
   .map((n) => n.slice(0, -3))
   .filter((n) => !wanted.length || wanted.includes(n))
   .sort();
