@@ -96,6 +96,10 @@ export const BN_GLOBAL_STATS = 0x1, BN_FUSE_RELU = 0x4, BN_SCALE = 0x8, BN_SHIFT
 const F32_TYPE = 3, CONV_DIRECT = 1, POOL_MAX = 0x1ff, RELU = 0x1f, ISA_AVX2 = 7;
 const BINARY_ADD = 0x1fff0, BINARY_MUL = 0x1fff1;
 const DESC_BYTES = 8192; // ≥ sizeof of every 2.6 descriptor (the largest, convolution's, is 5,976)
+// sizeof(dnnl_memory_desc_t) in 2.6 (gcc's, over libdnnl-dev 2.6.3's dnnl.h). A copy reads exactly this much: a memory
+// desc oneDNN returns lies inside its own objects, and reading past it can cross into an unmapped page (a segfault
+// in a test run of 7 Dec 2026 read 1,024 bytes there).
+const MD_BYTES = 696;
 
 /** A memory descriptor: an opaque buffer (ours) or a pointer into a primitive descriptor. */
 export type Md = Ptr;
@@ -235,8 +239,8 @@ function wrap(s: Lib): Dnnl {
   };
   const copyMd = (src: Md): Md => {
     const m = buf(DESC_BYTES);
-    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(m!, 1024)).set(
-      new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(src!, 1024)),
+    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(m!, MD_BYTES)).set(
+      new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(src!, MD_BYTES)),
     );
     return m;
   };
