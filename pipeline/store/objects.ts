@@ -90,16 +90,27 @@ export class Objects {
     return entry;
   }
 
-  /** The same outputs under another key (accept): hard links to the objects, committed like a run. */
+  /**
+   * The same outputs under another key (accept): hard links to the objects, committed like a run. A thin
+   * run stays thin: its absent files are carried over by hash (as a thin restore writes them, transfers.ts).
+   */
   async relink(from: RunEntry, partial: Omit<RunEntry, "outputs" | "outputsHash">): Promise<RunEntry> {
     const tmp = await this.store.makeTmp(partial.key);
     try {
       const out = join(tmp, "out");
+      await Deno.mkdir(out, { recursive: true });
+      const absent = from.absent ?? [];
       for (const [rel, { hash }] of Object.entries(from.outputs)) {
+        if (absent.includes(rel)) continue;
         await Deno.mkdir(dirname(join(out, rel)), { recursive: true });
         await linkOrCopy(this.store.objectPath(hash), join(out, rel));
       }
-      return await this.commit(out, partial);
+      const { absent: _a, ...rest } = partial as RunEntry;
+      const committed = await this.commit(out, rest);
+      if (!absent.length) return committed;
+      const thin: RunEntry = { ...committed, outputs: from.outputs, outputsHash: from.outputsHash, absent };
+      await writeFileAtomic(this.store.entryPath(thin.key), JSON.stringify(thin, null, 1));
+      return thin;
     } finally {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     }

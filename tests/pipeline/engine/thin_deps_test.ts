@@ -189,6 +189,33 @@ Deno.test("--verify on a clone rebuilds the thin inputs it reads first, and says
   }
 });
 
+Deno.test("accept carries a thin run over a code change that keeps its outputs: still thin, its absent file by hash", async () => {
+  const root = await thinClone();
+  try {
+    await (await engineFor(root)).reproduce({ targets: ["report"] }); // big restored thin: big.bin absent
+    const path = join(root, "big.ts");
+    await Deno.writeTextFile(
+      path,
+      (await Deno.readTextFile(path)).replace("return {};", "const same = {};\n  return same;"),
+    );
+    const engine = await engineFor(root);
+    const [result] = await engine.accept(["big"]);
+    assert.equal(result.stage, "big");
+    const lock = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json")));
+    const entry = JSON.parse(await Deno.readTextFile(join(root, ".cache/runs", `${lock.stages.big.key}.json`)));
+    assert.deepEqual(entry.absent, ["big.bin"]);
+    assert.ok(entry.outputs["big.bin"].hash, "the absent file is named by its hash");
+    // The report shows records (the accepted run's is new); score was never restored on this clone.
+    assert.deepEqual(outcomes(await (await engineFor(root)).status()), {
+      big: "up to date",
+      report: "run",
+      score: "restore from remote",
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("a stage that opens an upstream file it does not declare fails, naming the declaration", async () => {
   const root = await project();
   try {
