@@ -96,7 +96,9 @@ export function explain(previous: KeyParts | undefined, now: KeyParts): string[]
     if (a !== b) reasons.push(`param ${k}: ${a ?? "unset"} → ${b ?? "unset"}`);
   }
   for (const d of new Set([...Object.keys(previous.inputs), ...Object.keys(now.inputs)])) {
-    if (previous.inputs[d] !== now.inputs[d]) reasons.push(`input ${d} changed`);
+    if (!(d in previous.inputs)) reasons.push(`input ${d} added`);
+    else if (!(d in now.inputs)) reasons.push(`input ${d} no longer a dep`);
+    else if (previous.inputs[d] !== now.inputs[d]) reasons.push(`input ${d} changed`);
   }
   if (previous.deno !== now.deno) reasons.push(`Deno ${previous.deno} → ${now.deno}`);
   if (canonicalJson(previous.external) !== canonicalJson(now.external)) {
