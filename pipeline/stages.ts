@@ -159,7 +159,7 @@ const trainTorchMlp = defineStage({
   seeds: {
     default: SEEDS,
     ga1: [42, 1, 2, 3],
-    "ga1-dropout": [42, 1, 2],
+    "ga1-dropout": [42, 1, 2, 3],
     "ga1-dropout-batchnorm": [42, 1],
     ga2: SEEDS,
     ga3: SEEDS,
