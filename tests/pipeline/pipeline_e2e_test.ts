@@ -5,25 +5,8 @@
 import assert from "node:assert/strict";
 import { capSeeds, Graph } from "../../pipeline/engine/graph.ts";
 import { PROFILES, STAGES } from "../../pipeline/stages.ts";
-import { dirname, join } from "node:path";
-
-const ROOT = new URL("../..", import.meta.url).pathname;
-
-async function copyProject(): Promise<string> {
-  const dest = await Deno.makeTempDir({ prefix: "pipeline-e2e-" });
-  const files = new TextDecoder().decode(
-    (await new Deno.Command("git", { args: ["ls-files", "-co", "--exclude-standard"], cwd: ROOT }).output()).stdout,
-  ).trim().split("\n");
-  for (const rel of files) {
-    if (rel.startsWith("reports/") && !rel.startsWith("reports/build/")) continue; // outputs, not code
-    if (/^pipeline\/lock.*\.json$/.test(rel) || rel.startsWith("pipeline/remote/")) continue; // start from nothing
-    await Deno.mkdir(join(dest, dirname(rel)), { recursive: true });
-    await Deno.copyFile(join(ROOT, rel), join(dest, rel)).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted but not yet staged
-    });
-  }
-  return dest;
-}
+import { join } from "node:path";
+import { copyProject } from "../support/project_copy.ts";
 
 async function reproduce(root: string, ...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -45,7 +28,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const root = await copyProject();
+    const root = await copyProject("pipeline-e2e-");
     try {
       const first = await reproduce(root, "--jobs", "2");
       // Every node runs once: the stages, their variants and the profile's seeds (and eval-mode per seed).

@@ -6,6 +6,7 @@
 import { dirname, join } from "node:path";
 import { listFiles } from "../../pipeline/store/cache.ts";
 import { hashFile } from "../../pipeline/store/hash.ts";
+import { copyProject } from "./project_copy.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
 const CLI = join(ROOT, "pipeline/cli.ts");
@@ -113,17 +114,8 @@ export async function toyProject(): Promise<string> {
 
 /** A copy of this project (code only: no lock, no remote, no reports) for runs of the smoke profile. */
 export async function projectCopy(): Promise<string> {
-  const dest = await Deno.makeTempDir({ prefix: "faults-project-" });
+  const dest = await copyProject("faults-project-");
   made.push(dest);
-  const files = new TextDecoder().decode(
-    (await new Deno.Command("git", { args: ["ls-files", "-co", "--exclude-standard"], cwd: ROOT }).output()).stdout,
-  ).trim().split("\n");
-  for (const rel of files) {
-    if (rel.startsWith("reports/") && !rel.startsWith("reports/build/")) continue;
-    if (/^pipeline\/lock.*\.json$/.test(rel) || rel.startsWith("pipeline/remote/")) continue;
-    await Deno.mkdir(join(dest, dirname(rel)), { recursive: true });
-    await Deno.copyFile(join(ROOT, rel), join(dest, rel)).catch(() => {});
-  }
   return dest;
 }
 

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { type RunEntry, Store } from "../../pipeline/store/cache.ts";
 import { objectKey, Remote } from "../../pipeline/sharing/remote.ts";
 import type { Backend } from "../../pipeline/sharing/backend.ts";
+import { runParts } from "./runs.ts";
 
 /** One fresh location on the backend's server, for one scenario. */
 export interface Place {
@@ -36,18 +37,7 @@ async function storeWithRun(dir: string, key: string): Promise<{ store: Store; e
   await Deno.mkdir(join(out, "sub"), { recursive: true });
   await Deno.writeTextFile(join(out, "history.json"), SMALL);
   await Deno.writeFile(join(out, "sub", "weights.bin"), BIG);
-  const entry = await store.commit(out, {
-    key,
-    stage: "train-x",
-    params: {},
-    inputs: {},
-    code: {},
-    external: [],
-    deno: Deno.version.deno,
-    metrics: {},
-    startedAt: new Date().toISOString(),
-    wallSeconds: 0,
-  });
+  const entry = await store.commit(out, runParts(key));
   return { store, entry };
 }
 

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { type RunEntry, Store } from "../../../pipeline/store/cache.ts";
 import { Remote } from "../../../pipeline/sharing/remote.ts";
 import { FolderBackend } from "../../../pipeline/sharing/folder.ts";
+import { runParts } from "../../support/runs.ts";
 
 const KEY = "t".repeat(64);
 
@@ -15,18 +16,7 @@ async function storeWithRun(dir: string): Promise<{ store: Store; entry: RunEntr
   await Deno.mkdir(out);
   await Deno.writeTextFile(join(out, "history.json"), '{"final": 0.5}\n');
   await Deno.writeFile(join(out, "weights.safetensors"), new Uint8Array(4096).map((_, i) => i % 251));
-  const entry = await store.commit(out, {
-    key: KEY,
-    stage: "train-x",
-    params: {},
-    inputs: {},
-    code: {},
-    external: [],
-    deno: Deno.version.deno,
-    metrics: {},
-    startedAt: new Date().toISOString(),
-    wallSeconds: 0,
-  });
+  const entry = await store.commit(out, runParts(KEY));
   return { store, entry };
 }
 

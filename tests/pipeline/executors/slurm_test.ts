@@ -13,6 +13,7 @@ import { type JobInfo, slurmTime } from "../../../pipeline/executors/slurm.ts";
 import { jobEnd } from "../../../pipeline/executors/slurm_executor.ts";
 import { checkSlurmSettings } from "../../../pipeline/executors/slurm_settings.ts";
 import { PipelineError } from "../../../pipeline/types.ts";
+import { copyProject } from "../../support/project_copy.ts";
 
 const ROOT = new URL("../../..", import.meta.url).pathname;
 const CLI = join(ROOT, "pipeline/cli.ts");
@@ -100,20 +101,6 @@ async function reproduce(root: string, cache: string, args: string[]) {
   return { code: out.code, log: dec.decode(out.stderr) };
 }
 
-async function copyProject(): Promise<string> {
-  const dest = await Deno.makeTempDir({ prefix: "slurm-e2e-" });
-  const files = dec.decode(
-    (await new Deno.Command("git", { args: ["ls-files", "-co", "--exclude-standard"], cwd: ROOT }).output()).stdout,
-  ).trim().split("\n");
-  for (const rel of files) {
-    if (rel.startsWith("reports/") && !rel.startsWith("reports/build/")) continue;
-    if (/^pipeline\/lock.*\.json$/.test(rel) || rel.startsWith("pipeline/remote/")) continue;
-    await Deno.mkdir(join(dest, dirname(rel)), { recursive: true });
-    await Deno.copyFile(join(ROOT, rel), join(dest, rel)).catch(() => {});
-  }
-  return dest;
-}
-
 /** stage → {output file → hash}, from a cache's run entries. */
 async function outputsByStage(cache: string): Promise<Record<string, Record<string, string>>> {
   const out: Record<string, Record<string, string>> = {};
@@ -132,7 +119,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const root = await copyProject();
+    const root = await copyProject("slurm-e2e-");
     try {
       const [local, slurm] = await Promise.all([
         reproduce(root, join(root, "cache-local"), ["--profile", "smoke", "--jobs", "2"]),

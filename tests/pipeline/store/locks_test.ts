@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Store } from "../../../pipeline/store/cache.ts";
 import { hostId, parseOwner } from "../../../pipeline/store/lease.ts";
 import { localRef } from "../../../pipeline/executors/local.ts";
+import { runParts } from "../../support/runs.ts";
 
 const CACHE = new URL("../../../pipeline/store/cache.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -156,18 +157,7 @@ Deno.test("cache across filesystems: objects on another filesystem are copied in
     const out = join(await store.makeTmp("k".repeat(64)), "out");
     await Deno.mkdir(out);
     await Deno.writeTextFile(join(out, "a.txt"), "hello");
-    const entry = await store.commit(out, {
-      key: "k".repeat(64),
-      stage: "s",
-      params: {},
-      inputs: {},
-      code: {},
-      external: [],
-      deno: Deno.version.deno,
-      metrics: {},
-      startedAt: new Date().toISOString(),
-      wallSeconds: 0,
-    });
+    const entry = await store.commit(out, runParts("k".repeat(64), "s"));
     assert.equal(await Deno.readTextFile(join(store.treeDir(entry.key), "a.txt")), "hello");
     assert.deepEqual(await store.verify(entry), { ok: true });
   } finally {
