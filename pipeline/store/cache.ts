@@ -160,8 +160,12 @@ export class Store {
     return this.objects.discard(entry, badHash);
   }
   /** Move a finished run's files into the store and write its entry (last). */
-  commit(outDir: string, partial: Omit<RunEntry, "outputs" | "outputsHash">): Promise<RunEntry> {
-    return this.objects.commit(outDir, partial);
+  commit(
+    outDir: string,
+    partial: Omit<RunEntry, "outputs" | "outputsHash">,
+    thin?: Pick<RunEntry, "outputs" | "outputsHash" | "absent">,
+  ): Promise<RunEntry> {
+    return this.objects.commit(outDir, partial, thin);
   }
   /** The same outputs under another key (accept). */
   relink(from: RunEntry, partial: Omit<RunEntry, "outputs" | "outputsHash">): Promise<RunEntry> {

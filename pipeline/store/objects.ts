@@ -38,7 +38,15 @@ export class Objects {
    * Move a finished run's files into the store and write its entry (last).
    * `outDir` must be inside this store's tmp/ (same filesystem: renames are atomic).
    */
-  async commit(outDir: string, partial: Omit<RunEntry, "outputs" | "outputsHash">): Promise<RunEntry> {
+  /**
+   * `thin`: the files in outDir are those of a thin run: its entry names every output of `thin.outputs`, the
+   * absent ones by hash, so downstream keys are those of the whole run (its outputsHash is checked on reading).
+   */
+  async commit(
+    outDir: string,
+    partial: Omit<RunEntry, "outputs" | "outputsHash">,
+    thin?: Pick<RunEntry, "outputs" | "outputsHash" | "absent">,
+  ): Promise<RunEntry> {
     const outputs: RunEntry["outputs"] = {};
     const treeTmp = `${outDir}.tree`;
     await Deno.mkdir(treeTmp, { recursive: true });
@@ -79,7 +87,9 @@ export class Objects {
     await Deno.rename(treeTmp, tree);
     // Linking changed the inodes' ctime: record the fresh stat with the hash we just computed.
     for (const [path, hash] of linked) this.store.stats.remember(path, await Deno.stat(path), hash);
-    const entry: RunEntry = { ...partial, outputs, outputsHash: sha256(canonicalJson(outputs)) };
+    const entry: RunEntry = thin
+      ? { ...partial, outputs: thin.outputs, outputsHash: thin.outputsHash, absent: thin.absent }
+      : { ...partial, outputs, outputsHash: sha256(canonicalJson(outputs)) };
     const text = JSON.stringify(entry, null, 1);
     await writing(
       this.store.entryPath(entry.key),
@@ -106,11 +116,7 @@ export class Objects {
         await linkOrCopy(this.store.objectPath(hash), join(out, rel));
       }
       const { absent: _a, ...rest } = partial as RunEntry;
-      const committed = await this.commit(out, rest);
-      if (!absent.length) return committed;
-      const thin: RunEntry = { ...committed, outputs: from.outputs, outputsHash: from.outputsHash, absent };
-      await writeFileAtomic(this.store.entryPath(thin.key), JSON.stringify(thin, null, 1));
-      return thin;
+      return await this.commit(out, rest, absent.length ? { ...from, absent } : undefined);
     } finally {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     }

@@ -97,13 +97,7 @@ export class Transfers {
         const absent = whole.filter((w): w is string => typeof w === "string");
         if (thin !== absent.length > 0) continue;
         const { outputs: _o, outputsHash: _h, absent: _a, ...partial } = entry;
-        const committed = await this.store.commit(tmp, partial);
-        if (!absent.length) return committed;
-        // The entry names every output, the absent ones by hash (its outputsHash checked in trustedEntry):
-        // downstream keys are those of the whole run.
-        const thinEntry: RunEntry = { ...committed, outputs: entry.outputs, outputsHash: entry.outputsHash, absent };
-        await writeFileAtomic(this.store.entryPath(key), JSON.stringify(thinEntry, null, 1));
-        return thinEntry;
+        return await this.store.commit(tmp, partial, absent.length ? { ...entry, absent } : undefined);
       } finally {
         await Deno.remove(tmp, { recursive: true }).catch(() => {});
         await Deno.remove(`${tmp}.tree`, { recursive: true }).catch(() => {});
