@@ -14,6 +14,8 @@
 import { Rng } from "../../data/rng.ts";
 import { Arg, BN_FUSE_RELU, BN_SCALE, BN_SHIFT, type Dnnl, type Md, type Mem, type Pd } from "../compute/onednn.ts";
 import { postOpArg, Prop, Query, Tag } from "../compute/onednn.ts";
+import { loadConvBwdWeights } from "../compute/conv_bwd_weights.ts";
+import { loadNativeAdam } from "../compute/native_adam.ts";
 import { simdAdam } from "../compute/simd_adam.ts";
 import { BN_EPS, BN_MOMENTUM, softmaxCrossEntropy } from "./layers.ts";
 import { VGG_LAYERS, type VggConfig } from "./vgg.ts";
@@ -111,14 +113,17 @@ export class OnednnVgg {
   /**
    * The compute path in words, e.g. "oneDNN 2.6.3 (AVX2 pinned, 2 threads, deterministic)":
    * bit-identical across thread counts when every backward-weights kernel is oneDNN's
-   * direct jit one (each weight summed on one thread); the thread cap sees to batch norm.
+   * direct jit one or the native one (each weight summed on one thread); the thread cap
+   * sees to batch norm.
    */
   describe(batch: number): string {
     this.net(batch, true); // the backward kernels are chosen per batch size
-    const notJit = [...this.impls].filter((i) => !/weights jit:/.test(i));
+    const notJit = [...this.impls].filter((i) => !/weights (jit:|native)/.test(i));
     const det = notJit.length ? `not deterministic: ${notJit.join(", ")}` : "deterministic";
+    const native = [this.impls.has("conv bwd weights native") && "backward-weights", loadNativeAdam().step && "Adam"];
+    const also = native.some(Boolean) ? `; native ${native.filter(Boolean).join(" + ")}` : "";
     const t = this.threads;
-    return this.dnnl.description.replace(/\d+ threads?\)$/, `${t} thread${t === 1 ? "" : "s"}, ${det})`);
+    return this.dnnl.description.replace(/\d+ threads?\)$/, `${t} thread${t === 1 ? "" : "s"}, ${det}${also})`);
   }
 
   /**
@@ -193,9 +198,11 @@ export class OnednnVgg {
   }
 
   /**
-   * Runs a memory-bound primitive (batch norm, pooling) on one thread (they are also
-   * created on one, which fixes their count): on a busy machine OpenMP's barriers between
-   * their passes cost ~10× their work, and on a quiet one a second core gains little.
+   * Runs batch norm on one thread (it is also created on one, which fixes its count): its
+   * sums over a channel's pixels depend on the thread count (measured). Pooling runs on the
+   * model's threads: a max is exact and its backward adds into each input pixel in the same
+   * order whatever the thread count (split over images and channel blocks), and a second
+   * core halves it on a quiet machine (AMD EPYC, 7 Dec 2026: 25 → 13 ms of a 268 ms step).
    */
   serial(kind: string, f: () => void): void {
     this.dnnl.setThreads(1);
@@ -248,7 +255,9 @@ export class OnednnVgg {
   trainStep(x: Float32Array, labels: Uint8Array, n: number, lr: number): { loss: number; acc: number } {
     const { loss, correct } = this.lossAndGrads(x, labels, n);
     this.step++;
-    this.time("adam", () => this.adam.step(this.params, this.grads, this.m, this.v, this.step, lr));
+    // The native Adam (both cores) where it builds, else the wasm one: the same bits.
+    const adam = loadNativeAdam().step ?? this.adam.step;
+    this.time("adam", () => adam(this.params, this.grads, this.m, this.v, this.step, lr));
     return { loss, acc: correct / n };
   }
 
@@ -292,7 +301,7 @@ class Net {
 
   constructor(readonly model: OnednnVgg, d: Dnnl, readonly n: number, readonly train: boolean, wMd: Md[]) {
     const prop = train ? Prop.training : Prop.inference, cfg = model.cfg;
-    // Batch norm and pooling fix their thread count when created (see OnednnVgg.serial).
+    // Batch norm fixes its thread count when created (see OnednnVgg.serial).
     const serial = <T>(f: () => T): T => {
       d.setThreads(1);
       try {
@@ -347,9 +356,7 @@ class Net {
       }
       const padR = (s.ho - 1) * 2 + 3 - s.h - 1;
       if (s.pool) {
-        block.poolF = serial(() =>
-          d.poolFwd(prop, y.md, d.md([n, s.cout, s.ho, s.ho], Tag.any), 3, 2, [1, 1], [padR, padR])
-        );
+        block.poolF = d.poolFwd(prop, y.md, d.md([n, s.cout, s.ho, s.ho], Tag.any), 3, 2, [1, 1], [padR, padR]);
         block.out = d.mem(block.poolF.query(Query.dst));
         const pArgs: [Arg, Mem][] = [[Arg.src, y], [Arg.dst, block.out]];
         if (train) {
@@ -366,9 +373,9 @@ class Net {
         (block as Block & { dOut: Mem }).dOut = dOut;
         const steps: (() => void)[] = [];
         if (block.poolF) {
-          const poolB = serial(() => d.poolBwd(y.md, block.out.md, 3, 2, [1, 1], [padR, padR], block.poolF!));
+          const poolB = d.poolBwd(y.md, block.out.md, 3, 2, [1, 1], [padR, padR], block.poolF!);
           const a: [Arg, Mem][] = [[Arg.diffDst, dOut], [Arg.diffSrc, dy], [Arg.workspace, block.wsPool!]];
-          steps.push(() => model.serial("pool", () => poolB.run(a)));
+          steps.push(() => model.time("pool", () => poolB.run(a)));
         }
         const bnB = serial(() => d.bnBwd(z.md, z.md, BN_EPS, BN_SCALE | BN_SHIFT | BN_FUSE_RELU, bnF!));
         const gv = (off: number) => d.mem(d.md([s.cout], Tag.a), model.view("grads", off, s.cout));
@@ -392,35 +399,15 @@ class Net {
         ];
         steps.push(() => model.serial("bn+relu", () => bnB.run(bA)));
         // Backward weights, with the conv bias's gradient Σ dz (zero up to rounding, as in vgg.ts).
+        const dW = d.mem(wMd[i], model.view("grads", s.w, s.wn)), db = gv(s.b);
+        const bwW = nativeBwdWeights(d, block.src, dz, dW, db, s, n) ??
+          onednnBwdWeights(d, prop, convF, block.src, dz, dW, db, s, n);
+        model.impls.add(`conv bwd weights ${bwW.impl}`);
+        steps.push(() => model.time("conv bwd weights", bwW.run));
         // The backward convolutions choose their own formats (explicit forward ones would
         // send them to oneDNN's slow reference code); tensors are reordered in and out.
         const anyW = d.md([s.cout, s.cin, 3, 3], Tag.any), anyX = d.md([n, s.cin, s.h, s.h], Tag.any);
         const anyZ = d.md([n, s.cout, s.h, s.h], Tag.any);
-        let bw = d.convBwdWeights(anyX, anyW, d.md([s.cout], Tag.a), anyZ, 1, 1, convF);
-        let bwX = adapt(d, bw, Query.src, block.src);
-        if (!bw.impl.startsWith("jit")) {
-          // On tiny images (2×2, 1×1) oneDNN picks a GEMM-based backward-weights whose sums
-          // depend on the thread count; on an explicitly zero-padded input (padding 0) its
-          // direct jit kernel applies. The border of `padded` stays zero.
-          const h2 = s.h + 2, hint = d.convFwd(prop, d.md([n, s.cin, h2, h2], Tag.any), anyW, null, anyZ, 1, 0);
-          bw = d.convBwdWeights(d.md([n, s.cin, h2, h2], Tag.any), anyW, d.md([s.cout], Tag.a), anyZ, 1, 0, hint);
-          const padded = d.mem(bw.query(Query.src));
-          const inner = d.mem(d.sub(padded.md, [n, s.cin, s.h, s.h], [0, 0, 1, 1]), padded.data);
-          const r = d.reorder(block.src.md, inner.md), rA: [Arg, Mem][] = [[Arg.src, block.src], [Arg.dst, inner]];
-          bwX = { mem: padded, run: () => r.run(rA) };
-        }
-        model.impls.add(`conv bwd weights ${bw.impl}`);
-        const dW = d.mem(wMd[i], model.view("grads", s.w, s.wn));
-        const [bwZ, bwW] = [adapt(d, bw, Query.diffDst, dz), adapt(d, bw, Query.diffWeights, dW, true)];
-        const wA: [Arg, Mem][] = [[Arg.src, bwX.mem], [Arg.diffDst, bwZ.mem], [Arg.diffWeights, bwW.mem], [
-          Arg.diffBias,
-          gv(s.b),
-        ]];
-        steps.push(() =>
-          model.time("conv bwd weights", () => {
-            bwX.run(), bwZ.run(), bw.run(wA), bwW.run();
-          })
-        );
         if (i > 0) {
           const prevDOut = (this.blocks[i - 1] as Block & { dOut: Mem }).dOut;
           const bd = d.convBwdData(anyX, anyW, anyZ, 1, 1, convF);
@@ -477,7 +464,7 @@ class Net {
     this.blocks.forEach((b) => {
       m.time("conv", () => b.convF.run(b.fwd[0]));
       if (b.bnF) m.serial("bn+relu", () => b.bnF!.run(b.fwd[1]));
-      if (b.poolF) m.serial("pool", () => b.poolF!.run(b.fwd[b.fwd.length - 1]));
+      if (b.poolF) m.time("pool", () => b.poolF!.run(b.fwd[b.fwd.length - 1]));
     });
     this.toFeat.run(this.featArgs);
     const k = m.cfg.classes, f = m.features, p = m.params, o = m.linOffset, feat = this.feat.data;
@@ -495,6 +482,60 @@ class Net {
     this.linearBackward();
     for (let i = this.bwd.length - 1; i >= 0; i--) this.bwd[i]();
   }
+}
+
+export type BwdWeights = { impl: string; run: () => void };
+
+/**
+ * The backward-weights of conv s by the native kernel (conv_bwd_weights.ts: the same bits as
+ * oneDNN's jit:avx2 one) where it is faster, on images of 8×8 and less (measured on a 2-core
+ * AMD EPYC, 7 Dec 2026, batch 32: 8×8 128→256 channels 16.3 → 13.6 ms, 4×4 512→512 21.0 → 17.9,
+ * 2×2 512→512 15.0 → 5.7; 16×16 64→128 16.1 → 16.2), and the tensors are in its layouts; else null.
+ */
+function nativeBwdWeights(d: Dnnl, x: Mem, dz: Mem, dW: Mem, db: Mem, s: ConvSpec, n: number): BwdWeights | null {
+  const k = loadConvBwdWeights().kernel;
+  if (!k || s.h > 8 || !k.fits(s.cin, s.cout)) return null;
+  const blocked = (c: number) => d.md([n, c, s.h, s.h], Tag.nChw8c);
+  if (
+    !d.equal(x.md, blocked(s.cin)) || !d.equal(dz.md, blocked(s.cout)) ||
+    !d.equal(dW.md, d.md([s.cout, s.cin, 3, 3], Tag.OIhw8i8o))
+  ) return null;
+  const scratch = new Float32Array(k.scratchFloats(n, s.cin, s.cout, s.h));
+  return { impl: "native", run: () => k.run(n, s.cin, s.cout, s.h, x.data, dz.data, dW.data, db.data, scratch) };
+}
+
+/** oneDNN's backward-weights of conv s, its own formats chosen (tensors reordered in and out). */
+export function onednnBwdWeights(
+  d: Dnnl,
+  prop: Prop,
+  convF: Pd,
+  x: Mem,
+  dz: Mem,
+  dW: Mem,
+  db: Mem,
+  s: ConvSpec,
+  n: number,
+): BwdWeights {
+  const anyW = d.md([s.cout, s.cin, 3, 3], Tag.any), anyZ = d.md([n, s.cout, s.h, s.h], Tag.any);
+  let bw = d.convBwdWeights(d.md([n, s.cin, s.h, s.h], Tag.any), anyW, d.md([s.cout], Tag.a), anyZ, 1, 1, convF);
+  let bwX = adapt(d, bw, Query.src, x);
+  if (!bw.impl.startsWith("jit")) {
+    // On tiny images (2×2, 1×1) oneDNN picks a GEMM-based backward-weights whose sums
+    // depend on the thread count; on an explicitly zero-padded input (padding 0) its
+    // direct jit kernel applies. The border of `padded` stays zero.
+    const h2 = s.h + 2, hint = d.convFwd(prop, d.md([n, s.cin, h2, h2], Tag.any), anyW, null, anyZ, 1, 0);
+    bw = d.convBwdWeights(d.md([n, s.cin, h2, h2], Tag.any), anyW, d.md([s.cout], Tag.a), anyZ, 1, 0, hint);
+    const padded = d.mem(bw.query(Query.src));
+    const inner = d.mem(d.sub(padded.md, [n, s.cin, s.h, s.h], [0, 0, 1, 1]), padded.data);
+    const r = d.reorder(x.md, inner.md), rA: [Arg, Mem][] = [[Arg.src, x], [Arg.dst, inner]];
+    bwX = { mem: padded, run: () => r.run(rA) };
+  }
+  const [bwZ, bwDW] = [adapt(d, bw, Query.diffDst, dz), adapt(d, bw, Query.diffWeights, dW, true)];
+  const wA: [Arg, Mem][] = [[Arg.src, bwX.mem], [Arg.diffDst, bwZ.mem], [Arg.diffWeights, bwDW.mem], [
+    Arg.diffBias,
+    db,
+  ]];
+  return { impl: bw.impl, run: () => (bwX.run(), bwZ.run(), bw.run(wA), bwDW.run()) };
 }
 
 /**

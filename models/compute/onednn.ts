@@ -56,6 +56,8 @@ export const enum Tag {
   ab = 3,
   abcd = 5,
   nhwc = 20, // acdb
+  nChw8c = 93, // aBcd8b
+  OIhw8i8o = 98, // ABcd8b8a
   hwio = 30, // cdba
 }
 export const enum Prop {
@@ -162,7 +164,8 @@ export interface Pd {
 
 let cached: { dnnl: Dnnl | null; reason: string } | undefined;
 
-function envGet(name: string): string | undefined {
+/** An environment variable, or undefined (also without --allow-env). */
+export function envGet(name: string): string | undefined {
   try {
     return Deno.env.get(name);
   } catch {

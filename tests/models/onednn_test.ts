@@ -183,7 +183,10 @@ Deno.test({
     const a = await makeTestContext(opts);
     await run(a);
     const histA: TrainingHistory = JSON.parse(await Deno.readTextFile(join(a.outDir, "history.json")));
-    assert.match(String(a.recorded.compute), /^oneDNN 2\.\d+\.\d+ \(AVX2 pinned, \d threads?, deterministic\)$/);
+    assert.match(
+      String(a.recorded.compute),
+      /^oneDNN 2\.\d+\.\d+ \(AVX2 pinned, \d threads?, deterministic(; native [^)]+)?\)$/,
+    );
     const b = await makeTestContext(opts);
     const killed = {
       ...b,

@@ -18,7 +18,7 @@ const hash = async (a: Float32Array) =>
     (b) => b.toString(16).padStart(2, "0"),
   )
     .join("").slice(0, 16);
-console.log(model.describe(n));
+console.log(`${model.describe(n)} | ${[...model.impls].sort().join(", ")}`);
 for (const [k, a] of Object.entries({ params: model.params, m: model.m, v: model.v, stats: model.stats, logits })) {
   console.log(`${k} ${await hash(a)}`);
 }
