@@ -11,7 +11,7 @@ import type { Accepted, LockFile } from "./lockfile.ts";
 import { materialise } from "./publish.ts";
 import { launch, type Upstream } from "./run.ts";
 import { PipelineError } from "../types.ts";
-import { wholeInputs } from "./thin.ts";
+import { few, undeclaredGaps, wholeInputs } from "./thin.ts";
 import { compareUpTo, describeDifference, type Difference, firstDifference } from "./verify.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -147,6 +147,14 @@ async function acceptOne(
     throw new PipelineError(
       `${name}: no cached run of its previous key to accept`,
       `run \`deno task reproduce ${name}\``,
+    );
+  }
+  // A run without outputs the stage now declares would stay without them under the new key.
+  const lacking = undeclaredGaps(node.def.outputs, old);
+  if (lacking.length) {
+    throw new PipelineError(
+      `${name}: not accepted — its cached run lacks the declared ${few(lacking)} (the older code wrote none)`,
+      `run \`deno task reproduce ${name}\` to train it with the new code, which writes them`,
     );
   }
   // Not differences: a parameter now transport-only, and one added since at its default (the old

@@ -5,7 +5,7 @@ import type { KeyParts, RunEntry } from "../store/cache.ts";
 import { type Graph, readFiles } from "./graph.ts";
 import { explain, inputHash, keyOf, NOT_RUN, type Predicted } from "./keys.ts";
 import { lockedOutputsHash } from "./lockfile.ts";
-import { describeWhole, few, planWhole } from "./thin.ts";
+import { describeWhole, few, planWhole, undeclaredGaps } from "./thin.ts";
 import { PipelineError } from "../types.ts";
 import type { Workspace } from "./workspace.ts";
 
@@ -156,6 +156,16 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
     if (w && !w.remote) Object.assign(r, { outcome: "rebuild", reasons: [describeWhole(w)], seconds: w.seconds });
     else if (w) r.reasons.push(describeWhole(w));
     else if (r.entry?.absent?.length && r.outcome !== "run") r.reasons.push(thinNote(graph, r.stage, r.entry));
+    const lacking = r.entry && r.outcome !== "run"
+      ? undeclaredGaps(graph.nodes.get(r.stage)!.def.outputs, r.entry)
+      : [];
+    if (lacking.length) {
+      r.reasons.push(
+        `its run lacks the declared ${few(lacking)} (older code wrote none): \`reproduce --force ${r.stage}\` makes ${
+          lacking.length > 1 ? "them" : "it"
+        }`,
+      );
+    }
   }
   return out;
 }

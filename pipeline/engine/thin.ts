@@ -218,3 +218,8 @@ export async function wholeInputs(
   }
   return await wholeFor(ws, node, upstream, entryOf, jobs, (n, e) => seen.set(n, e), planned);
 }
+
+/** The declared outputs a run does not have (even thin): a run carried over from before they were declared. */
+export function undeclaredGaps(declared: string[], entry: RunEntry): string[] {
+  return declared.filter((f) => !Object.hasOwn(entry.outputs, f));
+}

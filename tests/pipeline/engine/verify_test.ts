@@ -123,6 +123,39 @@ Deno.test("accept carries a run over a code change only when re-executing it giv
   assert.match(param.text, /accept carries a run over a code change only, but param lr: 0\.5 → 0\.1/);
 });
 
+Deno.test("a run from before an output was declared: status says so, accept refuses to carry it over", async () => {
+  const root = await toy();
+  await cli(root, ["reproduce"]);
+  // The declaration gains an output the cached run never wrote: still its run, said loudly.
+  const stages = await Deno.readTextFile(join(root, "stages.ts"));
+  await Deno.writeTextFile(
+    join(root, "stages.ts"),
+    stages.replace('outputs: ["history.json"]', 'outputs: ["history.json", "extra.txt"]'),
+  );
+  const said = await cli(root, ["status", "train"]);
+  assert.match(
+    said.text,
+    /train: up to date \(its run lacks the declared extra\.txt \(older code wrote none\): `reproduce --force train` makes it\)/,
+  );
+  // The code that writes it, otherwise unchanged: the old run's curve is the same, yet it has no extra.txt.
+  const code = await Deno.readTextFile(join(root, "train.ts"));
+  await Deno.writeTextFile(
+    join(root, "train.ts"),
+    code.replace("  ctx.record(", '  await Deno.writeTextFile(ctx.outDir + "/extra.txt", "x");\n  ctx.record('),
+  );
+  const refused = await cli(root, ["accept", "train"]);
+  assert.equal(refused.code, 1, refused.text);
+  assert.match(
+    refused.text,
+    /train: not accepted — its cached run lacks the declared extra\.txt \(the older code wrote none\)/,
+  );
+  assert.match(refused.text, /deno task reproduce train/);
+  const ran = await cli(root, ["reproduce", "train"]);
+  assert.equal(ran.code, 0, ran.text);
+  assert.ok(Object.hasOwn((await lock(root)).stages.train.outputs, "extra.txt"));
+  assert.doesNotMatch((await cli(root, ["status", "train"])).text, /lacks/);
+});
+
 Deno.test("transport-only parameters are not in the key: --set and params.local.json change where, not what", async () => {
   const root = await toy();
   await cli(root, ["reproduce"]);
