@@ -4,12 +4,12 @@
 # 1). Prints one JSON object per thread count.
 # Run with Debian's interpreter: /usr/bin/python3 (python3-torch).
 import json
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
+
+from torch_steps import median_ms, mlp
 
 thread_counts = [int(t) for t in (sys.argv[1] if len(sys.argv) > 1 else "1,2").split(",")]
 reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -25,16 +25,6 @@ def vgg():
         layers.append(nn.MaxPool2d(3, 2, 1))
     layers += [nn.AvgPool2d(1, 1, 0), nn.Flatten(), nn.Linear(512, 10)]
     return nn.Sequential(*layers)
-
-
-def median_ms(fn, reps):
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def cnn(batch=32, eval_batch=200):
@@ -61,25 +51,6 @@ def cnn(batch=32, eval_batch=200):
     return median_ms(step, reps), median_ms(evaluate, max(2, reps // 2))
 
 
-def mlp(batch=200, hidden=(100,), reps=reps * 20):
-    layers, n = [], 3072
-    for h in hidden:
-        layers += [nn.Linear(n, h), nn.ReLU()]
-        n = h
-    model = nn.Sequential(*layers, nn.Linear(n, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    x = torch.randn(batch, 3072) * 60
-    y = torch.randint(0, 10, (batch,))
-    lossf = nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad()
-        lossf(model(x), y).backward()
-        opt.step()
-
-    return median_ms(step, reps)
-
-
 def sgemm(n=1024):
     a, b = torch.randn(n, n), torch.randn(n, n)
     ms = median_ms(lambda: a @ b, reps)
@@ -96,6 +67,6 @@ for threads in thread_counts:
         "sgemm_1024_gflops": sgemm(),
         "cnn_step_ms": cnn_step,
         "cnn_eval_images_per_s": 200 / (cnn_eval / 1000),
-        "mlp_step_ms": mlp(),
+        "mlp_step_ms": mlp(200, (100,), reps * 20, lr=2e-3),
         "mlp_ga1_step_ms": mlp(1609, (1000, 500, 250, 100), reps),
     }), flush=True)

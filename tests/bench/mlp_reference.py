@@ -4,45 +4,15 @@
 # after a warm-up), with 1 and with 2 threads. Prints one JSON object per thread count.
 # Run with Debian's interpreter: /usr/bin/python3 (python3-torch).
 import json
-import statistics
 import sys
-import time
 
 import torch
-import torch.nn as nn
+
+from torch_steps import median_ms, mlp
 
 thread_counts = [int(t) for t in (sys.argv[1] if len(sys.argv) > 1 else "1,2").split(",")]
 reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 torch.manual_seed(0)
-
-
-def median_ms(fn, reps):
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
-def mlp(batch, hidden, reps):
-    layers, n = [], 3072
-    for h in hidden:
-        layers += [nn.Linear(n, h), nn.ReLU()]
-        n = h
-    model = nn.Sequential(*layers, nn.Linear(n, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, 3072) * 60
-    y = torch.randint(0, 10, (batch,))
-    lossf = nn.CrossEntropyLoss()
-
-    def step():
-        opt.zero_grad()
-        lossf(model(x), y).backward()
-        opt.step()
-
-    return median_ms(step, reps)
 
 
 def sgemm(m=1609, n=1000, k=3072):
