@@ -5,18 +5,10 @@ import { initCompute, tf } from "../../models/compute/backend.ts";
 import { loadBlas } from "../../models/compute/blas.ts";
 import { getGemm } from "../../models/compute/gemm.ts";
 import { col2im, geom, im2col, transpose } from "../../models/compute/im2col.ts";
+import { rand } from "../support/arrays.ts";
 
 const hasBlas = loadBlas().blas !== null;
 const modes = [{ name: "wasm", native: false }, ...(hasBlas ? [{ name: "wasm+openblas", native: true }] : [])];
-
-/** Deterministic values in [-1, 1). */
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
-}
 
 function close(got: Float32Array, want: Float32Array, what: string, tol = 1e-4) {
   assert.equal(got.length, want.length, `${what}: length`);

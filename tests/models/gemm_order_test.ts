@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { loadBlas } from "../../models/compute/blas.ts";
 import { cpuHas, nativeLibrary } from "../../models/compute/native.ts";
+import { rand } from "../support/arrays.ts";
 
 const { blas, reason: noBlas } = loadBlas();
 const model = nativeLibrary(
@@ -22,14 +23,6 @@ const model = nativeLibrary(
 );
 const skip = !blas ? noBlas : !blas.description.includes("(deterministic)") ? blas.description : model.reason;
 if (skip) console.log(`GEMM order tests skipped: ${skip}`);
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
-}
 
 type Shape = { tA: boolean; tB: boolean; m: number; n: number; k: number; alpha: number; beta: number };
 type Order = { P: number; Q: number; twoChains: boolean };

@@ -12,19 +12,12 @@ import { loadNativeAdam } from "../../models/compute/native_adam.ts";
 import { simdAdam } from "../../models/compute/simd_adam.ts";
 import { loadOnednn, Prop, Tag } from "../../models/compute/onednn.ts";
 import { onednnBwdWeights } from "../../models/cnn/onednn_vgg.ts";
+import { rand } from "../support/arrays.ts";
 
 const { dnnl, reason: noDnnl } = loadOnednn();
 const { kernel, reason: noKernel } = loadConvBwdWeights();
 const ignore = !dnnl || !kernel;
 if (ignore) console.log(`native backward-weights tests skipped: ${noDnnl || noKernel}`);
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
-}
 
 /** The first element where a and b differ as bits, or -1. */
 function firstDiff(a: Float32Array, b: Float32Array): number {

@@ -13,6 +13,7 @@ import {
   startBlasThreads,
   TRANS,
 } from "../../models/compute/blas.ts";
+import { rand } from "./arrays.ts";
 
 type Sgemm = Blas["sgemm"];
 
@@ -35,14 +36,6 @@ export const SHAPES: [number, number, number][] = [
   [3072, 100, 200],
   [104512 + 301, 20, 45],
 ];
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
-}
 
 async function digest(x: Float32Array): Promise<string> {
   const h = await crypto.subtle.digest("SHA-256", x.slice().buffer);
