@@ -43,8 +43,9 @@ export function threshold(label: string, e: Estimate, t: number, side: "below" |
 
 /** Every seed of a row at 100% (train accuracy): holds when all of n ≥ 2 seeds are; not when the interval is below. */
 export function complete(label: string, e: Estimate): Part {
-  const full = e.values.filter((v) => v >= 1).length;
-  const evidence = `${label} ${pct(e.mean)}, 100% on ${full} of ${e.n} seed${e.n === 1 ? "" : "s"}`;
+  const full = e.values.filter((v) => v >= 1).length, short = e.values.filter((v) => v < 1);
+  const evidence = `${label} ${pct(e.mean)}, 100% on ${full} of ${e.n} seed${e.n === 1 ? "" : "s"}` +
+    (full && short.length ? ` (the other${short.length === 1 ? "" : "s"}: ${short.map(pct).join(", ")})` : "");
   if (e.n < 2) return { outcome: "inconclusive", n: e.n, evidence };
   const outcome = full === e.n ? "holds" : e.hi! < 1 ? "does not hold" : "inconclusive";
   return { outcome, n: e.n, evidence };

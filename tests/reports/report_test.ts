@@ -574,6 +574,11 @@ Deno.test("claims: a threshold that holds, a direction that does not, an inconcl
   // Every seed at 100% on its last batch: complete; one seed short of it: inconclusive.
   assert.equal(complete("GA1, train", e([1, 1, 1])).outcome, "holds");
   assert.equal(complete("GA1, train", e([1, 0.999, 1])).outcome, "inconclusive");
+  // A seed short of 100% is named by its value.
+  assert.equal(
+    complete("GA2, train", e([1, 0.5027, 1])).evidence,
+    "GA2, train 83.4%, 100% on 2 of 3 seeds (the other: 50.3%)",
+  );
   assert.equal(complete("GA1, train", e([0.9, 0.91, 0.92])).outcome, "does not hold");
 });
 
