@@ -3,13 +3,14 @@
 import type { RunEntry } from "../store/cache.ts";
 import { isCorrupt } from "../store/entry.ts";
 import { materialise } from "./publish.ts";
-import type { Remote } from "../sharing/remote.ts";
+import { completes, type Remote } from "../sharing/remote.ts";
 import type { Workspace } from "./workspace.ts";
 
 /**
  * Copy the lock file's runs into the last remote (the shared one if set, else the committed
  * folder, which takes every run entry and the files up to 8 MiB). Returns the stages copied now, those
- * the remote held already (unchanged runs), and those it could not copy.
+ * the remote held already (unchanged runs), and those it could not copy. A run whose remote entry
+ * lacks outputs it has (older code wrote none; `--force` made them) replaces that entry.
  */
 export async function push(
   ws: Workspace,
@@ -24,12 +25,15 @@ export async function push(
     const entry = key ? await ws.store.readEntry(key) : undefined;
     if (entry && (await ws.store.verify(entry)).ok) entries.set(name, entry);
   }
-  const there = async (key?: string) => {
+  // Held unchanged: an entry there that this cache's run does not complete (remote.ts).
+  const there = async (name: string) => {
+    const key = lock.stages[name]?.key;
     const e = key ? await remote.readEntry(key).catch(() => undefined) : undefined;
-    return !!e && !isCorrupt(e);
+    const mine = entries.get(name);
+    return !!e && !isCorrupt(e) && !(mine && completes(mine, e));
   };
   const already = new Set<string>();
-  for (const name of names) if (await there(lock.stages[name]?.key)) already.add(name);
+  for (const name of names) if (await there(name)) already.add(name);
   const held = await remote.push([...entries.values()], (h) => ws.store.objectPath(h));
   const pushed = names.filter((n) => held.has(entries.get(n)?.key ?? "") && !already.has(n));
   return {

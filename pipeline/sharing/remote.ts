@@ -2,8 +2,9 @@
 // pushed to and restored from: the folder committed to git (pipeline/remote/, small files only),
 // and the shared remote named by a URL (registry.ts: s3://, https://, ssh://, file://). Each is one
 // Remote: the protocol, written once here, over a Backend (backend.ts: stat, read, get, put).
-// Push: runs already there are skipped, then objects (those not there whole), then each entry last,
-// the commit point; a thin run (restored without its big files) is left out where it is not whole.
+// Push: runs already there are skipped (unless the local run completes the remote's entry with outputs
+// older code did not write), then objects (those not there whole), then each entry last, the commit
+// point; a thin run (restored without its big files) is left out where it is not whole.
 // Pull: entries are parsed by store/entry.ts, and every object is checked against its hash by the
 // Store before it is used (store/transfers.ts).
 import { relative } from "node:path";
@@ -18,6 +19,21 @@ import { findScheme, writableExamples } from "./registry.ts";
 
 export const objectKey = (hash: string) => `objects/${hash.slice(0, 2)}/${hash.slice(2)}`;
 const entryKey = (key: string) => `runs/${key}.json`;
+
+/**
+ * Whether `e` completes `there`, the remote's entry of the same key, and replaces it: `e` names every
+ * output `there` names, and more (older code wrote fewer; `reproduce --force` made the rest), and
+ * either agrees on every shared output, or `there` is a run carried over by `accept` (older code's
+ * bytes) and `e` a run of the current code: `--force` compared its whole curve with the carried-over
+ * run's before committing it (run.ts), and a clone restoring the carried-over entry would find a
+ * report built from this one stale.
+ */
+export function completes(e: RunEntry, there: RunEntry): boolean {
+  const named = Object.entries(there.outputs);
+  if (Object.keys(e.outputs).length <= named.length || !named.every(([rel]) => rel in e.outputs)) return false;
+  const carriedOver = !!there.record?.accepted && !e.record?.accepted;
+  return carriedOver || named.every(([rel, o]) => e.outputs[rel].hash === o.hash);
+}
 
 export class Remote {
   /** Files above this are left out of pushes and restored thin (Infinity: none). */
@@ -95,7 +111,7 @@ export class Remote {
       entries.filter((e) => this.pushable(e)).map((e) =>
         this.limiter.run(async () => {
           const there = await this.backend.read(entryKey(e.key)).then((t) => t !== undefined && parseEntry(t, e.key));
-          if (there && !("corrupt" in there)) held.add(e.key);
+          if (there && !("corrupt" in there) && !completes(e, there)) held.add(e.key);
           else todo.push(e);
         })
       ),

@@ -30,13 +30,18 @@ export interface ContractOptions {
 const SMALL = '{"final": 0.5}\n';
 const BIG = new Uint8Array(64 << 10).map((_, i) => (i * 2654435761) >>> 24);
 
-/** A cache in dir holding one run: a small file and a big one (weights). */
-async function storeWithRun(dir: string, key: string): Promise<{ store: Store; entry: RunEntry }> {
+/** A cache in dir holding one run: a small file and a big one (weights), and `more` files. */
+async function storeWithRun(
+  dir: string,
+  key: string,
+  more: Record<string, string> = {},
+): Promise<{ store: Store; entry: RunEntry }> {
   const store = await Store.open(dir);
   const out = join(await store.makeTmp(key), "out");
   await Deno.mkdir(join(out, "sub"), { recursive: true });
   await Deno.writeTextFile(join(out, "history.json"), SMALL);
   await Deno.writeFile(join(out, "sub", "weights.bin"), BIG);
+  for (const [rel, text] of Object.entries(more)) await Deno.writeTextFile(join(out, rel), text);
   const entry = await store.commit(out, runParts(key));
   return { store, entry };
 }
@@ -154,6 +159,50 @@ export async function remoteContract(t: Deno.TestContext, opts: ContractOptions)
       const { store: b } = await empty("killed", remote);
       assert.equal((await b.fetch(entry.key))?.outputsHash, entry.outputsHash);
     });
+
+    await t.step(
+      "a rerun of the key with outputs the entry there lacks completes it (an accepted one too); one that disagrees does not",
+      async () => {
+        const { place, entry } = await pushed("complete");
+        const remote = new Remote(place.backend);
+        // Older code wrote no predictions; `--force` made them, the rest bit for bit.
+        const fuller = await storeWithRun(join(root, "complete-c"), entry.key, { "predictions.npy": "p" });
+        await remote.push([fuller.entry], (h) => fuller.store.objectPath(h));
+        const after = await remote.readEntry(entry.key);
+        assert.ok(after && !("corrupt" in after));
+        assert.deepEqual(Object.keys(after.outputs).sort(), ["history.json", "predictions.npy", "sub/weights.bin"]);
+        const { store } = await empty("complete", remote);
+        assert.equal((await store.fetch(entry.key))?.outputsHash, fuller.entry.outputsHash);
+        // Same key, other bits in a file both name: the entry there stays.
+        const other = await storeWithRun(join(root, "complete-d"), entry.key, {
+          "predictions.npy": "p",
+          "more.txt": "m",
+        });
+        const changed = {
+          ...other.entry,
+          outputs: { ...other.entry.outputs, "history.json": { hash: "0".repeat(64), size: 1 } },
+        };
+        await remote.push([changed], (h) => other.store.objectPath(h));
+        const kept = await remote.readEntry(entry.key);
+        assert.ok(kept && !("corrupt" in kept));
+        assert.deepEqual(kept.outputs, after.outputs);
+        // A run carried over by accept (older code's bytes, its curve verified) gives way to the current
+        // code's rerun of its key, whose history.json differs as bytes (`--force` compared the curves).
+        const place2 = await opts.place("carried"), k = key(), carriedOver = new Remote(place2.backend);
+        const old = await storeWithRun(join(root, "carried-a"), k);
+        const accepted = { from: "a".repeat(64), verifiedSteps: 1, at: "2026-11-30T08:09:42.137Z" };
+        await carriedOver.push([{ ...old.entry, record: { accepted } }], (h) => old.store.objectPath(h));
+        const rerun = await storeWithRun(join(root, "carried-b"), k, {
+          "history.json": '{"final": 0.5, "evals": []}\n',
+          "predictions.npy": "p",
+        });
+        await carriedOver.push([rerun.entry], (h) => rerun.store.objectPath(h));
+        const now = await carriedOver.readEntry(k);
+        assert.ok(now && !("corrupt" in now));
+        assert.equal(now.outputsHash, rerun.entry.outputsHash);
+        assert.equal(now.record?.accepted, undefined);
+      },
+    );
 
     await t.step("a second push sends nothing", async () => {
       const { place, entry, store } = await pushed("again");
