@@ -160,7 +160,7 @@ const trainTorchMlp = defineStage({
     default: SEEDS,
     ga1: SEEDS,
     "ga1-dropout": SEEDS,
-    "ga1-dropout-batchnorm": [42, 1, 2, 3],
+    "ga1-dropout-batchnorm": SEEDS,
     ga2: SEEDS,
     ga3: SEEDS,
   },
