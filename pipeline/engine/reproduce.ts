@@ -167,8 +167,12 @@ async function processNode(
       if (force) reasons.unshift("forced");
       if (previous?.key === key && !force) reasons.push("outputs missing from the cache");
       ws.log(`▶ ${name}: running (${reasons.join("; ")})`);
+      const t0 = performance.now();
       entry = await execute(ws, node, key, parts, await wholeFor(ws, node, upstream, lookup, jobs, note), jobs, before);
-      ws.log(`✓ ${name}: done in ${formatDuration(entry.wallSeconds)}${metricsLine(entry.metrics)}`);
+      if (before && entry.startedAt === before.startedAt) {
+        const took = formatDuration((performance.now() - t0) / 1000);
+        ws.log(`✓ ${name}: rerun in ${took}, the same bits as its cached run (its record kept)`);
+      } else ws.log(`✓ ${name}: done in ${formatDuration(entry.wallSeconds)}${metricsLine(entry.metrics)}`);
       outcome = "run";
     }
     await materialise(ws, node, entry);

@@ -22,7 +22,7 @@ export type Upstream = Array<readonly [string, RunEntry]>;
 /**
  * Run a stage in a worker process and commit its outputs. With `expect` (a `--force` rerun
  * of a cached key), outputs that differ from the cached run are a determinism bug: refused,
- * named, and the cache keeps the run it had.
+ * named, and the cache keeps the run it had; the same bytes keep the cached run's record.
  */
 export async function execute(
   ws: Workspace,
@@ -66,6 +66,11 @@ export async function execute(
         );
       }
     }
+    // A rerun that gave every byte of the cached run (not an accept carry-over, compared on its curve)
+    // is that run again: it keeps the cached run's record (host, timings), so nothing that reads records
+    // changes and the remotes' copy of the run stays the run.
+    const same = expect && compareUpTo(expect) === undefined ? expect : undefined;
+    const { metrics, record, startedAt, wallSeconds } = same ?? run;
     const entry = await publishing(ws, node, tmp, () =>
       ws.store.commit(run.outDir, {
         key,
@@ -75,10 +80,10 @@ export async function execute(
         code: parts.code,
         external: parts.external,
         deno: parts.deno,
-        metrics: run.metrics,
-        record: run.record,
-        startedAt: run.startedAt,
-        wallSeconds: run.wallSeconds,
+        metrics,
+        record,
+        startedAt,
+        wallSeconds,
       }));
     await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
     return entry;

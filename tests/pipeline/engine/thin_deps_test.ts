@@ -115,13 +115,21 @@ Deno.test("a stage that reads a thin file: its run is rebuilt at its place, pred
   }
 });
 
-Deno.test("after --force of a thin run's upstream-free stage, only what reads its record reruns", async () => {
+Deno.test("--force of a thin run with the same bits completes it and keeps its record: nothing downstream reruns", async () => {
   const root = await thinClone();
   try {
     await (await engineFor(root)).reproduce();
-    await (await engineFor(root)).reproduce({ targets: ["big"], force: true }); // same bits, a new record
+    const before = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json"))).stages.big;
+    const logs: string[] = [];
+    await (await engineFor(root, logs)).reproduce({ targets: ["big"], force: true });
+    assert.ok(
+      logs.some((l) => /^✓ big: rerun in .*, the same bits as its cached run \(its record kept\)$/.test(l)),
+      logs.join("\n"),
+    );
+    const after = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json"))).stages.big;
+    assert.deepEqual(after, before, "the lock names the same run, record and all");
     const { predicted } = await predictThenRun(root);
-    assert.deepEqual(outcomes(predicted), { big: "up to date", report: "run", score: "up to date" });
+    assert.deepEqual(outcomes(predicted), { big: "up to date", report: "up to date", score: "up to date" });
     assert.equal(await ran(root), 1, "only the forced run");
   } finally {
     await Deno.remove(root, { recursive: true });
