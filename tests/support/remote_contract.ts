@@ -2,8 +2,8 @@
 // scenarios, run by a small test file per backend (tests/pipeline/sharing/*_test.ts) against the
 // real server it talks to. A run is pushed from one cache and pulled into an empty one; a corrupt
 // or truncated object is refused; a push that dies before its entry leaves no entry; a run whose
-// big files a size-limited remote leaves out restores thin, and says so; a second push sends
-// nothing. A read-only backend runs the read half against a layout another backend wrote.
+// big files a size-limited remote leaves out restores thin, and says so; a rerun of a key that
+// wrote more outputs completes the entry there; a second push sends nothing. A read-only backend runs the read half against a layout another backend wrote.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type RunEntry, Store } from "../../pipeline/store/cache.ts";
