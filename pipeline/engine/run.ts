@@ -41,6 +41,7 @@ export async function execute(
       memoDir: join(ws.store.dir, "memo"),
       lockKey: key,
     });
+    let same: RunEntry | undefined;
     if (expect) {
       // A thin run's absent files are known by hash only.
       const absent = new Set(expect.absent ?? []);
@@ -50,13 +51,10 @@ export async function execute(
         const recorded = expect.outputs[rel].hash;
         if (actual !== recorded) d ??= { file: rel, where: "sha256", cached: recorded, rerun: actual };
       }
-      d ??= await firstDifference(
-        ws.store.treeDir(expect.key),
-        Object.keys(expect.outputs).filter((rel) => !absent.has(rel)),
-        run.outDir,
-        compareUpTo(expect),
-        [...absent],
-      );
+      const files = Object.keys(expect.outputs).filter((rel) => !absent.has(rel));
+      const differs = (steps?: number) =>
+        firstDifference(ws.store.treeDir(expect.key), files, run.outDir, steps, [...absent]);
+      d ??= await differs(compareUpTo(expect));
       if (d) {
         throw new PipelineError(
           `${node.name}: NOT DETERMINISTIC — rerunning the cached key ${key.slice(0, 12)}… gave other outputs: ` +
@@ -65,11 +63,11 @@ export async function execute(
             "the cache keeps the earlier run",
         );
       }
+      // Every byte of the cached run (an accept carry-over, compared on its curve, may hold older code's
+      // bytes): the rerun is that run again and keeps its record (host, timings), so nothing that reads
+      // records changes and the remotes' copy of the run stays the run.
+      if (compareUpTo(expect) === undefined || !(await differs())) same = expect;
     }
-    // A rerun that gave every byte of the cached run (not an accept carry-over, compared on its curve)
-    // is that run again: it keeps the cached run's record (host, timings), so nothing that reads records
-    // changes and the remotes' copy of the run stays the run.
-    const same = expect && compareUpTo(expect) === undefined ? expect : undefined;
     const { metrics, record, startedAt, wallSeconds } = same ?? run;
     const entry = await publishing(ws, node, tmp, () =>
       ws.store.commit(run.outDir, {

@@ -110,6 +110,10 @@ Deno.test("accept carries a run over a code change only when re-executing it giv
   assert.equal(now.accepted.from, old.key);
   assert.equal(now.accepted.verifiedSteps, 3);
   assert.match((await cli(root, ["status"])).text, /✓ train: up to date/);
+  // Forced, the carried-over run gives every byte again: it keeps its record, the accept included.
+  const forced = await cli(root, ["reproduce", "train", "--force"]);
+  assert.match(forced.text, /✓ train: rerun in .*, the same bits as its cached run \(its record kept\)/);
+  assert.deepEqual((await lock(root)).stages.train, now);
   // A change of behaviour: refused with the first difference; nothing recorded.
   await Deno.writeTextFile(join(root, "rate.ts"), "export const decay = 0.4;\n");
   const refused = await cli(root, ["accept", "train"]);
