@@ -65,19 +65,13 @@ static void kernel(const G *g, int m0, int rows, int n0, int cols, int l0, int k
     if (left >= 16) {
       // Two 6-column halves, staggered by 8 rows: 16-row tiles in one chain, with an 8-row
       // tile in two chains at the left half's start and at the end of one half.
+      // The halves take turns, the right one first; the other finishes when fewer than 16 rows are left.
       tile(g, m0, n0, 0, 8, L, R, l0, kc, 1);
-      for (;;) {
-        tile(g, m0, n0, at, at + 16, R, E, l0, kc, 0);
+      for (int right = 1;; right = !right) {
+        tile(g, m0, n0, at, at + 16, right ? R : L, right ? E : R, l0, kc, 0);
         at += 8, left -= 8;
         if (left < 16) {
-          tile(g, m0, n0, at, at + 8, L, R, l0, kc, 1);
-          at += 8;
-          break;
-        }
-        tile(g, m0, n0, at, at + 16, L, R, l0, kc, 0);
-        at += 8, left -= 8;
-        if (left < 16) {
-          tile(g, m0, n0, at, at + 8, R, E, l0, kc, 1);
+          tile(g, m0, n0, at, at + 8, right ? L : R, right ? R : E, l0, kc, 1);
           at += 8;
           break;
         }
