@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { loadBlas } from "../../models/compute/blas.ts";
 import { cpuHas, nativeLibrary } from "../../models/compute/native.ts";
 import { rand } from "../support/arrays.ts";
+import { differingBits, EDGE_SHAPES, ga1Shapes, type Shape, shape } from "../support/gemm_shapes.ts";
 
 const { blas, reason: noBlas } = loadBlas();
 const model = nativeLibrary(
@@ -24,7 +25,6 @@ const model = nativeLibrary(
 const skip = !blas ? noBlas : !blas.description.includes("(deterministic)") ? blas.description : model.reason;
 if (skip) console.log(`GEMM order tests skipped: ${skip}`);
 
-type Shape = { tA: boolean; tB: boolean; m: number; n: number; k: number; alpha: number; beta: number };
 type Order = { P: number; Q: number; twoChains: boolean };
 const OPENBLAS: Order = { P: 320, Q: 320, twoChains: true };
 
@@ -33,55 +33,15 @@ function differing({ tA, tB, m, n, k, alpha, beta }: Shape, order: Order): numbe
   const a = rand(m * k, m + 3 * k), b = rand(k * n, n + 5 * k), c0 = rand(m * n, 7);
   const ours = c0.slice(), written = c0.slice();
   blas!.sgemm(tA, tB, m, n, k, a, b, ours, beta, alpha);
-  model.lib!.symbols.gemm_order(
-    +tA,
-    +tB,
-    m,
-    n,
-    k,
-    alpha,
-    a,
-    b,
-    beta,
-    written,
-    order.P,
-    order.Q,
-    +order.twoChains,
-  );
-  const [x, y] = [new Uint32Array(ours.buffer), new Uint32Array(written.buffer)];
-  return x.reduce((d, v, i) => d + (v !== y[i] ? 1 : 0), 0);
+  const args = [+tA, +tB, m, n, k, alpha, a, b, beta, written, order.P, order.Q, +order.twoChains] as const;
+  model.lib!.symbols.gemm_order(...args);
+  return differingBits(ours, written);
 }
 
-const shape = (m: number, n: number, k: number, more: Partial<Shape> = {}): Shape => ({
-  tA: false,
-  tB: false,
-  m,
-  n,
-  k,
-  alpha: 1,
-  beta: 0,
-  ...more,
-});
-// GA1 (3072 → 1000 → 500 → 250 → 100 → 10): forward X·W, weight gradient Xᵀ·dZ, input
-// gradient dZ·Wᵀ of each layer, the batch cut to 161 rows (the full 1609 takes ~30 s here
-// and is the same order: checked when this model was written).
-const ga1: Shape[] = [[3072, 1000], [1000, 500], [500, 250], [250, 100], [100, 10]].flatMap(([i, o]) => [
-  shape(161, o, i),
-  shape(i, o, 161, { tA: true }),
-  shape(161, i, o, { tB: true }),
-]);
-// Every tile: 12-column groups with an even and an odd number of 8-row steps, and under 16
-// rows; 8/4/2/1-column and 4/2/1-row ends; blocks of k and of rows halved (320 < left < 640)
-// and split (≥ 640); both transposes; alpha and beta other than 1 and 0.
-const edges: Shape[] = [
-  shape(1, 1, 1),
-  shape(15, 15, 9),
-  shape(37, 53, 29, { beta: 1 }),
-  shape(61, 1000, 700, { alpha: 0.7 }),
-  shape(100, 333, 650, { tA: true, tB: true, beta: 0.5 }),
-  shape(641, 7, 2000),
-  shape(27, 664, 17, { tB: true }),
-];
+// GA1's products with the batch cut to 161 rows (the full 1609 takes ~30 s here and is the
+// same order: checked when this model was written).
+const ga1 = ga1Shapes(161);
+const edges = EDGE_SHAPES;
 
 Deno.test({
   name: "the GEMM's order written out equals OpenBLAS Haswell bit for bit: GA1's products and every tile",

@@ -14,15 +14,21 @@
 // them. Which element falls in which tile follows from the driver's blocks of M (GEMM_P =
 // 320) and N (12-column chunks while it packs the first block of M, then whole).
 // Lane-wise: a kernel with wider vectors that gives each element the same chain has the
-// same bits.
+// same bits (tests/support/gemm_wide.c is one: it walks the same tiles with `visit` to find
+// the two-chain ones).
 #include <stddef.h>
 
-typedef struct {
+typedef struct G G;
+struct G {
   int tA, tB, m, n, k, twoChains;
   float alpha;
   const float *a, *b;
   float *c;
-} G;
+  // Set: each tile is handed to it (rows [i0, i1) × columns [j0, j1) of C, k in [l0, l0 + kc),
+  // in two chains or one) instead of being computed.
+  void (*visit)(G *g, int i0, int i1, int j0, int j1, int l0, int kc, int two);
+  void *ctx;
+};
 
 static inline float opA(const G *g, int i, int l) { return g->tA ? g->a[(size_t)l * g->m + i] : g->a[(size_t)i * g->k + l]; }
 static inline float opB(const G *g, int l, int j) { return g->tB ? g->b[(size_t)j * g->k + l] : g->b[(size_t)l * g->n + j]; }
@@ -43,6 +49,7 @@ static void element(const G *g, int i, int j, int l0, int kc, int two) {
 
 /** A tile of a kernel call: its rows [r0, r1) (our columns) × columns [c0, c1) (our rows). */
 static void tile(const G *g, int m0, int n0, int r0, int r1, int c0, int c1, int l0, int kc, int two) {
+  if (g->visit) return g->visit((G *)g, n0 + c0, n0 + c1, m0 + r0, m0 + r1, l0, kc, two && g->twoChains);
   for (int cc = c0; cc < c1; cc++)
     for (int r = r0; r < r1; r++) element(g, n0 + cc, m0 + r, l0, kc, two);
 }
@@ -97,14 +104,9 @@ static int block(int left, int max) {
   return left > max ? (left / 2 + 7) / 8 * 8 : left;
 }
 
-/** C = alpha·op(A)·op(B) + beta·C, row-major, in OpenBLAS's order for blocks P, Q (R = 104512). */
-void gemm_order(int tA, int tB, int m, int n, int k, float alpha, const float *a, const float *b, float beta,
-                float *c, int P, int Q, int twoChains) {
-  G g = {tA, tB, m, n, k, twoChains, alpha, a, b, c};
-  if (beta != 1.0f)
-    for (size_t x = 0; x < (size_t)m * n; x++) c[x] = beta == 0.0f ? 0.0f : c[x] * beta;
-  if (k == 0 || alpha == 0.0f) return;
-  const int R = 104512, M = n, N = m;
+/** Every tile of the product g describes, in OpenBLAS's order for blocks P, Q (R = 104512). */
+static void walk(const G *g, int P, int Q) {
+  const int R = 104512, M = g->n, N = g->m, k = g->k;
   for (int js = 0; js < N; js += R) {
     int cols = N - js < R ? N - js : R;
     for (int ls = 0, kc; ls < k; ls += kc) {
@@ -113,12 +115,22 @@ void gemm_order(int tA, int tB, int m, int n, int k, float alpha, const float *a
       for (int jjs = js, w; jjs < js + cols; jjs += w) {
         w = js + cols - jjs;
         w = w >= 12 ? 12 : w > 4 ? 4 : w;
-        kernel(&g, 0, rows, jjs, w, ls, kc);
+        kernel(g, 0, rows, jjs, w, ls, kc);
       }
       for (int is = rows; is < M; is += rows) {
         rows = block(M - is, P);
-        kernel(&g, is, rows, js, cols, ls, kc);
+        kernel(g, is, rows, js, cols, ls, kc);
       }
     }
   }
+}
+
+/** C = alpha·op(A)·op(B) + beta·C, row-major, in OpenBLAS's order for blocks P, Q. */
+void gemm_order(int tA, int tB, int m, int n, int k, float alpha, const float *a, const float *b, float beta,
+                float *c, int P, int Q, int twoChains) {
+  G g = {tA, tB, m, n, k, twoChains, alpha, a, b, c, 0, 0};
+  if (beta != 1.0f)
+    for (size_t x = 0; x < (size_t)m * n; x++) c[x] = beta == 0.0f ? 0.0f : c[x] * beta;
+  if (k == 0 || alpha == 0.0f) return;
+  walk(&g, P, Q);
 }
