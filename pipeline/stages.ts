@@ -252,6 +252,7 @@ const trainSearchPick = defineStage({
   deps: ["preprocess", "search-mlp"],
   reads: { "search-mlp": ["search.json"] },
   module: "models/search/train_pick.ts",
+  seeds: SEEDS, // about 6 min a seed here
   outputs: ["history.json", "weights.safetensors", "predictions.npy"],
   params: {
     step_scale: { type: "float", default: 1, min: 0, doc: "multiply the pick's steps (1: as the search found them)" },

@@ -257,6 +257,24 @@ Deno.test("report: every section, Table 1, figures as .vl.json + SVG + PNG, inde
   }
 });
 
+Deno.test("report: the search's pick over seeds: its mean ± sd and interval against the study's GA1, in section 6 and the summary", async () => {
+  const { ctx, cleanup } = await build({ search: true, rowSeeds: true });
+  try {
+    await run(ctx);
+    const md = await Deno.readTextFile(join(ctx.outDir, "REPORT.md"));
+    assert.match(
+      md,
+      /trained for its full steps .*scores \*\*55\.0% ± 1\.0\*\* on the test set \(mean ± sd over 3 of 5 seeds, 42, 1, 2; 95% interval 52\.5–57\.5%; against the study's GA1: reproduced: the study's value lies inside our interval \(\+1\.3 pts\)\), beside our GA1 /,
+    );
+    assert.match(
+      md,
+      /search's pick, trained for its full steps .* \| 53\.7% \| 55\.0% ± 1\.0 \| 3 of 5 \| 52\.5–57\.5% \| \+1\.3 \|/,
+    );
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("report: the search section when search-mlp is an input; provenance unavailable without the engine", async () => {
   const { ctx, cleanup } = await build({ search: true });
   try {

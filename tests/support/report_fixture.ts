@@ -47,7 +47,8 @@ export interface FixtureOptions {
   seeds?: boolean;
   /**
    * Seeds 1 and 2 of every Table 1 row and of the eval-mode stages (test accuracy the base's + 0.01 + 0.002·i
-   * and − 0.01 + 0.001·i for row i), so that the claims get intervals; with `seeds`, the Default row's are those.
+   * and − 0.01 + 0.001·i for row i), so that the claims get intervals; with `seeds`, the Default row's are those;
+   * with `search`, the search's pick's too.
    */
   rowSeeds?: boolean;
   /** The CNN's test predictions and preprocess's test labels (20 images, see PREDICTIONS). */
@@ -185,9 +186,14 @@ export async function fabricateInputs(base: string, opts: FixtureOptions = {}): 
       },
     };
     // As models/search/train_pick.ts writes it: the pick trained as a Table 1 run.
-    files["train-search-pick"] = {
-      "history.json": history("train-search-pick", { hidden: [1000, 500], lr: 2e-4, batch: 201, steps: 50 }, 0.45),
-    };
+    const pickParams = { hidden: [1000, 500], lr: 2e-4, batch: 201, steps: 50 };
+    files["train-search-pick"] = { "history.json": history("train-search-pick", pickParams, 0.45) };
+    // With rowSeeds, the pick over seeds too (test accuracy 0.56 and 0.54 beside the base's 0.55).
+    for (const [seed, top] of opts.rowSeeds ? [[1, 0.46], [2, 0.44]] : []) {
+      files[`train-search-pick+s${seed}`] = {
+        "history.json": history("train-search-pick", { ...pickParams, seed }, top),
+      };
+    }
   }
   const inputs: Record<string, string> = {};
   for (const [stage, content] of Object.entries(files)) {

@@ -5,9 +5,9 @@
 // another shape is shown as whatever tables it holds.
 import { type Figure, searchSpec } from "../charts.ts";
 import type { Block } from "../document.ts";
-import { NOT_RUN, pct, scalarsBlock, settings, src, tableBlock } from "../format.ts";
+import { interval, meanSd, NOT_RUN, pct, scalarsBlock, settings, src, tableBlock } from "../format.ts";
 import { findTables, notRunYet, type Table } from "../inputs.ts";
-import type { Report } from "../report.ts";
+import { nOf, type Report, seeded, seedOf, verdict } from "../report.ts";
 import { TABLE1 } from "../study.ts";
 
 /** Column names of search.json as the report writes them. */
@@ -76,13 +76,21 @@ export function searchSection(r: Report): Block[] {
     b.push(...tableBlock({ rows: [asPercent(search.pick)] }, WORDS));
   }
   const ga = TABLE1.filter((row) => row.variant.startsWith("ga") && !row.dropout);
+  const pick = inp.searchPick && seeded(inp, inp.searchPick);
   b.push(
-    inp.searchPick
+    pick
       ? {
         kind: "para",
-        text: `Like with like: the pick trained for its full steps as a Table 1 run (${src(inp.searchPick)}; ` +
-          `settings: ${settings(inp.searchPick)}) scores **${pct(inp.searchPick.history.final.testAcc)}** on ` +
-          `the test set, beside our ${
+        text: `Like with like: the pick trained for its full steps as a Table 1 run (${src(pick.base)}; ` +
+          `settings: ${settings(pick.base)}) scores **${
+            pick.runs.length > 1 ? meanSd(pick.test) : pct(pick.base.history.final.testAcc)
+          }** on the test set` +
+          (pick.runs.length > 1
+            ? ` (mean ± sd over ${nOf(pick)} seeds, ${pick.runs.map(seedOf).join(", ")}; 95% interval ` +
+              `${interval(pick.test)}; against the study's ${studyBest.label}: ` +
+              `${verdict(pick.test, studyBest.testAcc)})`
+            : "") +
+          `, beside our ${
             ga.map((row) => {
               const m = r.variant(row.variant)?.s.test.mean;
               return `${row.label} ${m === undefined ? NOT_RUN : pct(m)}`;
