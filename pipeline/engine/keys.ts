@@ -79,6 +79,12 @@ export function inputHash(node: Node, upstream: Predicted): string {
   return sha256(upstream.outputsHash + canonicalJson(upstream.record ?? {}));
 }
 
+/**
+ * Why a stage the lock does not name is restored (its key's run is in a cache or a remote): it
+ * is new to the lock, not unrun — explain() says "never run", which is what a run needs.
+ */
+export const NOT_IN_LOCK = "not yet in the lock file";
+
 /** What differs between the last recorded run of a stage and now. */
 export function explain(previous: KeyParts | undefined, now: KeyParts): string[] {
   if (!previous) return ["never run"];

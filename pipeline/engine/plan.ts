@@ -3,7 +3,7 @@
 // predicted without changing anything, for status, --dry-run and dag.
 import type { KeyParts, RunEntry } from "../store/cache.ts";
 import { type Graph, readFiles } from "./graph.ts";
-import { explain, inputHash, keyOf, NOT_RUN, type Predicted } from "./keys.ts";
+import { explain, inputHash, keyOf, NOT_IN_LOCK, NOT_RUN, type Predicted } from "./keys.ts";
 import { lockedOutputsHash } from "./lockfile.ts";
 import { describeWhole, few, planWhole, undeclaredGaps } from "./thin.ts";
 import { PipelineError } from "../types.ts";
@@ -130,6 +130,7 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
     if (entry) outcome = previous?.key === key ? "up to date" : "restore from cache";
     else if ((entry = await store.remoteEntry(key, previous))) outcome = "restore from remote";
     else outcome = "run";
+    if (!previous && outcome !== "run") reasons[0] = NOT_IN_LOCK;
     if (force.has(name)) {
       outcome = "run";
       reasons.unshift("forced");

@@ -2,7 +2,7 @@
 // cached (locally or on a remote), run what is stale (in parallel where the graph allows, up
 // to --jobs), link each result into the project and record it in the lock file.
 import type { RunEntry } from "../store/cache.ts";
-import { explain, inputHash, keyOf, NOT_RUN } from "./keys.ts";
+import { explain, inputHash, keyOf, NOT_IN_LOCK, NOT_RUN } from "./keys.ts";
 import type { LockFile } from "./lockfile.ts";
 import { forced, type Outcome, outsideDeps, plan, type ReproduceOptions, selection, type StageResult } from "./plan.ts";
 import { formatDuration } from "../terminal/progress.ts";
@@ -149,7 +149,9 @@ async function processNode(
       }
     }
     let outcome: Outcome;
-    const why = reasons.length ? ` (${reasons.join("; ")})` : "";
+    // Restored, a stage the lock does not name yet is new to the lock, not unrun.
+    const restored = previous ? reasons : [NOT_IN_LOCK, ...reasons.slice(1)];
+    const why = restored.length ? ` (${restored.join("; ")})` : "";
     const lookup = (dep: string) => Promise.resolve(done.get(dep)!);
     const note = (n: string, e: RunEntry) => done.set(n, e);
     if (predicted?.outcome === "rebuild" && !force && (entry ??= await store.fetch(key, previous))?.absent?.length) {
@@ -177,7 +179,8 @@ async function processNode(
     }
     await materialise(ws, node, entry);
     await ws.lock.record(name, parts, entry);
-    return { stage: name, outcome, reasons, key, entry };
+    const said = outcome === "restore from cache" || outcome === "restore from remote" ? restored : reasons;
+    return { stage: name, outcome, reasons: said, key, entry };
   } finally {
     await release();
   }

@@ -175,6 +175,27 @@ Deno.test("a parameter change reruns that stage and its downstream only; going b
   assert.equal(await Deno.readTextFile(join(root, "out/c/c.txt")), "10+b");
 });
 
+Deno.test("a cached run the lock does not name yet is restored as new to the lock, not as never run", async () => {
+  // As when another checkout's runs share this cache (a newly declared seed trained in a worktree).
+  const root = await toyProject();
+  try {
+    await (await engineFor(root)).reproduce();
+    await Deno.remove(join(root, "pipeline/lock.json"));
+    await clearEvents(root);
+    const predicted = await (await engineFor(root)).status();
+    const logs: string[] = [];
+    const done = await (await engineFor(root, [], logs)).reproduce();
+    for (const rs of [predicted, done]) {
+      assert.deepEqual(outcomes(rs), { a: "restore from cache", b: "restore from cache", c: "restore from cache" });
+      assert.deepEqual(rs[0].reasons, ["not yet in the lock file"]);
+    }
+    assert.ok(logs.includes("✓ a: restored from cache (not yet in the lock file)"), logs.join("\n"));
+    assert.deepEqual(await events(root), [], "nothing ran");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("--jobs 2 runs independent stages at the same time", async () => {
   const root = await toyProject();
   const run = await cli(root, ["reproduce", "--jobs", "2"], { TOY_RENDEZVOUS: "1" }).output();
