@@ -183,8 +183,21 @@ export async function rebuild(
   ws.log(`↻ ${node.name}: rebuilding (${why})`);
   const run = await execute(ws, node, entry.key, entry, upstream, jobs, entry);
   const { absent: _, ...whole } = entry;
-  await writeFileAtomic(ws.store.entryPath(entry.key), JSON.stringify(whole, null, 1));
-  ws.log(`✓ ${node.name}: rebuilt in ${formatDuration(run.wallSeconds)}, the same bits as its recorded run`);
+  // An accept carry-over (compared on its curve) rebuilt by today's code: its absent files have the
+  // recorded hashes (execute checked them), its others may not. The run completed is the recorded
+  // one, so its tree is then linked from the recorded files, all in this cache now.
+  const other = Object.keys(whole.outputs).filter((f) => run.outputs[f]?.hash !== whole.outputs[f].hash);
+  if (other.length) {
+    const { outputs: _o, outputsHash: _h, ...parts } = whole;
+    await ws.store.relink(whole, parts);
+  } else await writeFileAtomic(ws.store.entryPath(entry.key), JSON.stringify(whole, null, 1));
+  ws.log(
+    `✓ ${node.name}: rebuilt in ${formatDuration(run.wallSeconds)}, ` +
+      (other.length
+        ? `${few(entry.absent ?? [])} the same bits as its recorded run; ${few(other)} kept from the recorded run ` +
+          `(today's code writes other bytes there: an accept carry-over, compared on its curve)`
+        : "the same bits as its recorded run"),
+  );
   await materialise(ws, node, whole);
   done(node.name, whole);
   return whole;

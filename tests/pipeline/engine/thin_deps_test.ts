@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Engine, type ReproduceOptions, type StageResult } from "../../../pipeline/engine/engine.ts";
 import { Graph } from "../../../pipeline/engine/graph.ts";
+import { hashFile } from "../../../pipeline/store/hash.ts";
 import { PipelineError, type StageDef } from "../../../pipeline/types.ts";
 
 const CLI = new URL("../../../pipeline/cli.ts", import.meta.url).pathname;
@@ -219,6 +220,55 @@ Deno.test("accept carries a thin run over a code change that keeps its outputs: 
       report: "run",
       score: "restore from remote",
     });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a rebuild of a carried-over thin run whose small files changed keeps the recorded files with its entry", async () => {
+  // big also writes a training curve: accept compares a carry-over on it, not on small.txt.
+  const curve = (label: string) =>
+    FILES["big.ts"].replace('"small"', `"small ${label}"`).replace(
+      "return {};",
+      `await Deno.writeTextFile(ctx.outDir + "/history.json", JSON.stringify({ evals: [{ step: 1, trainLoss: 1 }] }));
+  return {};`,
+    );
+  const root = await project();
+  try {
+    await Deno.writeTextFile(
+      join(root, "stages.ts"),
+      FILES["stages.ts"].replace('"big.bin"]', '"big.bin", "history.json"]'),
+    );
+    await Deno.writeTextFile(join(root, "big.ts"), curve("v1"));
+    await (await engineFor(root)).reproduce();
+    await (await engineFor(root)).push();
+    await Deno.remove(join(root, ".cache"), { recursive: true });
+    await (await engineFor(root)).reproduce({ targets: ["report"] }); // big restored thin: big.bin absent
+    await Deno.writeTextFile(join(root, "big.ts"), curve("v2")); // same curve and big.bin, another small.txt
+    const [accepted] = await (await engineFor(root)).accept(["big"], 1);
+    assert.equal(accepted.identical, true, accepted.difference ?? accepted.refused);
+    const key = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json"))).stages.big.key;
+    const recorded = JSON.parse(await Deno.readTextFile(join(root, ".cache/runs", `${key}.json`)));
+
+    // score reads big.bin: big is rebuilt under its key by the v2 code.
+    await Deno.writeTextFile(join(root, "score.ts"), FILES["score.ts"].replace("b.length + b[1000]", "b[1000]"));
+    const logs: string[] = [];
+    await (await engineFor(root, logs)).reproduce();
+    assert.ok(
+      logs.some((l) =>
+        /^✓ big: rebuilt in .*, big\.bin the same bits as its recorded run; small\.txt kept from the recorded run \(today's code writes other bytes there/
+          .test(l)
+      ),
+      logs.join("\n"),
+    );
+    const entry = JSON.parse(await Deno.readTextFile(join(root, ".cache/runs", `${key}.json`)));
+    const { absent: _, ...whole } = recorded;
+    assert.deepEqual(entry, whole, "the recorded run, completed");
+    for (const [rel, { hash }] of Object.entries(entry.outputs as Record<string, { hash: string }>)) {
+      assert.equal(await hashFile(join(root, "out/big", rel)), hash, `out/big/${rel} is what its entry says`);
+    }
+    assert.equal(await Deno.readTextFile(join(root, "out/big/small.txt")), "small v1");
+    assert.equal(await Deno.readTextFile(join(root, "out/report/report.txt")), "report of small v1");
   } finally {
     await Deno.remove(root, { recursive: true });
   }
