@@ -90,6 +90,11 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
       else absent.add(dep);
     }
   }
+  // A run's expected time: its last run's; a seed never run yet: its base seed's (the same work).
+  const lastSeconds = (name: string) => {
+    const seedOf = graph.nodes.get(name)!.seedOf;
+    return lock.stages[name]?.wallSeconds ?? (seedOf ? lock.stages[seedOf]?.wallSeconds : undefined);
+  };
   const force = forced(graph, ro);
   const out: StageResult[] = [];
   for (const name of selected) {
@@ -102,7 +107,7 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
       const list = unknown.length > 4
         ? `${unknown.slice(0, 3).join(", ")} and ${unknown.length - 3} more`
         : unknown.join(", ");
-      out.push({ stage: name, outcome: "run", reasons: [`upstream ${list} ${are} stale`] });
+      out.push({ stage: name, outcome: "run", reasons: [`upstream ${list} ${are} stale`], seconds: lastSeconds(name) });
       continue;
     }
     let parts: KeyParts;
@@ -143,10 +148,7 @@ export async function plan(ws: Workspace, selected: string[], ro: ReproduceOptio
     // What runs is whole (and a forced rerun of a cached key must give its outputs again).
     const rerun = entry?.outputsHash ?? again;
     known.set(name, outcome === "run" ? (rerun ? { outputsHash: rerun } : undefined) : entry);
-    // Its last run's time; a seed never run yet: its base seed's (the same work).
-    const seconds = outcome === "run"
-      ? previous?.wallSeconds ?? (node.seedOf ? lock.stages[node.seedOf]?.wallSeconds : undefined)
-      : undefined;
+    const seconds = outcome === "run" ? lastSeconds(name) : undefined;
     out.push({ stage: name, outcome, reasons, key, entry, seconds });
   }
   // Thin runs that what runs reads (or --whole names): fetched, or rebuilt at their place.

@@ -150,7 +150,11 @@ Deno.test("editing a file two imports down reruns exactly the affected stages, a
   assert.equal(a.outcome, "run");
   assert.deepEqual(a.reasons, ["code: lib/deep.ts changed"]);
   assert.equal(status.find((s) => s.stage === "b")!.outcome, "up to date");
-  assert.deepEqual(status.find((s) => s.stage === "c")!.reasons, ["upstream a is stale"]);
+  const c = status.find((s) => s.stage === "c")!;
+  assert.deepEqual(c.reasons, ["upstream a is stale"]);
+  // Its cost is known before its key: its last run's time.
+  const lock = JSON.parse(await Deno.readTextFile(join(root, "pipeline/lock.json")));
+  assert.deepEqual([a.seconds, c.seconds], [lock.stages.a.wallSeconds, lock.stages.c.wallSeconds]);
   await clearEvents(root);
   const logs: string[] = [];
   const rerun = await (await engineFor(root, [], logs)).reproduce();
