@@ -668,6 +668,15 @@ Deno.test("report: the Claims section first, verdicts from fabricated seeds of e
       md,
       /\| custom batch norm, hand-written backward \(GA1 \+ dropout \+ batchnorm\) \| 51\.6% \| 49\.1% ± 1\.0 \| 3 \| /,
     );
+    // Section 3: the two backwards over the seeds both trained, paired, judged against the margin (manual 49.1,
+    // 50.1, 48.1% against the twin's 49.0, 50.6, 48.3%).
+    assert.ok(
+      md.includes(
+        "Over the 3 seeds both trained (42, 1, 2): test: hand-written − autograd: −0.2 pts (paired by seed, n = 3; " +
+          "90% −0.7 to +0.3, 95% −0.9 to +0.5); margin ±1.0: the two backwards train to the same test accuracy " +
+          "within the margin.",
+      ),
+    );
     // The eval-mode stages over seeds: training-mode scores 30.0, 31.4, 29.2% (the base's, + 0.01 + 0.004, − 0.01 +
     // 0.002 for row 2) → mean over seeds with its interval, in their section and the summary.
     assert.match(

@@ -3,10 +3,13 @@
 // trained with the hand-written backward beside its autograd twin (the
 // largest differences between the two curves), and its two figures.
 import { curveSpec, lossAxis } from "../charts.ts";
+import { equivalent } from "../claims.ts";
 import type { Block } from "../document.ts";
 import { cell, scalarsBlock, settings, spread, src, tableBlock } from "../format.ts";
-import { notRunYet } from "../inputs.ts";
-import { lossWords, type Report, rowMarks } from "../report.ts";
+import { notRunYet, type Run } from "../inputs.ts";
+import { lossWords, type Report, rowMarks, sampleOf, seeded, seedOf } from "../report.ts";
+import { compare } from "../stats.ts";
+import { EQUIVALENCE_MARGIN } from "../study.ts";
 
 /** Section 3: the assignment's checks, then the batch-norm network trained with the hand-written backward. */
 export function batchnormSection(r: Report): Block[] {
@@ -37,7 +40,8 @@ export function batchnormSection(r: Report): Block[] {
         ? ` The largest differences between the two curves: training-batch loss ${cell(diff.trainLoss)}, ` +
           `test loss ${cell(diff.testLoss)}, training-batch accuracy ${spread(diff.trainAcc)} pts, test ` +
           `accuracy ${spread(diff.testAcc)} pts.`
-        : ""),
+        : "") +
+      backwardsOverSeeds(r),
   });
   // The two backwards' curves lie on top of each other (the sentence above gives their largest differences): one
   // figure of the accuracy carries it; a loss figure would repeat it. A run without its twin shows both figures.
@@ -61,4 +65,28 @@ export function batchnormSection(r: Report): Block[] {
     );
   }
   return b;
+}
+
+/**
+ * The two backwards' test accuracy over the seeds both trained, paired by seed and judged like claim 3
+ * (equivalent within the report's margin by two one-sided 5% tests); "" below two common seeds.
+ */
+export function backwardsOverSeeds(r: Report): string {
+  const twin = r.variant(r.bnRow.variant);
+  if (!r.inp.batchnorm || !twin) return "";
+  const manual = seeded(r.inp, r.inp.batchnorm).runs;
+  const common = new Set(manual.map(seedOf).filter((s) => twin.s.runs.some((t) => seedOf(t) === s)));
+  const test = (runs: Run[]) => sampleOf(runs.filter((x) => common.has(seedOf(x))), (x) => x.history.final.testAcc);
+  if (common.size < 2) return "";
+  const part = equivalent(
+    "test: hand-written − autograd",
+    compare(test(manual), test(twin.s.runs)),
+    EQUIVALENCE_MARGIN,
+  );
+  const verdict = part.outcome === "holds"
+    ? "the two backwards train to the same test accuracy within the margin"
+    : part.outcome === "does not hold"
+    ? "the two backwards' test accuracies differ by more than the margin"
+    : `not enough seeds to tell whether they agree within the margin (inconclusive at n = ${part.n})`;
+  return ` Over the ${common.size} seeds both trained (${[...common].join(", ")}): ${part.evidence}: ${verdict}.`;
 }
