@@ -3,7 +3,16 @@
 // (toy projects, s3rver's buckets, Chromium's profiles, native builds) goes with it — a machine
 // that runs the suite every day does not fill its /tmp. Exits with the runner's status.
 const given = Deno.args;
-const paths = given.filter((a) => !a.startsWith("-"));
+const exists = (p: string) => {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+};
+// Paths are the arguments that name files or folders (a flag's value, as in `--filter NAME`, does not).
+const paths = given.filter((a) => !a.startsWith("-") && exists(a));
 const args = ["test", "-A", "--parallel", ...given, ...(paths.length ? [] : ["tests/"])];
 const tmp = await Deno.makeTempDir({ prefix: "pipeline-tests-" });
 // Ctrl-C reaches the runner too (one process group): wait for it to stop, then clean up.
