@@ -167,7 +167,7 @@ const trainBatchnorm = defineStage({
   // two long runs can train at once (--jobs 2); the report sets their curves side by side.
   deps: ["preprocess"],
   module: "models/torch_mlp/batchnorm_stage.ts",
-  seeds: [42, 1, 2], // about 36 min a seed here
+  seeds: SEEDS, // 36-44 min a seed here
   outputs: ["history.json", "checks.json", "weights.safetensors", "predictions.npy"],
   params: {
     ...ga1Params("train-torch-mlp@ga1-dropout-batchnorm"),

@@ -76,8 +76,8 @@ export function backwardsOverSeeds(r: Report): string {
   if (!r.inp.batchnorm || !twin) return "";
   const manual = seeded(r.inp, r.inp.batchnorm).runs;
   const common = new Set(manual.map(seedOf).filter((s) => twin.s.runs.some((t) => seedOf(t) === s)));
-  const test = (runs: Run[]) => sampleOf(runs.filter((x) => common.has(seedOf(x))), (x) => x.history.final.testAcc);
   if (common.size < 2) return "";
+  const test = (runs: Run[]) => sampleOf(runs.filter((x) => common.has(seedOf(x))), (x) => x.history.final.testAcc);
   const part = equivalent(
     "test: hand-written − autograd",
     compare(test(manual), test(twin.s.runs)),
