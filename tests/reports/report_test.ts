@@ -663,10 +663,10 @@ Deno.test("report: the Claims section first, verdicts from fabricated seeds of e
       /\| GA3 − GA1 \(GA3 instead of GA1\) \| −0\.2 \| \+12\.4 \| 3 \| \+11\.4 to \+13\.4 \(paired\) \| a real difference \(the interval excludes 0\), the other way from the study's/,
     );
     assert.doesNotMatch(md, /For a sense of scale/);
-    // The manual batch norm over its three seeds in the summary: 49.1% ± 1.0.
+    // The manual batch norm over its three seeds in the summary: 49.1% ± 1.0 (three of the five it declares).
     assert.match(
       md,
-      /\| custom batch norm, hand-written backward \(GA1 \+ dropout \+ batchnorm\) \| 51\.6% \| 49\.1% ± 1\.0 \| 3 \| /,
+      /\| custom batch norm, hand-written backward \(GA1 \+ dropout \+ batchnorm\) \| 51\.6% \| 49\.1% ± 1\.0 \| 3 of 5 \| /,
     );
     // Section 3: the two backwards over the seeds both trained, paired, judged against the margin (manual 49.1,
     // 50.1, 48.1% against the twin's 49.0, 50.6, 48.3%).
